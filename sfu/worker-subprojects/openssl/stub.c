@@ -1,0 +1,1 @@
+/* Empty: the real library comes from Debian (see ../README.md). */
