@@ -1,0 +1,96 @@
+"""Licence plates as text: which detected text lines are plates.
+
+No registry package ships plate-detector weights, so plates are found by the
+text detector and recognised by these rules:
+
+* shape: the tight text box of a plate is 1.8-7 times as wide as it is tall
+  (4-9 characters of a plate font) and not a large part of the frame;
+* text: 4-9 letters and digits with at least one of each, no lowercase, in at
+  most four groups, no letter-only group longer than three (this accepts
+  "AB12 CDE", "ABC 1234", "B-MW 1234", "AB-123-CD", "123-ABC", "7ABC123" and
+  rejects "NO PARKING", "STOP", dates, times, prices, versions, "SCORE 3-1");
+* a plate-shaped line the recogniser could not read confidently is still a
+  plate when its pixels look like one: two well separated tones (characters
+  on a plate background) and dense vertical strokes.  For privacy the doubt
+  goes to covering.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+
+from .ocr import TextLine
+
+MIN_ASPECT, MAX_ASPECT = 1.8, 7.0
+MIN_HEIGHT_PX = 8
+MAX_HEIGHT_FRACTION = 0.2  # of the frame height; larger text is a sign or a title, not a plate
+CONFIDENT_READ = 0.8
+# Plate box around its text: plates have a margin and a border around the characters.
+PAD_X, PAD_Y = 0.45, 0.4  # times the text height
+
+_SEPARATORS = re.compile(r"[\s\-·•]+")
+_PLATE_CHARS = re.compile(r"^[A-Z0-9\s\-·•]+$")
+
+
+def plate_text(text: str) -> bool:
+    """Whether recognised text reads like a licence plate of a common country format."""
+    text = text.strip()
+    if not text or not _PLATE_CHARS.match(text):
+        return False
+    groups = [g for g in _SEPARATORS.split(text) if g]
+    chars = "".join(groups)
+    if not 4 <= len(chars) <= 9 or len(groups) > 4:
+        return False
+    if not (any(c.isdigit() for c in chars) and any(c.isalpha() for c in chars)):
+        return False
+    return not any(g.isalpha() and len(g) > 3 for g in groups)
+
+
+def plate_shaped(line: TextLine, frame_height: int) -> bool:
+    height = line.height
+    if height < MIN_HEIGHT_PX or height > MAX_HEIGHT_FRACTION * frame_height:
+        return False
+    return MIN_ASPECT <= line.width / height <= MAX_ASPECT
+
+
+def looks_like_plate(gray: np.ndarray, line: TextLine) -> bool:
+    """Pixel evidence for an unreadable plate: contrasting characters with dense vertical strokes.
+
+    The test runs on the line's axis-aligned bounds in the grey frame: Otsu splits
+    it into two tones which must differ clearly with the minority (the
+    characters) taking 10-55 % of the area, and strong horizontal gradients
+    (character strokes) must cover at least 8 % of it.  Plain texture, sky or a
+    blank sign fails one of the three.
+    """
+    x0, y0, x1, y1 = (int(round(v)) for v in line.bounds())
+    patch = gray[max(y0, 0):y1, max(x0, 0):x1]
+    if patch.size < 64:
+        return False
+    _, binary = cv2.threshold(patch, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = binary > 0
+    share = float(bright.mean())
+    if not 0.1 <= min(share, 1 - share) <= 0.55:
+        return False
+    if float(patch[bright].mean()) - float(patch[~bright].mean()) < 60:
+        return False
+    strokes = np.abs(cv2.Sobel(patch, cv2.CV_16S, 1, 0, ksize=3)) > 160
+    return float(strokes.mean()) >= 0.08
+
+
+def is_plate(line: TextLine, gray: np.ndarray) -> bool:
+    """The rules above, for one read line of a frame (``gray``: the frame in grey levels)."""
+    if not plate_shaped(line, gray.shape[0]):
+        return False
+    if line.confidence >= CONFIDENT_READ:
+        return plate_text(line.text)
+    return plate_text(line.text) or looks_like_plate(gray, line)
+
+
+def plate_box(line: TextLine) -> tuple[float, float, float, float]:
+    """The whole plate around its characters (margin and border included)."""
+    x0, y0, x1, y1 = line.bounds()
+    h = line.height
+    return x0 - PAD_X * h, y0 - PAD_Y * h, x1 + PAD_X * h, y1 + PAD_Y * h
