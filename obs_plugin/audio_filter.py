@@ -1,0 +1,160 @@
+""""PrivaStream Audio Filter": delays audio by the video filter's delay and bleeps what the server marks.
+
+Every packet OBS hands in is sent to the client undelayed, written into a sample ring, and
+replaced by the samples from exactly D earlier, where D is the video delay line's K frame times
+(same rounding as the video filter, so both stay in sync).  Before going out, those samples are
+bleeped on the intervals `client.audio_decision` returns; anything past `decided_until`, or
+everything when there is no server, is muted (fail closed).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import logging
+import math
+import threading
+
+import numpy as np
+
+from .bleep import render_span
+from .client_link import CallTimer, LinkedFilter
+from .libobs import MAX_AV_PLANES, LibObs, ObsAudioData
+from .properties import audio_properties
+from .settings import delay_frames, settings_from_data, video_frame_time_s
+
+log = logging.getLogger("privastream.obs.audio")
+
+HISTORY_S = 8.0
+"""Samples kept beyond the delay, so a reversed bleep can read its whole interval."""
+
+
+class AudioFilter(LinkedFilter):
+    kind = "audio"
+
+    def __init__(self, obs: LibObs, source: int, settings_data: int):
+        audio = obs.obs_get_audio()
+        self.rate = int(obs.audio_output_get_sample_rate(audio)) or 48000
+        self.channels = min(int(obs.audio_output_get_channels(audio)) or 2, MAX_AV_PLANES)
+        self.lock = threading.Lock()
+        self._link(obs, source, settings_from_data(obs, settings_data))
+        self.timer = CallTimer("filter_audio", self.name, every=500)
+        self.muted_logged = False
+        self._reset_ring()
+
+    def _reset_ring(self) -> None:
+        k = delay_frames(self.settings["delay_s"], video_frame_time_s(self.obs))
+        self.delay_samples = round(k * video_frame_time_s(self.obs) * self.rate)
+        self.capacity = self.delay_samples + int(HISTORY_S * self.rate)
+        self.ring = np.zeros((self.channels, self.capacity), np.float32)
+        self.total = 0
+        self.marks_index: list[int] = []
+        self.marks_pts: list[float] = []
+
+    # --- settings and panel -------------------------------------------------------------
+    def update(self, settings_data: int) -> None:
+        new = settings_from_data(self.obs, settings_data)
+        with self.lock:
+            if self._apply_settings(new):
+                self._reset_ring()
+
+    def properties(self) -> int:
+        self.status_shown = self.status()
+        return audio_properties(self.obs, self.status_shown, self.settings["fail_policy"])
+
+    def destroy(self) -> None:
+        with self.lock:
+            self._drop_client("filter destroyed")
+
+    def filter_remove(self, _parent: int) -> None:
+        with self.lock:
+            self._drop_client("filter removed")
+
+    # --- sample ring --------------------------------------------------------------------
+    def _write(self, x: np.ndarray, pts: float) -> None:
+        n = x.shape[1]
+        pos = self.total % self.capacity
+        first = min(n, self.capacity - pos)
+        self.ring[:, pos:pos + first] = x[:, :first]
+        self.ring[:, : n - first] = x[:, first:]
+        self.marks_index.append(self.total)
+        self.marks_pts.append(pts)
+        if len(self.marks_index) > 4096:
+            del self.marks_index[:2048], self.marks_pts[:2048]
+        self.total += n
+
+    def _read(self, start: int, n: int) -> np.ndarray | None:
+        """Samples [start, start+n) of the stream, zeros before the stream began; None if overwritten."""
+        if start + n > self.total or start < self.total - self.capacity:
+            return None
+        out = np.zeros((self.channels, n), np.float32)
+        lo = max(start, 0)
+        idx = np.arange(lo, start + n) % self.capacity
+        out[:, lo - start:] = self.ring[:, idx]
+        return out
+
+    def _pts_at(self, index: int) -> float:
+        i = max(bisect.bisect_right(self.marks_index, index) - 1, 0)
+        return self.marks_pts[i] + (index - self.marks_index[i]) / self.rate
+
+    def _index_at(self, pts: float) -> int:
+        i = max(bisect.bisect_right(self.marks_pts, pts) - 1, 0)
+        return self.marks_index[i] + round((pts - self.marks_pts[i]) * self.rate)
+
+    # --- per packet (audio thread) ------------------------------------------------------
+    def filter_audio(self, audio_ptr: int) -> int:
+        self.timer.start()
+        with self.lock:
+            packet = ObsAudioData.from_address(audio_ptr)
+            planes = [ctypes.cast(packet.data[c], ctypes.POINTER(ctypes.c_float))
+                      for c in range(self.channels) if packet.data[c]]
+            n = int(packet.frames)
+            if not planes or n == 0:
+                return audio_ptr
+            x = np.stack([np.ctypeslib.as_array(p, shape=(n,)) for p in planes])
+            if len(planes) < self.channels:
+                x = np.vstack([x, np.repeat(x[-1:], self.channels - len(planes), axis=0)])
+            pts = packet.timestamp / 1e9
+            if self.client is not None:
+                self.client.submit_audio(pts, x, sample_rate=self.rate)
+            self._write(x, pts)
+            out_first = self.total - n - self.delay_samples
+            out = self._read(out_first, n)
+            if out is None:
+                out = np.zeros_like(x)
+            if out_first >= 0:
+                self._apply_decisions(out, out_first, n)
+            for c, p in enumerate(planes):
+                np.ctypeslib.as_array(p, shape=(n,))[:] = out[c]
+        self.timer.stop()
+        return audio_ptr
+
+    def _apply_decisions(self, out: np.ndarray, out_first: int, n: int) -> None:
+        start = self._pts_at(out_first)
+        end = start + n / self.rate
+        fail_open = self.settings["fail_policy"] == "open"
+        if self.client is None:
+            intervals, decided_until = [], (math.inf if fail_open else -math.inf)
+        else:
+            intervals, decided_until = self.client.audio_decision(start, end)
+        mode = self.settings["bleep_mode"]
+        for s, e, kind in intervals:
+            if fail_open and kind == "failclosed":
+                continue  # the user's explicit choice, warned about in the panel
+            lo_abs, hi_abs = self._index_at(s), self._index_at(e)
+            lo, hi = max(lo_abs - out_first, 0), min(hi_abs - out_first, n)
+
+            def mirrored(a, b, lo_abs=lo_abs, hi_abs=hi_abs):
+                # Reversed speech: output sample j plays source sample lo_abs + hi_abs - 1 - j.
+                src = self._read(lo_abs + hi_abs - (out_first + b), b - a)
+                return None if src is None else src[:, ::-1]
+
+            render_span(out, lo, hi, mode, out_first, self.rate, mirrored)
+        undecided_from = n if fail_open else min(max(math.ceil((decided_until - start) * self.rate), 0), n)
+        out[:, undecided_from:] = 0.0
+        muted = undecided_from < n
+        if muted != self.muted_logged:
+            self.muted_logged = muted
+            level = logging.WARNING if muted else logging.INFO
+            log.log(level, "filter_audio() | %s [source:%s, reason:%s]", "muting" if muted else "unmuted",
+                    self.name, self.problem or "span not decided in time" if muted else "decided")

@@ -1,0 +1,126 @@
+"""How a filter reaches the inference server, and how it reports on that link.
+
+The client class is `inference_server.client:LiveClient`.  `PRIVASTREAM_OBS_CLIENT=module:Class`
+replaces it; the OBS tests use that to draw a fixed region list without a server (they say so).
+When the client cannot be loaded or built, the filter runs without one, which means it fails
+closed, and the status line says why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import statistics
+import time
+from collections import deque
+
+log = logging.getLogger("privastream.obs.client")
+
+DEFAULT_CLIENT = "inference_server.client:LiveClient"
+
+
+def _client_class():
+    spec = os.environ.get("PRIVASTREAM_OBS_CLIENT", DEFAULT_CLIENT)
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_client(source_name: str, kind: str, settings: dict):
+    """-> (client or None, problem text).  Never raises: no client means fail closed."""
+    try:
+        cls = _client_class()
+    except Exception as e:
+        log.error("open_client() | client library unavailable [source:%s, error:%s]", source_name, e)
+        return None, f"client library unavailable: {e}"
+    try:
+        client = cls(source=source_name, kind=kind, delay_s=settings["delay_s"], settings=settings)
+    except Exception as e:
+        log.error("open_client() | cannot start client [source:%s, error:%s]", source_name, e)
+        return None, f"cannot start client: {e}"
+    log.info("open_client() | client started [source:%s, kind:%s]", source_name, kind)
+    return client, ""
+
+
+def close_client(client) -> None:
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception as e:
+        log.warning("close_client() | %s", e)
+
+
+def status_text(client, problem: str, fail_policy: str) -> tuple[str, bool]:
+    """-> (one status line for the properties panel, whether it is a warning)."""
+    if client is None:
+        return f"Not connected ({problem or 'no client'}): every frame is covered and audio muted.", True
+    try:
+        st = client.status
+    except Exception as e:
+        return f"Status unavailable ({e}): failing closed.", True
+    detections = ", ".join(f"{k} {v}" for k, v in sorted((st.detections or {}).items())) or "none"
+    line = (f"{st.state}: latency {st.latency_ms:.0f} ms, {st.fps:.1f} fps, last detections: {detections}"
+            + (f" ({st.message})" if st.message else ""))
+    if st.state != "connected":
+        line += " - passing through (fail open)" if fail_policy == "open" else " - covering everything"
+    return line, st.state != "connected"
+
+
+class CallTimer:
+    """Python time spent per callback; logs median/p99 every `every` calls (read by scripts/bench_obs.py)."""
+
+    def __init__(self, name: str, source_name: str, every: int = 300):
+        self.name, self.source_name, self.every = name, source_name, every
+        self.samples: deque[float] = deque(maxlen=every)
+        self._count = 0
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.samples.append((time.perf_counter() - self._t0) * 1000)
+        self._count += 1
+        if self._count % self.every == 0:
+            s = sorted(self.samples)
+            log.info("%s() | python time per call [source:%s, calls:%d, median_ms:%.3f, p99_ms:%.3f, max_ms:%.3f]",
+                     self.name, self.source_name, len(s), statistics.median(s),
+                     s[min(len(s) - 1, int(len(s) * 0.99))], s[-1])
+
+
+class LinkedFilter:
+    """What both filters share: their name, settings, client and its status line."""
+
+    kind = ""
+
+    def _link(self, obs, source: int, settings: dict) -> None:
+        self.obs, self.source, self.settings = obs, source, settings
+        self.name = (obs.obs_source_get_name(source) or b"?").decode("utf-8", "replace")
+        self.client, self.problem = open_client(self.name, self.kind, settings)
+        self.status_shown = ("", False)
+
+    def _apply_settings(self, new: dict) -> bool:
+        """Adopt `new`; a new delay restarts the client (its deadlines follow the delay). -> delay changed."""
+        old, self.settings = self.settings, new
+        delay_changed = new["delay_s"] != old["delay_s"]
+        if delay_changed:
+            close_client(self.client)
+            self.client, self.problem = open_client(self.name, self.kind, new)
+        elif self.client is not None:
+            self.client.update_settings(new)
+        log.info("update() | applied [source:%s, kind:%s, settings:%s]", self.name, self.kind, new)
+        if new["fail_policy"] != old["fail_policy"]:
+            self.obs.obs_source_update_properties(self.source)  # show or hide the fail-open warning
+        return delay_changed
+
+    def status(self) -> tuple[str, bool]:
+        return status_text(self.client, self.problem, self.settings["fail_policy"])
+
+    def _drop_client(self, why: str) -> None:
+        close_client(self.client)
+        self.client, self.problem = None, why
+
+    def filter_remove(self, _parent: int) -> None:
+        # Removed while streaming: stop talking to the server now; buffers go in destroy().
+        self._drop_client("filter removed")

@@ -1,0 +1,224 @@
+""""PrivaStream Filter": a K-frame GPU delay line whose output frame is drawn with its final regions.
+
+Per OBS frame (keyed on video_tick, because video_render also runs for preview, projectors and
+screenshots):
+  1. render the source into slot `tick % (K+1)` of a ring of K+1 texrenders;
+  2. map the stage surface filled on the previous tick (it is ready by now, so no GPU stall),
+     hand it to the client, then stage the current frame into the other surface;
+  3. draw the frame from K ticks ago with the regions the server decided for it.
+A frame with no final decision at that point is covered entirely (fail closed), unless the
+user chose fail open.  The ring is empty after a (re)start, so the first K frames are covered too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .client_link import CallTimer, LinkedFilter
+from .libobs import (GS_BLEND_ONE, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC, GS_RGBA, GS_RGBA32F, GS_ZS_NONE,
+                     OBS_EFFECT_DEFAULT, OBS_NO_DIRECT_RENDERING, AlignedVec4, LibObs, Vec2, graphics)
+from .properties import video_properties
+from .settings import delay_frames, settings_from_data, video_frame_time_s
+
+log = logging.getLogger("privastream.obs.video")
+
+EFFECT_PATH = Path(__file__).resolve().parent / "effects" / "privastream.effect"
+MAX_REGIONS = 128
+"""More regions than this in one frame cover the whole frame instead (never drop one)."""
+STYLE_INDEX = {"pixelate": 0.0, "blur": 1.0, "fill": 2.0}
+STYLE_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate"}
+FILL_COLOR = (0.08, 0.08, 0.08, 1.0)
+_FILL = AlignedVec4(*FILL_COLOR)
+_CLEAR = AlignedVec4(0.0, 0.0, 0.0, 0.0)
+
+# gs_effect_create_from_file caches effects by path and gs_effect_destroy would free the copy
+# other instances use, so the effect is loaded once per OBS process and left to OBS's cache.
+_effect: dict[str, int] = {}
+
+
+def _load_effect(obs: LibObs) -> int:
+    if "ptr" not in _effect:
+        err = ctypes.c_char_p()
+        ptr = obs.gs_effect_create_from_file(str(EFFECT_PATH).encode(), ctypes.byref(err))
+        if not ptr:
+            msg = err.value.decode("utf-8", "replace") if err.value else "unknown error"
+            if err:
+                obs.bfree(err)
+            raise RuntimeError(f"cannot compile {EFFECT_PATH.name}: {msg}")
+        _effect["ptr"] = ptr
+        _effect.update({name: obs.gs_effect_get_param_by_name(ptr, name.encode())
+                        for name in ("image", "regions", "region_count", "frame_size", "full_cover", "fill_color")})
+    return _effect["ptr"]
+
+
+def region_texels(regions, settings: dict, width: int, height: int) -> np.ndarray:
+    """Regions -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads (see its header)."""
+    texels = np.zeros((1, 2 * MAX_REGIONS, 4), np.float32)
+    for i, r in enumerate(regions[:MAX_REGIONS]):
+        kind = STYLE_KIND.get(r.kind, "face")
+        x0, y0, x1, y1 = r.box
+        texels[0, 2 * i] = (x0 / width, y0 / height, x1 / width, y1 / height)
+        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], 1.0 if kind == "face" else 0.0,
+                                settings[f"strength_{kind}"], 0.0)
+    return texels
+
+
+class VideoFilter(LinkedFilter):
+    kind = "video"
+
+    def __init__(self, obs: LibObs, source: int, settings_data: int):
+        self._link(obs, source, settings_from_data(obs, settings_data))
+        self.timer = CallTimer("video_render", self.name)
+        self.tick = 0
+        self.drawn_tick = -1
+        self.size = (0, 0)
+        self.k = delay_frames(self.settings["delay_s"], video_frame_time_s(obs))
+        self.ring: list[int] = []
+        self.ring_ids: list[int] = []
+        self.stage: list[int] = []
+        self.staged: list[tuple[int, float] | None] = [None, None]
+        self.data_tex = 0
+        self.cover_logged = False
+
+    # --- settings and panel -------------------------------------------------------------
+    def update(self, settings_data: int) -> None:
+        if self._apply_settings(settings_from_data(self.obs, settings_data)):
+            self.k = delay_frames(self.settings["delay_s"], video_frame_time_s(self.obs))  # ring rebuilt on next render
+
+    def properties(self) -> int:
+        self.status_shown = self.status()
+        return video_properties(self.obs, self.status_shown, self.settings["fail_policy"])
+
+    # --- GPU resources (render thread: the graphics context is already entered) ----------
+    def _free_gpu(self) -> None:
+        for tr in self.ring:
+            self.obs.gs_texrender_destroy(tr)
+        for ss in self.stage:
+            self.obs.gs_stagesurface_destroy(ss)
+        if self.data_tex:
+            self.obs.gs_texture_destroy(self.data_tex)
+        self.ring, self.ring_ids, self.stage, self.staged, self.data_tex = [], [], [], [None, None], 0
+
+    def _ensure_gpu(self, width: int, height: int) -> None:
+        if self.ring and self.size == (width, height) and len(self.ring) == self.k + 1:
+            return
+        self._free_gpu()
+        _load_effect(self.obs)
+        self.size = (width, height)
+        self.ring = [self.obs.gs_texrender_create(GS_RGBA, GS_ZS_NONE) for _ in range(self.k + 1)]
+        self.ring_ids = [-1] * (self.k + 1)
+        self.stage = [self.obs.gs_stagesurface_create(width, height, GS_RGBA) for _ in range(2)]
+        self.data_tex = self.obs.gs_texture_create(2 * MAX_REGIONS, 1, GS_RGBA32F, 1, None, GS_DYNAMIC)
+        if not all(self.ring) or not all(self.stage) or not self.data_tex:
+            raise RuntimeError(f"cannot allocate GPU buffers [size:{width}x{height}, frames:{self.k + 1}]")
+        log.info("_ensure_gpu() | delay line ready [source:%s, size:%dx%d, frames:%d]", self.name, width, height, self.k)
+
+    def destroy(self) -> None:
+        self._drop_client("filter destroyed")
+        with graphics(self.obs):
+            self._free_gpu()
+
+    # --- per frame ------------------------------------------------------------------------
+    def video_tick(self, _seconds: float) -> None:
+        self.tick += 1
+        self.tick_pts = self.obs.obs_get_video_frame_time() / 1e9
+
+    def _capture(self, slot: int, width: int, height: int) -> None:
+        obs, tr = self.obs, self.ring[slot]
+        obs.gs_texrender_reset(tr)
+        if not obs.gs_texrender_begin(tr, width, height):
+            return
+        try:
+            obs.gs_clear(GS_CLEAR_COLOR, _CLEAR.address, 0.0, 0)
+            obs.gs_ortho(0.0, float(width), 0.0, float(height), -100.0, 100.0)
+            obs.gs_blend_state_push()
+            obs.gs_blend_function(GS_BLEND_ONE, GS_BLEND_ZERO)
+            if obs.obs_source_process_filter_begin(self.source, GS_RGBA, OBS_NO_DIRECT_RENDERING):
+                obs.obs_source_process_filter_end(self.source, obs.obs_get_base_effect(OBS_EFFECT_DEFAULT), width, height)
+            obs.gs_blend_state_pop()
+        finally:
+            obs.gs_texrender_end(tr)
+        self.ring_ids[slot] = self.tick
+
+    def _send_previous(self, which: int, width: int, height: int) -> None:
+        """Map the surface staged one tick ago and give it to the client (one copy, into shared memory)."""
+        pending = self.staged[which]
+        self.staged[which] = None
+        if pending is None or self.client is None:
+            return
+        ptr, linesize = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
+        if not self.obs.gs_stagesurface_map(self.stage[which], ctypes.byref(ptr), ctypes.byref(linesize)):
+            return
+        try:
+            rows = np.ctypeslib.as_array(ptr, shape=(height, linesize.value))
+            self.client.submit_frame(pending[0], pending[1], rows[:, : width * 4].reshape(height, width, 4))
+        finally:
+            self.obs.gs_stagesurface_unmap(self.stage[which])
+
+    def _new_frame(self, width: int, height: int) -> None:
+        slot = self.tick % (self.k + 1)
+        self._capture(slot, width, height)
+        which = self.tick % 2
+        self._send_previous(1 - which, width, height)
+        self.obs.gs_stage_texture(self.stage[which], self.obs.gs_texrender_get_texture(self.ring[slot]))
+        self.staged[which] = (self.tick, getattr(self, "tick_pts", 0.0))
+        self.drawn_tick = self.tick
+
+    def _decision_for(self, frame_id: int):
+        """-> (regions, cover_all, reason)."""
+        if self.ring_ids[frame_id % (self.k + 1)] != frame_id:
+            return [], True, "delay line filling"
+        decision = self.client.frame_decision(frame_id) if self.client is not None else None
+        if decision is None or decision.fail_closed:
+            if self.settings["fail_policy"] == "open":
+                return [], False, ""  # the user's explicit choice, warned about in the panel
+            if decision is not None:
+                return [], True, decision.reason or "server failed closed"
+            return [], True, "no final decision at the deadline" if self.client else f"no server ({self.problem})"
+        if len(decision.regions) > MAX_REGIONS:
+            return [], True, f"{len(decision.regions)} regions > {MAX_REGIONS}"
+        return decision.regions, False, ""
+
+    def video_render(self) -> None:
+        self.timer.start()
+        obs = self.obs
+        target = obs.obs_filter_get_target(self.source)
+        width = obs.obs_source_get_base_width(target) if target else 0
+        height = obs.obs_source_get_base_height(target) if target else 0
+        if not width or not height:
+            obs.obs_source_skip_video_filter(self.source)
+            return
+        self._ensure_gpu(width, height)
+        if self.drawn_tick != self.tick:
+            self._new_frame(width, height)
+        delayed = self.tick - self.k
+        regions, cover_all, reason = self._decision_for(delayed) if delayed > 0 else ([], True, "delay line filling")
+        self._log_cover_change(cover_all, reason)
+        self._draw(self.ring[delayed % (self.k + 1)] if delayed > 0 else self.ring[0], regions, cover_all, width, height)
+        self.timer.stop()
+
+    def _log_cover_change(self, cover_all: bool, reason: str) -> None:
+        if cover_all != self.cover_logged:
+            self.cover_logged = cover_all
+            if cover_all:
+                log.warning("video_render() | covering the whole frame [source:%s, reason:%s]", self.name, reason)
+            else:
+                log.info("video_render() | drawing regions again [source:%s]", self.name)
+
+    def _draw(self, texrender: int, regions, cover_all: bool, width: int, height: int) -> None:
+        obs, eff = self.obs, _effect
+        texels = region_texels(regions, self.settings, width, height)
+        obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
+        tex = obs.gs_texrender_get_texture(texrender)
+        obs.gs_effect_set_texture(eff["image"], tex)
+        obs.gs_effect_set_texture(eff["regions"], self.data_tex)
+        obs.gs_effect_set_int(eff["region_count"], min(len(regions), MAX_REGIONS))
+        obs.gs_effect_set_vec2(eff["frame_size"], ctypes.byref(Vec2(width, height)))
+        obs.gs_effect_set_float(eff["full_cover"], 1.0 if cover_all else 0.0)
+        obs.gs_effect_set_vec4(eff["fill_color"], _FILL.address)
+        while obs.gs_effect_loop(eff["ptr"], b"Draw"):
+            obs.gs_draw_sprite(tex, 0, width, height)

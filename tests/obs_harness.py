@@ -1,0 +1,207 @@
+"""Real OBS Studio under Xvfb for the tests and the benchmark (see shared/notes/obs.md).
+
+`ObsSession` starts its own Xvfb, writes a complete OBS config (profile, scene collection that
+loads our script, websocket with a password) into a temporary HOME, starts
+`obs --minimize-to-tray`, talks obs-websocket through simpleobsws, and stops everything by pid:
+StopRecord first, then SIGINT (OBS 29 exits cleanly on it), then Xvfb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import simpleobsws
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "obs_plugin" / "privastream_filter.py"
+PROFILE = "PrivaStream"
+COLLECTION = "PrivaStreamTest"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def media_source(name: str, path: Path, filters: list[dict] = (), looping: bool = True) -> dict:
+    return {"id": "ffmpeg_source", "versioned_id": "ffmpeg_source", "name": name, "uuid": secrets.token_hex(8),
+            "settings": {"local_file": str(path), "looping": looping, "restart_on_activate": True,
+                         "close_when_inactive": False, "hw_decode": False},
+            "filters": list(filters), "enabled": True, "volume": 1.0, "muted": False, "mixers": 255,
+            "monitoring_type": 0, "sync": 0, "flags": 0}
+
+
+def image_source(name: str, path: Path, filters: list[dict] = ()) -> dict:
+    return {"id": "image_source", "versioned_id": "image_source", "name": name, "uuid": secrets.token_hex(8),
+            "settings": {"file": str(path)}, "filters": list(filters), "enabled": True, "mixers": 0}
+
+
+def filter_entry(kind: str, name: str, settings: dict | None = None) -> dict:
+    return {"id": kind, "versioned_id": kind, "name": name, "uuid": secrets.token_hex(8),
+            "settings": settings or {}, "enabled": True}
+
+
+def _ini(sections: dict) -> str:
+    return "".join(f"[{s}]\n" + "".join(f"{k}={v}\n" for k, v in kv.items()) + "\n" for s, kv in sections.items())
+
+
+class ObsSession:
+    """One OBS process.  `sources` are scene-collection source dicts; all go into one scene."""
+
+    def __init__(self, home: Path, sources: list[dict], canvas=(640, 360), fps: int = 30, env: dict | None = None,
+                 start_recording: bool = False, load_script: bool = True):
+        self.home, self.sources, self.canvas, self.fps = home, sources, canvas, fps
+        self.extra_env, self.start_recording, self.load_script = env or {}, start_recording, load_script
+        self.password = secrets.token_hex(12)
+        self.port = free_port()
+        self.record_dir = home / "recordings"
+        self.xvfb = self.obs = None
+        self.exit_code = None
+        self._loop = asyncio.new_event_loop()
+        self._ws = None
+
+    # --- config ---------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        cfg = self.home / ".config" / "obs-studio"
+        (cfg / "basic" / "profiles" / PROFILE).mkdir(parents=True, exist_ok=True)
+        (cfg / "basic" / "scenes").mkdir(parents=True, exist_ok=True)
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        general = {"FirstRun": "true", "LastVersion": "486539266", "ConfirmOnExit": "false",
+                   **{f"Pre{v}Defaults": "false" for v in ("19", "21", "23", "24.1")}}
+        (cfg / "global.ini").write_text(_ini({
+            "General": general,
+            "Basic": {"Profile": PROFILE, "ProfileDir": PROFILE, "SceneCollection": COLLECTION,
+                      "SceneCollectionFile": COLLECTION},
+            "OBSWebSocket": {"FirstLoad": "false", "ServerEnabled": "true", "ServerPort": self.port,
+                             "AlertsEnabled": "false", "AuthRequired": "true", "ServerPassword": self.password},
+        }))
+        w, h = self.canvas
+        (cfg / "basic" / "profiles" / PROFILE / "basic.ini").write_text(_ini({
+            "General": {"Name": PROFILE},
+            "Video": {"BaseCX": w, "BaseCY": h, "OutputCX": w, "OutputCY": h, "FPSType": 0, "FPSCommon": self.fps},
+            "Audio": {"SampleRate": 48000, "ChannelSetup": "Stereo"},
+            "Output": {"Mode": "Simple"},
+            "SimpleOutput": {"FilePath": str(self.record_dir), "RecFormat": "mkv", "RecEncoder": "x264",
+                             "RecQuality": "Stream", "Preset": "ultrafast", "VBitrate": 4000, "ABitrate": 160},
+        }))
+        items = [{"name": s["name"], "source_uuid": s["uuid"], "visible": True, "locked": False, "id": i + 1,
+                  "pos": {"x": 0, "y": 0}, "rot": 0.0, "scale": {"x": 1, "y": 1}, "align": 5,
+                  "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0, "y": 0},
+                  "crop_left": 0, "crop_top": 0, "crop_right": 0, "crop_bottom": 0}
+                 for i, s in enumerate(self.sources)]
+        scene = {"id": "scene", "versioned_id": "scene", "name": "Scene", "uuid": secrets.token_hex(8),
+                 "settings": {"items": items, "id_counter": len(items)}, "filters": [], "enabled": True, "mixers": 0}
+        modules = {"scripts-tool": [{"path": str(SCRIPT), "settings": {}}]} if self.load_script else {}
+        (cfg / "basic" / "scenes" / f"{COLLECTION}.json").write_text(json.dumps({
+            "name": COLLECTION, "current_scene": "Scene", "current_program_scene": "Scene",
+            "scene_order": [{"name": "Scene"}], "sources": [scene, *self.sources], "modules": modules,
+            "transitions": [], "current_transition": "Fade", "transition_duration": 300,
+        }, indent=1))
+
+    # --- processes ------------------------------------------------------------------------
+    def _start_xvfb(self) -> str:
+        for n in range(91, 200):
+            if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
+                continue
+            self.xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(100):
+                if Path(f"/tmp/.X11-unix/X{n}").exists():
+                    return f":{n}"
+                if self.xvfb.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError("no free X display for Xvfb")
+
+    def __enter__(self) -> "ObsSession":
+        self._write_config()
+        display = self._start_xvfb()
+        env = {**os.environ, "HOME": str(self.home), "DISPLAY": display, "LIBGL_ALWAYS_SOFTWARE": "1",
+               "XDG_CONFIG_HOME": str(self.home / ".config"), **self.extra_env}
+        cmd = ["obs", "--minimize-to-tray", "--disable-updater", "--disable-shutdown-check"]
+        if self.start_recording:
+            cmd.append("--startrecording")
+        self.obs = subprocess.Popen(cmd, env=env, cwd=self.home, stdout=(self.home / "obs.stdout").open("wb"),
+                                    stderr=subprocess.STDOUT)
+        try:
+            self._connect(timeout=60)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _connect(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.obs.poll() is not None:
+                raise RuntimeError(f"OBS exited during start-up [code:{self.obs.returncode}]\n{self.log_text()[-3000:]}")
+            try:
+                ws = simpleobsws.WebSocketClient(url=f"ws://127.0.0.1:{self.port}", password=self.password)
+                self._loop.run_until_complete(ws.connect())
+                if self._loop.run_until_complete(ws.wait_until_identified(10)):
+                    self._ws = ws
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("obs-websocket did not answer within %ss" % timeout)
+
+    def call(self, request: str, data: dict | None = None) -> dict:
+        resp = self._loop.run_until_complete(self._ws.call(simpleobsws.Request(request, data), timeout=30))
+        if not resp.ok():
+            raise RuntimeError(f"{request} failed: {resp.requestStatus.code} {resp.requestStatus.comment}")
+        return resp.responseData or {}
+
+    def screenshot(self, source: str) -> np.ndarray:
+        """GetSourceScreenshot: lossless PNG of the source with its filters applied -> HxWx3 uint8."""
+        w, h = self.canvas
+        data = self.call("GetSourceScreenshot", {"sourceName": source, "imageFormat": "png",
+                                                 "imageWidth": w, "imageHeight": h})["imageData"]
+        png = base64.b64decode(data.split(",", 1)[1])
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    def stop_recording(self) -> Path:
+        return Path(self.call("StopRecord")["outputPath"])
+
+    def log_text(self) -> str:
+        logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"))
+        return logs[-1].read_text(errors="replace") if logs else ""
+
+    def close(self) -> int | None:
+        """Stops OBS (SIGINT, then waits) and Xvfb; returns OBS's exit status.  Idempotent."""
+        if self._ws is not None:
+            try:
+                self._loop.run_until_complete(self._ws.disconnect())
+            except Exception:
+                pass
+            self._ws = None
+        if self.obs is not None and self.exit_code is None:
+            if self.obs.poll() is None:
+                self.obs.send_signal(signal.SIGINT)
+            try:
+                self.exit_code = self.obs.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                self.obs.kill()
+                self.exit_code = self.obs.wait()
+        if self.xvfb is not None and self.xvfb.poll() is None:
+            self.xvfb.terminate()
+            self.xvfb.wait(timeout=10)
+        if not self._loop.is_closed():
+            self._loop.close()
+        return self.exit_code
+
+    def __exit__(self, *exc) -> None:
+        self.close()
