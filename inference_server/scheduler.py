@@ -1,0 +1,397 @@
+"""Deadline scheduling for one live video session (issue 4, "Scheduling against a deadline").
+
+Frame t arrives at about t and is shown at t + D.  One worker thread per session owns the
+session's VisionEngine (so the engine is never used from two threads) and loops:
+
+1. ``observe`` every new frame in order (scene cuts), then drop its pixels unless it is the
+   newest: only the newest frame is ever detected on, so a slow detector never builds a queue;
+2. publish every pending frame that the detections around it have settled (``decide(final=True)``);
+3. before starting a detector run that would outlast some frame's deadline, publish that
+   frame's best estimate now (``decide(final=False)``: tracked/extrapolated, or fail-closed
+   when no detection is recent enough);
+4. run the detector group that is most overdue, on the newest frame.
+
+Detector runs of all sessions share one gate (a semaphore): on a CPU two concurrent
+onnxruntime runs only slow each other down.  The cadence of each group adapts to the time
+its runs take and to the number of sessions sharing the gate, text at a lower cadence than
+faces (tracking and interpolation fill the frames in between).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .regions import FrameDecision
+
+log = logging.getLogger("privastream.scheduler")
+
+PUBLISH_MARGIN_S = 0.03
+"""Publish this long before a frame's deadline, for the trip back to the client."""
+MAX_UNOBSERVED = 12
+"""Frames waiting for observe() keep their pixels; beyond this the oldest are skipped (bounded memory)."""
+GATE_UTILISATION = 0.85
+"""Share of the detection gate the cadences aim to fill, leaving room for observe/decide/transport."""
+TEXT_CADENCE_RATIO = 3.0
+"""Text runs at most a third as often as faces: OCR is ~7x slower and text moves little."""
+MIN_INTERVAL_S = {"faces": 1 / 30, "text": 0.25}
+GROUP_KINDS = {"faces": ("face",), "text": ("text", "plate")}
+INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
+"""First guesses of a run's duration, replaced by measurements after the first run."""
+LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
+
+
+@dataclass(eq=False)  # identity: frames hold numpy arrays
+class PendingFrame:
+    frame_id: int
+    t: float
+    """pts, seconds on the client's stream clock."""
+    submitted: float
+    """Client's time.monotonic() at submit."""
+    deadline: float
+    pixels: np.ndarray | None
+    observed: bool = False
+
+
+@dataclass
+class SessionStats:
+    """Figures for the dashboard and the client's status; updated by the worker, read by the loop."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    settled: int = 0
+    tracked: int = 0
+    fail_closed: int = 0
+    deadline_misses: int = 0
+    dropped: int = 0
+    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    runs: dict[str, collections.deque] = field(default_factory=dict)
+    run_ms: dict[str, float] = field(default_factory=dict)
+    interval_s: dict[str, float] = field(default_factory=dict)
+
+    def record_latency(self, seconds: float) -> None:
+        ms = seconds * 1000
+        i = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
+        self.latency_hist[i] += 1
+
+    def cadence_hz(self, now: float, window: float = 5.0) -> dict[str, float]:
+        return {g: round(sum(1 for t in runs if now - t <= window) / window, 2) for g, runs in self.runs.items()}
+
+    def to_dict(self, now: float) -> dict:
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "settled": self.settled,
+                "tracked": self.tracked, "fail_closed": self.fail_closed, "deadline_misses": self.deadline_misses,
+                "dropped": self.dropped, "latency_hist": list(self.latency_hist),
+                "latency_buckets_ms": list(LATENCY_BUCKETS_MS), "cadence_hz": self.cadence_hz(now),
+                "run_ms": dict(self.run_ms), "interval_s": {g: round(v, 3) for g, v in self.interval_s.items()}}
+
+
+class DetectionGate:
+    """One detector run at a time across sessions, and how many sessions share it."""
+
+    def __init__(self):
+        self.semaphore = threading.Semaphore(1)
+        self.sessions = 0
+        self._lock = threading.Lock()
+
+    def join(self) -> None:
+        with self._lock:
+            self.sessions += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.sessions = max(0, self.sessions - 1)
+
+
+class _SessionWorker:
+    """A session's worker thread, the condition its producer notifies, and its figures."""
+
+    def __init__(self, name: str):
+        self.stats = SessionStats()
+        self.error: str | None = None
+        """Set when the engine failed: from then on everything is decided fail-closed at once."""
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=f"privastream-sched-{name}", daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=5.0)
+
+
+class VideoScheduler(_SessionWorker):
+    """Owns one VisionEngine and publishes one decision per frame, before its deadline."""
+
+    def __init__(self, engine, delay_s: float, gate: DetectionGate,
+                 publish: Callable[[PendingFrame, FrameDecision], None], name: str = "video"):
+        super().__init__(name)
+        self.engine = engine
+        self.delay_s = delay_s
+        self.gate = gate
+        self.publish = publish
+        self._frames: collections.deque[PendingFrame] = collections.deque()
+        self._settings_update: dict | None = None
+        self._last_run: dict[str, float] = {}
+        self._duration = dict(INITIAL_DURATION_S)
+        self._frame_interval = 1 / 30
+        self._last_t: float | None = None
+        gate.join()
+        self._thread.start()
+
+    # ------------------------------------------------------------ called from the server's loop thread
+
+    def add_frame(self, frame_id: int, t: float, submitted: float, pixels: np.ndarray | None) -> None:
+        """Queue a frame; pixels=None (lost in transport) or a failed engine decides it fail-closed at once."""
+        frame = PendingFrame(frame_id, t, submitted, submitted + self.delay_s, pixels)
+        with self._cond:
+            self.stats.frames_in += 1
+            failed = self.error or (None if pixels is not None else "frame lost in transport")
+            if not failed:
+                self._frames.append(frame)
+                unobserved = [f for f in self._frames if not f.observed and f.pixels is not None]
+                for f in unobserved[:-MAX_UNOBSERVED]:
+                    f.pixels = None  # too far behind: skip its scene-cut check rather than hold its pixels
+                self._cond.notify()
+        if failed:
+            self.stats.dropped += pixels is None
+            self._emit(frame, FrameDecision(fail_closed=True, reason=failed), settled=False)
+
+    def update_settings(self, settings: dict, delay_s: float | None = None) -> None:
+        with self._cond:
+            self._settings_update = {**(self._settings_update or {}), **settings}
+            if delay_s is not None and delay_s > 0:
+                self.delay_s = delay_s
+            self._cond.notify()
+
+    def stop(self) -> None:
+        super().stop()
+        self.gate.leave()
+
+    # ------------------------------------------------------------ worker thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if self._stopped:
+                        break
+                    self._cond.wait(timeout=0.005)
+                    settings, self._settings_update = self._settings_update, None
+                if settings:
+                    self.engine.update_settings(settings)
+                self._observe_new()
+                self._settle()
+                group = self._due_group()
+                self._fallback(time.monotonic() + (self._duration[group] * 1.3 if group else 0.0))
+                if group and self.gate.semaphore.acquire(timeout=0.005):
+                    try:
+                        self._detect(group)
+                    finally:
+                        self.gate.semaphore.release()
+        except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
+            log.exception("_run() | scheduler crashed; failing closed")
+            self.error = f"inference failed ({exc.__class__.__name__}: {exc}); covering everything"
+            self._fail_all(self.error)
+        else:
+            self._fail_all("session closed")
+
+    def _fail_all(self, reason: str) -> None:
+        with self._cond:
+            frames = list(self._frames)
+            self._frames.clear()
+        for f in frames:
+            self._emit(f, FrameDecision(fail_closed=True, reason=reason), settled=False)
+
+    def _observe_new(self) -> None:
+        with self._cond:
+            frames = list(self._frames)
+        for f in frames:
+            if f.observed:
+                continue
+            if f.pixels is not None:
+                self.engine.observe(f.t, f.pixels)
+                if self._last_t is not None and f.t > self._last_t:
+                    self._frame_interval = 0.9 * self._frame_interval + 0.1 * (f.t - self._last_t)
+                self._last_t = f.t
+            f.observed = True
+        for f in frames[:-1]:
+            f.pixels = None  # only the newest frame is ever detected on
+
+    def _settle(self) -> None:
+        """Publish every pending frame the detections have settled (they never change after)."""
+        with self._cond:
+            frames = list(self._frames)
+        for f in frames:
+            if not f.observed:
+                break
+            decision = self.engine.decide(f.t, final=True)
+            if decision is not None:
+                self._emit(f, decision, settled=True)
+
+    def _fallback(self, horizon: float) -> None:
+        """Frames whose deadline comes before ``horizon`` get the best estimate now."""
+        with self._cond:
+            frames = [f for f in self._frames if f.deadline - PUBLISH_MARGIN_S <= horizon]
+        for f in frames:
+            self._emit(f, self.engine.decide(f.t, final=False), settled=False)
+
+    def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> None:
+        with self._cond:
+            if f in self._frames:
+                self._frames.remove(f)
+            elif f.observed:
+                return  # already published
+        now = time.monotonic()
+        if now >= f.deadline and not decision.fail_closed:
+            decision = FrameDecision(fail_closed=True, reason="deadline missed")
+        st = self.stats
+        st.frames_out += 1
+        if now >= f.deadline:
+            st.deadline_misses += 1
+        if decision.fail_closed:
+            st.fail_closed += 1
+        elif settled:
+            st.settled += 1
+        else:
+            st.tracked += 1
+        st.record_latency(now - f.submitted)
+        if f.frame_id % 64 == 0:
+            self.engine.prune(f.t - 10.0)  # coverage keeps its own context before that
+        self.publish(f, decision)
+
+    # ------------------------------------------------------------ cadence
+
+    def _intervals(self) -> dict[str, float]:
+        """Seconds between runs per enabled group, from measured durations and the gate's load."""
+        groups = {g for g, kinds in GROUP_KINDS.items() if any(k in self.engine.kinds for k in kinds)}
+        share = GATE_UTILISATION / max(1, self.gate.sessions)
+        d_face = self._duration["faces"] if "faces" in groups else 0.0
+        d_text = self._duration["text"] / TEXT_CADENCE_RATIO if "text" in groups else 0.0
+        base = max(self._frame_interval, (d_face + d_text) / share)
+        out = {}
+        if "faces" in groups:
+            out["faces"] = max(MIN_INTERVAL_S["faces"], base)
+        if "text" in groups:
+            out["text"] = max(MIN_INTERVAL_S["text"], base * TEXT_CADENCE_RATIO)
+        self.stats.interval_s = out
+        return out
+
+    def _due_group(self) -> str | None:
+        with self._cond:
+            newest = self._frames[-1] if self._frames else None
+        if newest is None or newest.pixels is None:
+            return None
+        best, best_over = None, 0.0
+        for group, interval in self._intervals().items():
+            last = self._last_run.get(group)
+            # A group that never ran, or ran at a later t (clock went back: a new scene), is due now.
+            over = float("inf") if last is None or newest.t < last else (newest.t - last) / interval
+            if over >= 1.0 and over > best_over:
+                best, best_over = group, over
+        return best
+
+    def _detect(self, group: str) -> None:
+        with self._cond:
+            newest = self._frames[-1] if self._frames else None
+            pixels = newest.pixels if newest is not None else None
+        if pixels is None:
+            return
+        start = time.monotonic()
+        self.engine.detect(newest.t, pixels, GROUP_KINDS[group])
+        took = time.monotonic() - start
+        self._duration[group] = took if group not in self.stats.runs else 0.7 * self._duration[group] + 0.3 * took
+        self._last_run[group] = newest.t
+        self.stats.runs.setdefault(group, collections.deque(maxlen=256)).append(time.monotonic())
+        self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)
+
+
+def _speech_redactor(settings: dict):
+    """The speech package's redactor, or None when it is not installed (then speech fails closed)."""
+    try:
+        from .speech import SpeechRedactor
+    except ImportError:
+        return None
+    return SpeechRedactor(settings=settings)
+
+
+class AudioScheduler(_SessionWorker):
+    """Runs speech redaction continuously for one audio session and publishes mute intervals.
+
+    With speech redaction off nothing is muted and audio is decided as soon as it arrives.
+    With it on but unavailable (or failing), every packet is muted ("failclosed").
+    """
+
+    def __init__(self, settings: dict, publish: Callable[[list, float], None], name: str = "audio"):
+        super().__init__(name)
+        self.publish = publish
+        self._settings = dict(settings)
+        self._redactor = None
+        self._packets: collections.deque = collections.deque(maxlen=512)
+        self._thread.start()
+
+    @property
+    def speech_enabled(self) -> bool:
+        return bool(self._settings.get("targets", {}).get("speech", True))
+
+    def add_packet(self, pts: float, planar: np.ndarray | None, sample_rate: int, n_samples: int) -> None:
+        with self._cond:
+            self.stats.frames_in += 1
+            self.stats.dropped += planar is None
+            self._packets.append((pts, planar, sample_rate, n_samples))
+            self._cond.notify()
+
+    def update_settings(self, settings: dict) -> None:
+        with self._cond:
+            self._settings.update(settings)
+            self._redactor = None  # rebuilt with the new settings on the next packet
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._packets and not self._stopped:
+                    self._cond.wait(timeout=0.05)
+                if self._stopped:
+                    return
+                batch = list(self._packets)
+                self._packets.clear()
+            mutes: list[list] = []
+            decided = float("-inf")
+            for pts, planar, rate, n in batch:
+                end = pts + n / rate
+                self.stats.frames_out += 1
+                if planar is None or (self.speech_enabled and not self._push(pts, planar, rate)):
+                    mutes.append([pts, end, "failclosed"])
+                    self.stats.fail_closed += 1
+                decided = max(decided, end)
+            if self.speech_enabled and self._redactor is not None and self.error is None:
+                intervals, decided = self._redactor.poll()
+                mutes.extend([m.start, m.end, m.kind] for m in intervals)
+            self.publish(mutes, decided)
+
+    def _push(self, pts: float, planar: np.ndarray, rate: int) -> bool:
+        """Hand a packet to the speech redactor; False when speech redaction is unavailable."""
+        try:
+            if self._redactor is None and self.error is None:
+                self._redactor = _speech_redactor(self._settings)
+                if self._redactor is None:
+                    self.error = "speech redaction is not installed; muting all audio"
+            if self._redactor is None:
+                return False
+            self._redactor.push(pts, planar, rate)
+            return True
+        except Exception as exc:  # a broken recogniser must mute, not pass speech through
+            log.exception("_push() | speech redaction failed; muting")
+            self.error = f"speech redaction failed ({exc.__class__.__name__}); muting all audio"
+            self._redactor = None
+            return False

@@ -1,0 +1,448 @@
+"""python -m inference_server serve: the live inference service (issue 4).
+
+One process, one asyncio loop (websockets) on 127.0.0.1 only:
+- ``/control``: one websocket per client session (protocol: inference_server/protocol.py,
+  docs/protocol.md).  The first message must be a hello carrying the token from the
+  user-only state file; frames and audio arrive through the client's shared-memory ring.
+- ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock).
+
+Detection runs in one worker thread per video session (inference_server/scheduler.py),
+which releases the GIL inside onnxruntime, so the loop keeps answering heartbeats.  Nothing
+here writes a frame or a sample anywhere but the client's own shared memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .errors import PrivaStreamError, ProtocolError, StateError
+from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_INTERVAL_S,
+                       HELLO_TIMEOUT_S, KIND_VIDEO, AudioNotice, Bye, ErrorReply, FrameNotice, Heartbeat, Hello,
+                       Message, MuteUpdate, RingAnnounce, SettingsUpdate, Welcome, decision_to_message,
+                       parse_message, state_file_path)
+from .regions import FrameDecision
+from .scheduler import AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
+from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
+
+log = logging.getLogger("privastream.server")
+
+DEFAULT_PORT = 7788
+WS_MAX_SIZE = 1 << 20
+"""Websocket frames up to this size are read and then refused by parse_message with an error
+reply (MAX_CONTROL_BYTES); larger ones close the connection (1009)."""
+MAX_DELAY_S = 30.0
+RINGS_KEPT = 2
+"""A client replacing its ring (size change) may still have frames announced in the previous one."""
+DASHBOARD_DIR = Path(__file__).with_name("dashboard")
+DASHBOARD_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
+                   "/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+                   "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8")}
+
+
+# ---------------------------------------------------------------- state file
+
+def write_state_file(path: Path, port: int, token: str) -> None:
+    """Port and token for local clients, user-only (directory 0700, file 0600), replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "port": port, "token": token}, f)
+    os.replace(tmp, path)
+
+
+def _running_server(path: Path) -> int | None:
+    """pid of a live server that owns this state file, if any."""
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+        os.kill(pid, 0)
+        return pid if pid != os.getpid() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ---------------------------------------------------------------- machine figures
+
+class MachineStats:
+    """CPU (psutil) and GPU (nvidia-smi, when there is one) use, sampled in the background."""
+
+    def __init__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._psutil = psutil
+        self._proc.cpu_percent(None)
+        psutil.cpu_percent(None)
+        self.gpu: list[dict] | str = "none"
+        self._nvidia_smi = shutil.which("nvidia-smi")
+        if self._nvidia_smi:
+            threading.Thread(target=self._poll_gpu, name="privastream-gpu-stats", daemon=True).start()
+
+    def _poll_gpu(self) -> None:
+        while True:
+            try:
+                out = subprocess.run([self._nvidia_smi, "--query-gpu=name,utilization.gpu,memory.used,memory.total",
+                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+                self.gpu = [dict(zip(("name", "util_percent", "mem_used_mb", "mem_total_mb"),
+                                     (v.strip() for v in line.split(",")))) for line in out.stdout.splitlines()]
+            except (OSError, subprocess.SubprocessError) as exc:
+                self.gpu = f"nvidia-smi failed ({exc.__class__.__name__})"
+            time.sleep(2.0)
+
+    def snapshot(self) -> dict:
+        return {"cpu_percent": self._proc.cpu_percent(None), "system_cpu_percent": self._psutil.cpu_percent(None),
+                "cores": os.cpu_count(), "rss_mb": round(self._proc.memory_info().rss / 2**20, 1), "gpu": self.gpu}
+
+
+# ---------------------------------------------------------------- sessions
+
+class Session:
+    """One client connection: its rings, its scheduler and its outgoing queue."""
+
+    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, loop: asyncio.AbstractEventLoop):
+        self.server, self.id, self.hello, self.loop = server, session_id, hello, loop
+        self.kind, self.source, self.stream = hello.kind, hello.source, hello.stream
+        self.settings = dict(hello.settings)
+        self.delay_s = hello.delay_s
+        self.started = time.monotonic()
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.rings: dict[int, RingReader] = {}
+        self.last_frame_id = -1
+        self.last_audio_pts = float("-inf")
+        if self.kind == KIND_VIDEO:
+            engine = server.engine_factory(self.settings)
+            self.scheduler = VideoScheduler(engine, self.delay_s, server.gate, self._publish_decision,
+                                            name=f"{session_id}")
+        else:
+            self.scheduler = AudioScheduler(self.settings, self._publish_mute, name=f"{session_id}")
+
+    # called from scheduler threads
+    def _publish_decision(self, frame: PendingFrame, decision: FrameDecision) -> None:
+        self._send_threadsafe(decision_to_message(frame.frame_id, decision))
+
+    def _publish_mute(self, intervals: list, decided_until: float) -> None:
+        self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
+
+    def _send_threadsafe(self, msg: Message) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.outbox.put_nowait, msg)
+        except RuntimeError:  # loop closed at shutdown
+            pass
+
+    # called on the loop
+    def handle(self, msg: Message) -> None:
+        """Apply one client message; ProtocolError/StateError become error replies."""
+        if isinstance(msg, FrameNotice):
+            self._on_frame(msg)
+        elif isinstance(msg, AudioNotice):
+            self._on_audio(msg)
+        elif isinstance(msg, RingAnnounce):
+            self._on_ring(msg)
+        elif isinstance(msg, SettingsUpdate):
+            self.settings.update(msg.settings)
+            if msg.delay_s > 0:
+                self.delay_s = _check_delay(msg.delay_s)
+            if self.kind == KIND_VIDEO:
+                self.scheduler.update_settings(msg.settings, self.delay_s)
+            else:
+                self.scheduler.update_settings(msg.settings)
+            log.info("handle() | settings updated [session:%d keys:%s]", self.id, ",".join(sorted(msg.settings)))
+        elif isinstance(msg, Hello):
+            raise StateError(f"session {self.id} already said hello")
+        else:
+            raise ProtocolError(f"a client may not send {msg.type!r} messages")
+
+    def _on_ring(self, msg: RingAnnounce) -> None:
+        if msg.generation in self.rings:
+            return  # re-announced after a reconnect of the same client
+        reader = RingReader(msg.name)
+        want = FORMAT_RGBA8 if self.kind == KIND_VIDEO else FORMAT_F32_PLANAR
+        if reader.header.kind != want:
+            reader.close()
+            raise ProtocolError(f"ring {msg.name} has format {reader.header.kind}, a {self.kind} session needs {want}")
+        self.rings[msg.generation] = reader
+        for old in sorted(self.rings)[:-RINGS_KEPT]:
+            self.rings.pop(old).close()
+        log.info("_on_ring() | attached [session:%d generation:%d slots:%d slot_size:%d]", self.id, msg.generation,
+                 reader.header.slot_count, reader.header.slot_size)
+
+    def _ring(self, generation: int) -> RingReader:
+        ring = self.rings.get(generation)
+        if ring is None:
+            raise StateError(f"no ring of generation {generation} was announced (have {sorted(self.rings)})")
+        return ring
+
+    def _on_frame(self, msg: FrameNotice) -> None:
+        if self.kind != KIND_VIDEO:
+            raise StateError("an audio session cannot take frames")
+        if msg.frame_id <= self.last_frame_id:
+            raise ProtocolError(f"frame {msg.frame_id} is out of order (last was {self.last_frame_id})")
+        ring = self._ring(msg.generation)
+        self.last_frame_id = msg.frame_id
+        now = time.monotonic()
+        try:
+            header, pixels = ring.read(msg.slot, msg.seq)
+        except SlotOverwritten:
+            # The pixels are gone: the frame is decided fail-closed (its pts is unknown: use now).
+            self.scheduler.add_frame(msg.frame_id, float("-inf"), now, None)
+            return
+        if header.frame_id != msg.frame_id or not math.isfinite(header.pts):
+            raise ProtocolError(f"slot {msg.slot} holds frame {header.frame_id} pts {header.pts}, "
+                                f"not frame {msg.frame_id}")
+        # The client's submit time sets the deadline; never trust one from the future.
+        self.scheduler.add_frame(msg.frame_id, header.pts, min(header.submitted, now), pixels)
+
+    def _on_audio(self, msg: AudioNotice) -> None:
+        if self.kind == KIND_VIDEO:
+            raise StateError("a video session cannot take audio")
+        ring = self._ring(msg.generation)
+        try:
+            header, planar = ring.read(msg.slot, msg.seq)
+        except SlotOverwritten:
+            raise ProtocolError(f"audio slot {msg.slot} was overwritten before it was read") from None
+        if not math.isfinite(header.pts) or header.pts < self.last_audio_pts:
+            raise ProtocolError(f"audio pts {header.pts} is out of order (last was {self.last_audio_pts})")
+        self.last_audio_pts = header.pts
+        self.scheduler.add_packet(header.pts, planar, header.sample_rate, header.n_samples)
+
+    def stats(self, now: float) -> dict:
+        return {"id": self.id, "source": self.source, "kind": self.kind, "stream": self.stream,
+                "delay_s": self.delay_s, "connected_s": round(now - self.started, 1),
+                "error": self.scheduler.error, **self.scheduler.stats.to_dict(now)}
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        for ring in self.rings.values():
+            ring.close()
+        self.rings.clear()
+
+
+def _check_delay(delay_s: float) -> float:
+    if not 0.0 < delay_s <= MAX_DELAY_S:
+        raise ProtocolError(f"delay_s must be in (0, {MAX_DELAY_S}] (got {delay_s})")
+    return delay_s
+
+
+def _default_engine_factory(threads: int, provider: str):
+    def make(settings: dict):
+        from .vision import VisionEngine
+
+        return VisionEngine(settings, threads=threads, provider=provider)
+    return make
+
+
+class LiveServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+                 threads: int = 0, provider: str = "auto", engine_factory=None):
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise StateError(f"the live server binds to loopback only (got --host {host})")
+        self.host, self.port = host, port
+        self.token = token or secrets.token_urlsafe(24)
+        self.engine_factory = engine_factory or _default_engine_factory(threads, provider)
+        self.gate = DetectionGate()
+        self.sessions: dict[int, Session] = {}
+        self._ids = itertools.count(1)
+        self.started = time.monotonic()
+        self.machine = MachineStats()
+        self.refused = 0
+        self.protocol_errors = 0
+
+    # ------------------------------------------------------------ HTTP side: dashboard and stats
+
+    def _process_request(self, connection, request):
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        host = request.headers.get("Host", "")
+        if host.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
+            # A page on another site resolving its name to 127.0.0.1 (DNS rebinding) gets nothing.
+            return connection.respond(403, "Forbidden host\n")
+        path = request.path.split("?", 1)[0]
+        if path == CONTROL_PATH:
+            return None  # continue the websocket handshake
+        if path == "/stats.json":
+            body, ctype = json.dumps(self.stats()).encode(), "application/json"
+        elif path in DASHBOARD_FILES:
+            name, ctype = DASHBOARD_FILES[path]
+            body = (DASHBOARD_DIR / name).read_bytes()
+        else:
+            return connection.respond(404, "Not found\n")
+        headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
+                           ("Content-Security-Policy", "default-src 'self'"), ("X-Content-Type-Options", "nosniff")])
+        return Response(200, "OK", headers, body)
+
+    def stats(self) -> dict:
+        now = time.monotonic()
+        return {"server": {"pid": os.getpid(), "port": self.port, "uptime_s": round(now - self.started, 1),
+                           "sessions": len(self.sessions), "refused": self.refused,
+                           "protocol_errors": self.protocol_errors, **self.machine.snapshot()},
+                "sessions": [s.stats(now) for s in list(self.sessions.values())]}
+
+    # ------------------------------------------------------------ control channel
+
+    async def _handler(self, ws) -> None:
+        try:
+            hello = await self._hello(ws)
+        except (ProtocolError, StateError, asyncio.TimeoutError) as exc:
+            self.refused += 1
+            code = "auth" if "token" in str(exc) else "protocol"
+            log.warning("_handler() | refused a connection [code:%s]: %s", code, exc)
+            await _send_quietly(ws, ErrorReply(code=code, message=str(exc) or "no hello in time", fatal=True))
+            await ws.close(1008 if code == "auth" else 1002)
+            return
+        except Exception:  # the peer went away during the handshake
+            return
+        try:
+            session = Session(self, next(self._ids), hello, asyncio.get_running_loop())
+        except PrivaStreamError as exc:
+            await _send_quietly(ws, ErrorReply(code=_error_code(exc), message=str(exc), fatal=True))
+            await ws.close(1011)
+            return
+        self.sessions[session.id] = session
+        log.info("_handler() | session opened [session:%d source:%s kind:%s stream:%s delay:%.2f]", session.id,
+                 hello.source, hello.kind, hello.stream, hello.delay_s)
+        sender = asyncio.create_task(self._send_loop(ws, session))
+        beats = asyncio.create_task(self._heartbeats(session))
+        try:
+            await ws.send(bytes(Welcome(session=session.id, server_pid=os.getpid())))
+            async for raw in ws:
+                try:
+                    msg = parse_message(raw)
+                    if isinstance(msg, Bye):
+                        break
+                    session.handle(msg)
+                except PrivaStreamError as exc:
+                    self.protocol_errors += 1
+                    log.info("_handler() | error reply [session:%d]: %s", session.id, exc)
+                    session.outbox.put_nowait(ErrorReply(code=_error_code(exc), message=str(exc)))
+        except Exception as exc:  # connection lost: the client fails closed on its own
+            log.info("_handler() | connection ended [session:%d]: %s", session.id, exc.__class__.__name__)
+        finally:
+            beats.cancel()
+            sender.cancel()
+            del self.sessions[session.id]
+            await asyncio.get_running_loop().run_in_executor(None, session.close)
+            reclaim_stale_segments()  # a client that was killed leaves its rings behind
+            log.info("_handler() | session closed [session:%d]", session.id)
+
+    async def _hello(self, ws) -> Hello:
+        msg = parse_message(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S))
+        if not isinstance(msg, Hello):
+            raise ProtocolError(f"the first message must be hello (got {msg.type})")
+        if not hmac.compare_digest(msg.token.encode(), self.token.encode()):
+            raise ProtocolError("wrong token (read it from the server's state file)")
+        if msg.kind not in CLIENT_KINDS:
+            raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {msg.kind[:20]!r})")
+        _check_delay(msg.delay_s)
+        return msg
+
+    async def _send_loop(self, ws, session: Session) -> None:
+        while True:
+            msg = await session.outbox.get()
+            await ws.send(bytes(msg))
+
+    async def _heartbeats(self, session: Session) -> None:
+        while True:
+            now = time.monotonic()
+            st = session.scheduler.stats
+            session.outbox.put_nowait(Heartbeat(t=now, stats={"cadence_hz": st.cadence_hz(now),
+                                                              "error": session.scheduler.error}))
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def serve(self, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+        from websockets.asyncio.server import serve
+
+        async with serve(self._handler, self.host, self.port, process_request=self._process_request,
+                         max_size=WS_MAX_SIZE, ping_interval=None, compression=None) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            if ready is not None:
+                ready.set()
+            await (stop or asyncio.Event()).wait()
+
+
+def _error_code(exc: PrivaStreamError) -> str:
+    return {"ProtocolError": "protocol", "StateError": "state", "MediaError": "media",
+            "ModelLoadError": "model"}.get(exc.__class__.__name__, "internal")
+
+
+async def _send_quietly(ws, msg: Message) -> None:
+    try:
+        await ws.send(bytes(msg))
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------- command line
+
+def add_arguments(parser) -> None:
+    from .runtime import PROVIDER_CHOICES
+
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1; "
+                        "other addresses are refused)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
+                        help=f"control websocket and dashboard port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--state-file", type=Path, default=None, metavar="PATH",
+                        help=f"where to write port and token for clients (default {state_file_path()})")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="onnxruntime threads per detector run (default 0 = one per core)")
+    parser.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto",
+                        help="execution provider (default auto: the best this machine has)")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="load models on a session's first detection instead of at start")
+
+
+def _preload(factory) -> None:
+    try:
+        factory({}).load()
+    except Exception as exc:
+        log.warning("_preload() | models not preloaded: %s", exc)
+
+
+def run(args) -> int:
+    state_file = args.state_file or state_file_path()
+    other = _running_server(state_file)
+    if other:
+        raise StateError(f"a server (pid {other}) already uses {state_file}; stop it or pass --state-file")
+    reclaim_stale_segments()
+    server = LiveServer(args.host, args.port, threads=args.threads, provider=args.provider)
+    if not args.no_preload:
+        threading.Thread(target=_preload, args=(server.engine_factory,), name="privastream-preload",
+                         daemon=True).start()
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(server.serve(ready, stop))
+        await asyncio.wait({task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        write_state_file(state_file, server.port, server.token)
+        log.info("run() | serving [url:http://%s:%d/ state:%s pid:%d]", args.host, server.port, state_file,
+                 os.getpid())
+        print(f"PrivaStream inference server on http://{args.host}:{server.port}/ (dashboard)", flush=True)
+        try:
+            await task
+        finally:
+            state_file.unlink(missing_ok=True)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        raise StateError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    return 0
