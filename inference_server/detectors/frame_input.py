@@ -6,6 +6,8 @@ bug that must be reported clearly rather than run through a model.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -33,8 +35,8 @@ def detection_size(height: int, width: int, max_side: int, multiple: int = 32) -
     rounding is to the nearest multiple so the aspect ratio stays close.
     """
     scale = min(1.0, max_side / max(height, width))
-    h = max(multiple, int(round(height * scale / multiple)) * multiple)
-    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    h = max(multiple, math.ceil(height * scale / multiple) * multiple)
+    w = max(multiple, math.ceil(width * scale / multiple) * multiple)
     return h, w
 
 
