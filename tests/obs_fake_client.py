@@ -1,0 +1,67 @@
+"""A stand-in for LiveClient, loaded inside OBS through PRIVASTREAM_OBS_CLIENT (a mock: see below).
+
+Why a mock: these tests check the OBS side on its own (the shader on a known region list,
+the delay lines, the bleep rendering and A/V sync) and must not depend on detector quality or
+on the live server being up.  It follows the LiveClient contract:
+  - video: every submitted frame is decided at once with the regions in $PRIVASTREAM_FAKE_REGIONS
+    (JSON list of {kind, box}); frames never submitted get None (the filter covers them);
+  - audio: everything submitted is decided; spans where the input is loud (RMS > 0.05) are
+    returned as bleep intervals, so the output must carry the filter's beep exactly there, D later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+
+from inference_server.client import ClientStatus
+from inference_server.regions import FrameDecision, Region
+
+LOUD_RMS = 0.05
+
+
+class FakeClient:
+    def __init__(self, source="", kind="video", delay_s=1.0, settings=None, **_):
+        self.kind, self.settings = kind, dict(settings or {})
+        spec = json.loads(os.environ.get("PRIVASTREAM_FAKE_REGIONS", "[]"))
+        self.regions = [Region(kind=r["kind"], box=tuple(r["box"])) for r in spec]
+        self.frames: set[int] = set()
+        self.lock = threading.Lock()
+        self.loud: list[tuple[float, float, str]] = []
+        self.decided_until = float("-inf")
+
+    def submit_frame(self, frame_id, pts, rgba) -> bool:
+        assert rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8
+        self.frames.add(frame_id)
+        return True
+
+    def frame_decision(self, frame_id):
+        return FrameDecision(regions=list(self.regions)) if frame_id in self.frames else None
+
+    def submit_audio(self, pts, planar, sample_rate=48000) -> bool:
+        end = pts + planar.shape[1] / sample_rate
+        with self.lock:
+            if float(np.sqrt(np.mean(planar.astype(np.float64) ** 2))) > LOUD_RMS:
+                if self.loud and abs(self.loud[-1][1] - pts) < 1e-3:
+                    self.loud[-1] = (self.loud[-1][0], end, "pii")
+                else:
+                    self.loud.append((pts, end, "pii"))
+            self.decided_until = end
+        return True
+
+    def audio_decision(self, start_pts, end_pts):
+        with self.lock:
+            return [m for m in self.loud if m[1] > start_pts and m[0] < end_pts], self.decided_until
+
+    @property
+    def status(self):
+        return ClientStatus(state="connected", latency_ms=1.0, fps=30.0, detections={"face": 1}, message="fake")
+
+    def update_settings(self, settings):
+        self.settings.update(settings)
+
+    def close(self):
+        pass

@@ -1,0 +1,112 @@
+"""The "PrivaStream Filter" in a real OBS 29 under Xvfb (issue 5): registration, fail-closed
+full cover without a server, the mask effect on a fixed region list, fail-open by explicit
+choice, removing the filter while recording, and a clean exit (status 0)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from obs_harness import ObsSession, filter_entry, image_source
+
+pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
+
+FILL = 20  # FILL_COLOR 0.08 in 8 bits
+FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
+
+
+@pytest.fixture
+def picture(tmp_path):
+    """Random 8x8-pixel blocks: every style visibly changes it, and the exact source is known."""
+    rng = np.random.default_rng(5)
+    img = np.kron(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    Image.fromarray(img).save(tmp_path / "picture.png")
+    return img, tmp_path / "picture.png"
+
+
+def first_uncovered_shot(obs: ObsSession, source: str, timeout: float = 20.0):
+    """The first screenshot that is not one flat colour (the filter stopped covering), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shot = obs.screenshot(source)
+        if shot.std() > 0:
+            return shot
+        time.sleep(0.3)
+    return None
+
+
+def test_without_server_the_whole_frame_is_covered(tmp_path, picture):
+    """No inference server: the real LiveClient cannot connect, so every frame must be covered."""
+    img, png = picture
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream")])
+    with ObsSession(tmp_path, [src]) as obs:
+        defaults = obs.call("GetSourceFilterDefaultSettings", {"filterKind": "privastream_filter"})["defaultFilterSettings"]
+        assert defaults["fail_policy"] == "closed" and defaults["target_faces"] is True
+        for _ in range(5):
+            shot = obs.screenshot("Camera")
+            assert shot.std() == 0 and abs(int(shot[0, 0, 0]) - FILL) <= 1, "a frame leaked without a server"
+            time.sleep(0.5)
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert "covering the whole frame" in log and "Traceback" not in log
+
+
+def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture):
+    """Shader check on a fixed region list (fake client, see tests/obs_fake_client.py)."""
+    img, png = picture
+    regions = [{"kind": "face", "box": [40, 40, 200, 200]}, {"kind": "text", "box": [300, 48, 500, 96]},
+               {"kind": "plate", "box": [304, 200, 456, 264]}]
+    settings = {"style_plate": "blur", "delay_s": 0.2}
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", settings)])
+    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions)}) as obs:
+        shot = first_uncovered_shot(obs, "Camera")
+    assert obs.exit_code == 0
+    assert shot is not None, "the frame stayed covered although every frame was decided"
+    outside = np.ones(img.shape[:2], bool)
+    for r in regions:
+        x0, y0, x1, y1 = r["box"]
+        outside[y0:y1, x0:x1] = False
+    assert np.array_equal(shot[outside], img[outside]), "pixels outside every region changed"
+    # text: solid fill
+    assert np.all(np.abs(shot[48:96, 300:500].astype(int) - FILL) <= 1)
+    # face: pixelated inside the ellipse (cells of ~0.255*160 = 40 px), untouched in the box corners
+    face = shot[70:170, 70:170].astype(int)
+    assert np.abs(face - img[70:170, 70:170]).mean() > 30
+    assert len(np.unique(face.reshape(-1, 3), axis=0)) < 40, "the face is not pixelated into cells"
+    assert np.array_equal(shot[41:45, 41:45], img[41:45, 41:45]), "the face ellipse should leave box corners"
+    # plate: blurred - the random blocks average out to a narrow spread of values
+    plate, source_plate = shot[210:254, 314:446].astype(float), img[210:254, 314:446].astype(float)
+    assert plate.std() < 0.4 * source_plate.std() and np.abs(plate - source_plate).mean() > 30
+
+
+def test_fail_open_only_by_explicit_choice_and_filter_removal_while_recording(tmp_path, picture):
+    """Fail open shows the raw source when the server is away; removing and re-adding the
+    filter while recording and then quitting must not crash OBS."""
+    img, png = picture
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"fail_policy": "open",
+                                                                                      "delay_s": 0.2})])
+    with ObsSession(tmp_path, [src]) as obs:
+        shot = first_uncovered_shot(obs, "Camera")
+        assert shot is not None and np.array_equal(shot, img)
+        obs.call("StartRecord")
+        time.sleep(1.5)
+        obs.call("RemoveSourceFilter", {"sourceName": "Camera", "filterName": "PrivaStream"})
+        time.sleep(0.5)
+        obs.call("CreateSourceFilter", {"sourceName": "Camera", "filterName": "PrivaStream 2",
+                                        "filterKind": "privastream_filter", "filterSettings": {}})
+        time.sleep(0.5)
+        covered = obs.screenshot("Camera")
+        obs.call("SetSourceFilterSettings", {"sourceName": "Camera", "filterName": "PrivaStream 2",
+                                             "filterSettings": {"delay_s": 0.5, "style_face": "blur"}})
+        time.sleep(1.0)
+        recording = obs.stop_recording()
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert covered.std() == 0, "a new filter with default settings must fail closed without a server"
+    assert recording.stat().st_size > 0
+    assert "Traceback" not in log
