@@ -86,6 +86,7 @@ DATE = (
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"
 )
 _CHUNKED = r"[A-Za-z0-9]{1,12}(?:[ -][A-Za-z0-9]{1,12}){0,5}"  # ID-like tokens, trimmed below
+_DIGIT_GROUPS = r"\d[\d -]{4,30}\d"  # account numbers and sort codes are digits only
 
 _CUES: list[tuple[str, re.Pattern[str], float]] = [
     (label, re.compile(rf"(?i)\b(?:{cue})\b{gap}(?P<value>{value})"), score)
@@ -102,7 +103,7 @@ _CUES: list[tuple[str, re.Pattern[str], float]] = [
          _GAP, r"\+?\(?\d[\d ().-]{5,20}\d", 0.8),
         ("account",
          r"account|acct|a/c|routing|sort code|bank|member(?:ship)?|customer|policy|card",
-         _GAP, _CHUNKED, 0.7),
+         _GAP, _DIGIT_GROUPS, 0.7),
         ("account",
          r"password|passwd|pw|passcode|pin(?: code)?|security code|cvv|cvc|otp|2fa(?: code)?"
          r"|verification code|wi-?fi (?:password|pw|key)|api key",
@@ -123,13 +124,17 @@ _NOT_PERSONAL_BEFORE = re.compile(
 _DATE_ONLY = re.compile(rf"(?i)^{DATE}$")
 
 
-def vetoed(text: str, span: PiiSpan) -> bool:
-    """True when a number-shaped hit is really an order number, a version, a score or a date."""
+def vetoed(text: str, span: PiiSpan, cued: bool = False) -> bool:
+    """True when a number-shaped hit is really an order number, a version, a score or a date.
+
+    ``cued``: a context word already said what the number is ("call me on ..."), so only the
+    words before it can still veto it.
+    """
     before = text[max(0, span.start - 24):span.start]
     found = text[span.start:span.end]
     if _NOT_PERSONAL_BEFORE.search(before):
         return True
-    if span.label == "phone" and (_DATE_ONLY.match(found) or found.isdigit()):
+    if span.label == "phone" and not cued and (_DATE_ONLY.match(found) or found.isdigit()):
         # A bare digit run with no cue is as likely a seed, a timestamp or an ID as a phone;
         # the phone cue rule takes it when someone says it is a number to call.
         return True
@@ -141,11 +146,26 @@ def _digits(s: str) -> int:
 
 
 def _trim_words(text: str, start: int, end: int) -> int:
-    """End of a chunked ID value without the plain words the loose pattern ran on into."""
+    """End of a chunked ID value, cut before the first plain word the loose pattern ran on into
+    ("533380006 expires 12/27" -> "533380006"; "QQ 12 34 56 C" stays whole)."""
     chunks = list(re.finditer(r"[A-Za-z0-9]+", text[start:end]))
-    while len(chunks) > 1 and chunks[-1].group().isalpha() and len(chunks[-1].group()) > 1:
-        chunks.pop()
+    for index, chunk in enumerate(chunks[1:], 1):
+        if chunk.group().isalpha() and len(chunk.group()) > 2:
+            return start + chunks[index - 1].end()
     return start + chunks[-1].end() if chunks else start
+
+
+def _ibans(text: str) -> list[PiiSpan]:
+    """Valid IBANs; the loose pattern may run on into a following word, so shorter prefixes are tried too."""
+    spans = []
+    for m in _IBAN.finditer(text):
+        groups = list(re.finditer(r"[A-Za-z0-9]+", m.group()))
+        for last in range(len(groups), 0, -1):
+            end = m.start() + groups[last - 1].end()
+            if iban_valid(text[m.start():end]):
+                spans.append(PiiSpan(m.start(), end, "iban", 1.0))
+                break
+    return spans
 
 
 def find_rules(text: str) -> list[PiiSpan]:
@@ -154,14 +174,13 @@ def find_rules(text: str) -> list[PiiSpan]:
     digits = _digits(text)
     if digits >= 7:
         for m in _PHONE_LAYOUTS.finditer(text):
-            if 7 <= _digits(m.group()) <= 15:
-                spans.append(PiiSpan(m.start(), m.end(), "phone", 0.6))
+            span = PiiSpan(m.start(), m.end(), "phone", 0.6)
+            if 7 <= _digits(m.group()) <= 15 and not vetoed(text, span):
+                spans.append(span)
     if "://" in text:
         spans.extend(PiiSpan(m.start(), m.end(), "url", 0.9) for m in _SCHEME_URL.finditer(text))
     if digits >= 10:
-        for m in _IBAN.finditer(text):
-            if iban_valid(m.group()):
-                spans.append(PiiSpan(m.start(), m.end(), "iban", 1.0))
+        spans.extend(_ibans(text))
     if digits:
         for pattern in _ADDRESSES:
             spans.extend(PiiSpan(m.start(), m.end(), "address", 0.7) for m in pattern.finditer(text))
@@ -171,9 +190,11 @@ def find_rules(text: str) -> list[PiiSpan]:
         for m in pattern.finditer(text):
             start, end = m.span("value")
             if pattern is not _SECRET_CUE:
-                if label in ("national_id", "account"):
+                if label == "national_id":
                     end = _trim_words(text, start, end)
                 if _digits(text[start:end]) < _CUE_MIN_DIGITS[label]:
                     continue
-            spans.append(PiiSpan(start, end, label, score))
-    return [s for s in spans if s.label not in ("phone", "national_id") or not vetoed(text, s)]
+            span = PiiSpan(start, end, label, score)
+            if not vetoed(text, span, cued=True):
+                spans.append(span)
+    return spans
