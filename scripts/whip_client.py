@@ -1,0 +1,324 @@
+"""A WHIP (RFC 9725) publisher on aiortc: the tests', the benchmark's and the demo's.
+
+API (asyncio):
+
+    publisher = await publish(url, token, video_track, audio_track, obs_shaped=True)
+    ...                                   # media flows while the event loop runs
+    await publisher.close()               # DELETE the WHIP resource, close the peer connection
+
+`url` is the WHIP endpoint (http://host:port/whip/<room>), `token` the SFU's publish
+token (sent as `Authorization: Bearer`). Tracks are aiortc MediaStreamTracks; either
+may be None. `publish()` retries a connection that does not reach "connected"
+(about 1 in 12 aiortc connections stall in ICE here) and raises `WhipError` with the
+server's status and message when the SFU refuses the offer.
+
+`obs_shaped=True` rewrites the offer the way OBS 30+ sends it (libdatachannel):
+one H.264 codec, packetization-mode=1, profile-level-id=42e01f, on payload type 96,
+and Opus on 111, no RTX. With False, aiortc's own offer goes out (VP8 first).
+
+Tracks:
+    SyntheticVideoTrack(width, height, fps)         raw frames: aiortc encodes them
+    X264PacketTrack(frames, width, height, fps, bitrate, profile="high")
+        pre-encoded H.264 like OBS's x264 (High profile, no B-frames, 1 s keyframes);
+        `frames` is a callable(index) -> HxWx3 uint8 RGB numpy array
+    ToneAudioTrack(frequency)                       a 48 kHz sine as Opus
+
+CLI: python scripts/whip_client.py http://host:8080/whip/demo --token T --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import logging
+import re
+import time
+from typing import Callable
+
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, VIDEO_TIME_BASE
+
+logger = logging.getLogger("privastream.whip_client")
+
+OBS_VIDEO_PT = 96
+OBS_AUDIO_PT = 111
+
+
+class WhipError(RuntimeError):
+    """The WHIP server refused the offer, or the connection never came up."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"WHIP server answered {status}: {message}")
+        self.status = status
+
+
+def _http(method: str, url: str, token: str, body: bytes | None = None) -> tuple[int, dict[str, str], str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/sdp"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+def shape_offer_like_obs(sdp: str) -> str:
+    """Keeps one H.264 (packetization-mode=1, 42e01f) on PT 96 and Opus on PT 111, as OBS does."""
+    sections = re.split(r"(?m)^(?=m=)", sdp)
+    shaped = [sections[0]]
+    for section in sections[1:]:
+        kind = section.split(" ", 1)[0][2:]
+        rtpmaps = dict(re.findall(r"(?m)^a=rtpmap:(\d+) (\S+)", section))
+        fmtps = dict(re.findall(r"(?m)^a=fmtp:(\d+) (.*)$", section))
+        if kind == "video":
+            keep = next((pt for pt, name in rtpmaps.items() if name.upper().startswith("H264/")
+                         and "packetization-mode=1" in fmtps.get(pt, "")
+                         and "profile-level-id=42e01f" in fmtps.get(pt, "")), None)
+            new_pt, fmtp = OBS_VIDEO_PT, "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1"
+        else:
+            keep = next((pt for pt, name in rtpmaps.items() if name.lower().startswith("opus/")), None)
+            new_pt, fmtp = OBS_AUDIO_PT, "minptime=10;maxaveragebitrate=96000;stereo=1;sprop-stereo=1;useinbandfec=1"
+        if keep is None:
+            raise ValueError(f"aiortc's offer has no codec to shape for m={kind}")
+        lines = []
+        for line in section.splitlines():
+            if line.startswith("m="):
+                parts = line.split(" ")
+                line = " ".join(parts[:3] + [str(new_pt)])
+            elif (m := re.match(r"a=(rtpmap|fmtp|rtcp-fb):(\d+)", line)):
+                if m.group(2) != keep:
+                    continue
+                if m.group(1) == "fmtp":
+                    line = f"a=fmtp:{new_pt} {fmtp}"
+                else:
+                    line = line.replace(f":{keep} ", f":{new_pt} ", 1)
+            elif line.startswith("a=ssrc-group:FID"):
+                continue
+            lines.append(line)
+        # RTX is gone with its fmtp, so its SSRC lines go too: keep the first SSRC only.
+        ssrcs = list(dict.fromkeys(re.findall(r"(?m)^a=ssrc:(\d+) ", "\n".join(lines))))
+        lines = [ln for ln in lines if not ln.startswith("a=ssrc:") or ln.startswith(f"a=ssrc:{ssrcs[0]} ")]
+        shaped.append("\r\n".join(lines) + "\r\n")
+    return "".join(shaped)
+
+
+class WhipPublisher:
+    """One published session: its peer connection and WHIP resource URL."""
+
+    def __init__(self, pc: RTCPeerConnection, resource_url: str, token: str):
+        self.pc = pc
+        self.resource_url = resource_url
+        self._token = token
+        self._closed = False
+
+    async def close(self, delete: bool = True) -> None:
+        """Ends the session; `delete=False` simulates a publisher that vanishes without DELETE."""
+        if self._closed:
+            return
+        self._closed = True
+        if delete:
+            await asyncio.to_thread(_http, "DELETE", self.resource_url, self._token)
+        await self.pc.close()
+
+
+async def _publish_once(url: str, token: str, tracks: list[MediaStreamTrack], obs_shaped: bool,
+                        connect_timeout: float) -> WhipPublisher:
+    pc = RTCPeerConnection()
+    for track in tracks:
+        pc.addTransceiver(track, direction="sendonly")
+    connected = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def _on_state() -> None:
+        if pc.connectionState == "connected":
+            connected.set()
+
+    # aiortc gathers every candidate inside setLocalDescription: WHIP needs no trickle.
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    if obs_shaped:
+        offer = shape_offer_like_obs(offer)
+    status, headers, body = await asyncio.to_thread(_http, "POST", url, token, offer.encode())
+    if status != 201:
+        await pc.close()
+        raise WhipError(status, body.strip())
+    location = headers.get("Location") or headers.get("location")
+    if not location:
+        await pc.close()
+        raise WhipError(status, "201 without a Location header")
+    resource = urllib.parse.urljoin(url, location)
+    publisher = WhipPublisher(pc, resource, token)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    try:
+        await asyncio.wait_for(connected.wait(), connect_timeout)
+    except asyncio.TimeoutError:
+        await publisher.close()
+        raise WhipError(0, f"not connected after {connect_timeout:.0f} s (state {pc.connectionState})")
+    return publisher
+
+
+async def publish(url: str, token: str, video_track: MediaStreamTrack | None = None,
+                  audio_track: MediaStreamTrack | None = None, *, obs_shaped: bool = True,
+                  attempts: int = 4, connect_timeout: float = 8.0) -> WhipPublisher:
+    """Publishes the tracks to a WHIP endpoint; see the module docstring."""
+    tracks = [t for t in (audio_track, video_track) if t is not None]
+    if not tracks:
+        raise ValueError("publish() needs a video_track, an audio_track or both")
+    for attempt in range(1, attempts + 1):
+        try:
+            return await _publish_once(url, token, tracks, obs_shaped, connect_timeout)
+        except WhipError as error:
+            # Only a stalled connection is retried; a refused offer is final.
+            if error.status != 0 or attempt == attempts:
+                raise
+            logger.warning("publish() | connection stalled, retrying [attempt:%s]", attempt)
+    raise AssertionError("unreachable")
+
+
+def moving_pattern(width: int, height: int) -> Callable[[int], np.ndarray]:
+    """A test picture with motion and detail everywhere, so an encoder has to spend its bitrate."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = ((xx // 16 + yy // 16) % 2 * 60).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 40, (height, width), dtype=np.uint8)
+
+    def frame(index: int) -> np.ndarray:
+        shift = (index * 8) % width
+        luma = np.roll(base + noise, shift, axis=1)
+        rgb = np.stack([luma, np.roll(luma, index % height, axis=0), 255 - luma], axis=-1)
+        x0 = (index * 12) % max(1, width - 100)
+        rgb[height // 3:height // 3 + 100, x0:x0 + 100] = (255, 200, 0)
+        return rgb
+
+    return frame
+
+
+class SyntheticVideoTrack(MediaStreamTrack):
+    """Raw RGB frames of the moving pattern at `fps`; aiortc encodes them (VP8 or H.264 baseline)."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 640, height: int = 360, fps: int = 30):
+        super().__init__()
+        self._frames = moving_pattern(width, height)
+        self._fps = fps
+        self._index = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        self._start = self._start or time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._index / self._fps - time.monotonic()))
+        frame = av.VideoFrame.from_ndarray(self._frames(self._index), format="rgb24")
+        frame.pts = int(self._index * VIDEO_CLOCK_RATE / self._fps)
+        frame.time_base = VIDEO_TIME_BASE
+        self._index += 1
+        return frame
+
+
+class X264PacketTrack(MediaStreamTrack):
+    """H.264 encoded here with libx264 the way OBS encodes it, handed to aiortc as packets.
+
+    aiortc only packetizes av.Packet objects (RTCRtpSender -> H264Encoder.pack), so the
+    profile is ours: High by default, which is what OBS's x264 sends while it signals
+    42e01f. No B-frames (they break WebRTC playback; OBS users must turn them off too).
+    """
+
+    kind = "video"
+
+    def __init__(self, frames: Callable[[int], np.ndarray], width: int = 1280, height: int = 720,
+                 fps: int = 30, bitrate: int = 2_500_000, profile: str = "high"):
+        super().__init__()
+        self._frames = frames
+        self._fps = fps
+        self._index = 0
+        self._start: float | None = None
+        self._pending: list[av.Packet] = []
+        self._codec = av.CodecContext.create("libx264", "w")
+        self._codec.width, self._codec.height = width, height
+        self._codec.pix_fmt = "yuv420p"
+        self._codec.bit_rate = bitrate
+        self._codec.framerate = fractions.Fraction(fps, 1)
+        self._codec.time_base = fractions.Fraction(1, fps)
+        self._codec.profile = profile
+        self._codec.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0",
+                               "g": str(fps), "keyint_min": str(fps),
+                               "maxrate": str(bitrate), "bufsize": str(bitrate // 2)}
+
+    async def recv(self) -> av.Packet:
+        while not self._pending:
+            self._start = self._start or time.monotonic()
+            await asyncio.sleep(max(0.0, self._start + self._index / self._fps - time.monotonic()))
+            frame = av.VideoFrame.from_ndarray(self._frames(self._index), format="rgb24").reformat(format="yuv420p")
+            frame.pts = self._index
+            frame.time_base = fractions.Fraction(1, self._fps)
+            self._index += 1
+            self._pending.extend(self._codec.encode(frame))
+        packet = self._pending.pop(0)
+        packet.time_base = fractions.Fraction(1, self._fps)
+        return packet
+
+
+class ToneAudioTrack(MediaStreamTrack):
+    """A 48 kHz stereo sine, 20 ms per frame, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float = 440.0, sample_rate: int = 48000):
+        super().__init__()
+        self._frequency = frequency
+        self._rate = sample_rate
+        self._samples = int(AUDIO_PTIME * sample_rate)
+        self._sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        self._start = self._start or time.monotonic()
+        await asyncio.sleep(max(0.0, self._start + self._sent / self._rate - time.monotonic()))
+        t = (np.arange(self._samples) + self._sent) / self._rate
+        tone = (0.3 * 32767 * np.sin(2 * np.pi * self._frequency * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = self._rate
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, self._rate)
+        self._sent += self._samples
+        return frame
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Publish a synthetic 720p H.264 + Opus stream over WHIP.")
+    parser.add_argument("url", help="WHIP endpoint, e.g. http://198.18.7.1:8080/whip/demo")
+    parser.add_argument("--token", required=True, help="the SFU's publish token")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long to publish (default 30)")
+    parser.add_argument("--size", default="1280x720", metavar="WxH", help="video size (default 1280x720)")
+    parser.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
+    parser.add_argument("--bitrate", type=int, default=2_500_000, help="video bits per second (default 2500000)")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    async def run() -> None:
+        video = X264PacketTrack(moving_pattern(width, height), width, height, args.fps, args.bitrate)
+        publisher = await publish(args.url, args.token, video, ToneAudioTrack())
+        print(f"publishing to {publisher.resource_url} for {args.seconds:.0f} s", flush=True)
+        await asyncio.sleep(args.seconds)
+        await publisher.close()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(run())
+    except WhipError as error:
+        print(f"error: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
