@@ -53,15 +53,17 @@ def _setns(fd: int) -> None:
 class Netns:
     """A named network namespace with lo up and a veth pair.
 
-    `peer` None: both veth ends stay inside with `ip` on the first (a lone
-    namespace). `peer` another Netns: the second end goes there with `peer_ip`,
-    linking the two (origin and edge SFU on "two machines").
+    `peer` None: both veth ends stay inside with `cidr` on the first (a lone
+    namespace). `peer` another Netns: the second end goes there with `peer_cidr`,
+    linking the two (origin and edge SFU on "two machines"). `cidr` None: only the
+    namespace, for a peer that another Netns links to.
     """
 
-    def __init__(self, name: str, cidr: str, peer: "Netns | None" = None, peer_cidr: str | None = None):
+    def __init__(self, name: str, cidr: str | None = None, peer: "Netns | None" = None,
+                 peer_cidr: str | None = None):
         self.name = name
         self.cidr = cidr
-        self.ip = cidr.split("/")[0]
+        self.ip = cidr.split("/")[0] if cidr else (peer_cidr or "").split("/")[0]
         self.peer = peer
         self.peer_cidr = peer_cidr
         self._veth = f"v{secrets.token_hex(3)}"
@@ -70,6 +72,8 @@ class Netns:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
         _run("ip", "netns", "add", self.name)
         _run("ip", "-n", self.name, "link", "set", "lo", "up")
+        if not self.cidr:
+            return self
         a, b = f"{self._veth}a", f"{self._veth}b"
         _run("ip", "link", "add", a, "netns", self.name, "type", "veth", "peer", "name", b,
              "netns", self.peer.name if self.peer else self.name)
@@ -81,6 +85,9 @@ class Netns:
         _run("ip", "-n", other, "link", "set", b, "up")
         # A default route, so that Chromium and aioice treat the veth as usable.
         _run("ip", "-n", self.name, "route", "add", "default", "dev", a)
+        if self.peer:
+            self.peer.ip = self.peer_cidr.split("/")[0]
+            _run("ip", "-n", other, "route", "add", "default", "dev", b)
         return self
 
     def __exit__(self, *exc: object) -> None:

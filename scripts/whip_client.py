@@ -16,6 +16,13 @@ server's status and message when the SFU refuses the offer.
 one H.264 codec, packetization-mode=1, profile-level-id=42e01f, on payload type 96,
 and Opus on 111, no RTX. With False, aiortc's own offer goes out (VP8 first).
 
+Synchronous code (the demo, the tests) can use `BackgroundPublisher`, which runs
+the same on an event loop thread of its own:
+
+    bg = BackgroundPublisher()
+    bg.publish(url, token, video_track, audio_track)     # blocks until connected
+    bg.stop(delete=True); bg.shutdown()
+
 Tracks:
     SyntheticVideoTrack(width, height, fps)         raw frames: aiortc encodes them
     X264PacketTrack(frames, width, height, fps, bitrate, profile="high")
@@ -33,6 +40,7 @@ import asyncio
 import fractions
 import logging
 import re
+import threading
 import time
 from typing import Callable
 
@@ -182,6 +190,43 @@ async def publish(url: str, token: str, video_track: MediaStreamTrack | None = N
                 raise
             logger.warning("publish() | connection stalled, retrying [attempt:%s]", attempt)
     raise AssertionError("unreachable")
+
+
+class BackgroundPublisher:
+    """`publish()` on an asyncio loop thread of its own, for synchronous callers.
+
+    The loop thread is created by the constructor: in a network namespace entered
+    by the calling thread (see sfu_netns.py), its sockets live in that namespace.
+    Tracks must be created on the loop (aiortc tracks bind to it): pass factories.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="whip-publisher")
+        self._thread.start()
+        self.publisher: WhipPublisher | None = None
+
+    def _call(self, coro, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def publish(self, url: str, token: str, make_video: Callable[[], MediaStreamTrack] | None,
+                make_audio: Callable[[], MediaStreamTrack] | None, *, obs_shaped: bool = True) -> WhipPublisher:
+        async def start() -> WhipPublisher:
+            return await publish(url, token, make_video() if make_video else None,
+                                 make_audio() if make_audio else None, obs_shaped=obs_shaped)
+
+        self.publisher = self._call(start())
+        return self.publisher
+
+    def stop(self, delete: bool = True) -> None:
+        if self.publisher:
+            self._call(self.publisher.close(delete=delete))
+            self.publisher = None
+
+    def shutdown(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
 
 
 def moving_pattern(width: int, height: int) -> Callable[[int], np.ndarray]:

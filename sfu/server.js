@@ -12,6 +12,7 @@
 //   POST   /api/rooms/{room}/viewers/{id}/{transport|connect|consume|resume}
 //   POST   /whep/{room}, DELETE /whep/{room}/{id}   WHEP players
 //   GET    /api/stats, /api/rooms, /api/rooms/{room}/link     admin token
+//   POST   /api/rooms/{room}/rtp-out, DELETE .../rtp-out/{id}  admin token: SRTP to ip:port
 //   POST   /api/pipe/{room}, GET|DELETE /api/pipe/{room}/{id} admin token: origin -> edge
 //
 // See docs/sfu.md for the settings and the policies.
@@ -195,6 +196,33 @@ async function main()
 			const query = config.viewSecret ? `?token=${viewToken(config.viewSecret, roomId)}` : '';
 
 			send(res, 200, { room: roomId, path: `/room/${roomId}${query}` });
+		} ],
+		[ 'POST', `^/api/rooms/${ROOM_ID}/rtp-out$`, async (req, res, url, roomId) =>
+		{
+			requireAdmin(req);
+			const body = await readJson(req, config.maxBodyBytes);
+
+			if (typeof body.ip !== 'string' || !Number.isInteger(body.port))
+				throw new HttpError(400, 'rtp-out needs ip and port');
+			const room = await getRoom(roomId, { create: false });
+			const viewer = await room.addViewer({ kind: 'rtp' });
+
+			try
+			{
+				await viewer.startRtpOut(body);
+			}
+			catch (error)
+			{
+				viewer.close();
+				throw new HttpError(400, `cannot start RTP out: ${error.message}`);
+			}
+			send(res, 201, { id: viewer.id, consumers: viewer.consumers.map((c) => ({ kind: c.kind, ssrc: c.rtpParameters.encodings[0].ssrc })) });
+		} ],
+		[ 'DELETE', `^/api/rooms/${ROOM_ID}/rtp-out/${ID}$`, async (req, res, url, roomId, viewerId) =>
+		{
+			requireAdmin(req);
+			(await getRoom(roomId, { create: false })).getViewer(viewerId).close();
+			send(res, 200, 'rtp out closed\n');
 		} ],
 		[ 'POST', `^/api/pipe/${ROOM_ID}$`, async (req, res, url, roomId) =>
 		{

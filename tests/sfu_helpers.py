@@ -7,9 +7,7 @@ Chromium, the SFU) inherit it.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,33 +24,20 @@ CHROMIUM_FLAGS = [
 ]
 
 
-class PublisherThread:
-    """A WHIP publisher on an asyncio loop of its own, so the test thread stays synchronous."""
+class PublisherThread(whip_client.BackgroundPublisher):
+    """The tests' publisher: OBS-shaped x264 High profile + a tone, or aiortc's own VP8."""
 
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self.publisher: whip_client.WhipPublisher | None = None
-
-    def _call(self, coro, timeout: float = 60.0):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def publish(self, url: str, token: str, *, obs_shaped: bool = True, size: tuple[int, int] = (640, 360),
-                audio: bool = True) -> whip_client.WhipPublisher:
-        async def start() -> whip_client.WhipPublisher:
-            width, height = size
-            if obs_shaped:
-                # What OBS sends: x264 High profile, signalled as 42e01f.
-                video = whip_client.X264PacketTrack(whip_client.moving_pattern(width, height), width, height,
-                                                    fps=30, bitrate=800_000, profile="high")
-            else:
-                video = whip_client.SyntheticVideoTrack(width, height, fps=30)
-            return await whip_client.publish(url, token, video, whip_client.ToneAudioTrack() if audio else None,
-                                             obs_shaped=obs_shaped)
-
-        self.publisher = self._call(start())
-        return self.publisher
+    def publish(self, url: str, token: str, *, obs_shaped: bool = True,  # type: ignore[override]
+                size: tuple[int, int] = (640, 360)) -> whip_client.WhipPublisher:
+        width, height = size
+        if obs_shaped:
+            def make_video():
+                return whip_client.X264PacketTrack(whip_client.moving_pattern(width, height), width, height,
+                                                   fps=30, bitrate=800_000, profile="high")
+        else:
+            def make_video():
+                return whip_client.SyntheticVideoTrack(width, height, fps=30)
+        return super().publish(url, token, make_video, whip_client.ToneAudioTrack, obs_shaped=obs_shaped)
 
     def try_publish(self, url: str, token: str) -> int:
         """Publishes and returns 201, or the refusal status (e.g. 409)."""
@@ -61,16 +46,6 @@ class PublisherThread:
             return 201
         except whip_client.WhipError as error:
             return error.status
-
-    def stop(self, delete: bool = True) -> None:
-        if self.publisher:
-            self._call(self.publisher.close(delete=delete))
-            self.publisher = None
-
-    def shutdown(self) -> None:
-        self.stop()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 class Viewers:

@@ -1,9 +1,10 @@
 'use strict';
 
-// A Viewer is one receiving WebRtcTransport on one of its room's routers, plus one
-// Consumer per Producer of the room. The room page drives it over the HTTP API
-// (mediasoup-client), a WHEP player through lib/Whep.js. Closing it closes the
-// transport, which closes its consumers.
+// A Viewer is one receiving transport on one of its room's routers, plus one
+// Consumer per Producer of the room. The room page drives a WebRtcTransport over
+// the HTTP API (mediasoup-client); an "rtp" viewer is an SRTP PlainTransport sending
+// to a given address (admin API: recorders, restreamers, the benchmark's sink).
+// Closing it closes the transport, which closes its consumers.
 
 const { EventEmitter } = require('events');
 
@@ -45,6 +46,21 @@ class Viewer extends EventEmitter
 		});
 
 		return this.transport;
+	}
+
+	// An "rtp" viewer: SRTP (as a browser would get it) to ip:port, all producers
+	// consumed at once and unpaused, since there is no client to set up first.
+	async startRtpOut({ ip, port })
+	{
+		this.transport = await this.router.createPlainTransport({
+			listenIp   : { ip: this._config.listenIp, announcedIp: this._config.announcedIp },
+			rtcpMux    : true,
+			comedia    : false,
+			enableSrtp : true
+		});
+		await this.transport.connect({ ip, port, srtpParameters: this.transport.srtpParameters });
+		await this.consume(this.router.rtpCapabilities);
+		await this.resume(this.consumers.map((c) => c.id));
 	}
 
 	_requireTransport()
