@@ -18,6 +18,9 @@ from .spans import PiiSpan, merge_spans
 log = logging.getLogger("privastream.pii")
 
 _CUSTOM_REGEX_PREFIX = "re:"
+# OCR lines and transcript windows are short; a text this long is a caller's mistake, and spaCy
+# refuses texts over its own max_length (1e6) with an error that would read like a model fault.
+MAX_TEXT_CHARS = 100_000
 
 
 def compile_custom_terms(terms: Iterable[str]) -> list[re.Pattern[str]]:
@@ -76,6 +79,9 @@ class PiiClassifier:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise PrivaStreamError(f"PII text #{index + 1} must be a str, got {type(text).__name__}")
+            if len(text) > MAX_TEXT_CHARS:
+                raise PrivaStreamError(f"PII text #{index + 1} has {len(text)} characters; the classifier takes "
+                                       f"lines and transcript windows of at most {MAX_TEXT_CHARS}")
         with self._lock:
             found: dict[str, tuple[PiiSpan, ...]] = {}
             for text in texts:

@@ -39,7 +39,7 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{1,4}){3
 _STREET_TYPES = (
     r"street|st|avenue|ave|road|rd|lane|ln|boulevard|blvd|drive|dr|court|ct|way|place|pl|terrace|ter"
     r"|close|crescent|cres|square|sq|parkway|pkwy|highway|hwy|circle|cir|trail|trl|row|grove|gardens"
-    r"|mews|walk|alley|plaza|parade"
+    r"|mews|walk|alley|plaza|parade|loop"
 )
 # Words that never sit between a house number and a street type: they are what makes
 # "30 min drive" or "2 blocks down the road" ordinary speech.
@@ -89,9 +89,9 @@ _CHUNKED = r"[A-Za-z0-9]{1,12}(?:[ -][A-Za-z0-9]{1,12}){0,5}"  # ID-like tokens,
 _DIGIT_GROUPS = r"\d[\d -]{4,30}\d"  # account numbers and sort codes are digits only
 
 _CUES: list[tuple[str, re.Pattern[str], float]] = [
-    (label, re.compile(rf"(?i)\b(?:{cue})\b{gap}(?P<value>{value})"), score)
+    (label, re.compile(rf"(?i)\b(?:{cue})(?!\w){gap}(?P<value>{value})"), score)
     for label, cue, gap, value, score in [
-        ("date_of_birth", r"dob|d\.o\.b|date of birth|birth ?date|birthday|born(?: on)?", _GAP, DATE, 0.9),
+        ("date_of_birth", r"dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on)?", _GAP, DATE, 0.9),
         ("ssn", r"ssn|social security(?: number| no)?", _GAP, r"\d{3}[- .]?\d{2}[- .]?\d{4}", 0.9),
         ("national_id",
          r"passport|national id|national insurance|ni|nino|id card|identity card|id|personal id"
@@ -122,6 +122,7 @@ _NOT_PERSONAL_BEFORE = re.compile(
     r"\W*(?:no\.?|number|id|#)?\W*|#|\bv)$"
 )
 _DATE_ONLY = re.compile(rf"(?i)^{DATE}$")
+_FRACTION = re.compile(r"^\d+\s*/\s*\d+$")  # "Frame 12045 / 30000", "HP 1250/1300"
 
 
 def vetoed(text: str, span: PiiSpan, cued: bool = False) -> bool:
@@ -134,7 +135,7 @@ def vetoed(text: str, span: PiiSpan, cued: bool = False) -> bool:
     found = text[span.start:span.end]
     if _NOT_PERSONAL_BEFORE.search(before):
         return True
-    if span.label == "phone" and not cued and (_DATE_ONLY.match(found) or found.isdigit()):
+    if span.label == "phone" and not cued and (_DATE_ONLY.match(found) or _FRACTION.match(found) or found.isdigit()):
         # A bare digit run with no cue is as likely a seed, a timestamp or an ID as a phone;
         # the phone cue rule takes it when someone says it is a number to call.
         return True
