@@ -41,6 +41,7 @@ const { send, readBody, readJson, requireBearer, sameSecret, RateLimiter } = req
 const { WorkerPool } = require('./lib/WorkerPool');
 const { Room } = require('./lib/Room');
 const { WhipSession } = require('./lib/Whip');
+const { WhepSession } = require('./lib/Whep');
 const { viewToken } = require('./lib/viewTokens');
 const { PipeOut, OriginFeed } = require('./lib/Edge');
 
@@ -58,6 +59,7 @@ async function main()
 	const rooms = new Map();
 	const roomCreations = new Map();
 	const whipSessions = new Map();
+	const whepSessions = new Map();
 	const pipes = new Map();
 	const limiter = new RateLimiter(config.rateLimitPerMinute);
 
@@ -129,7 +131,19 @@ async function main()
 				room.publisher.close();
 			}
 
-			const { session, answer } = await WhipSession.create({ room, offerText, config });
+			let created;
+
+			try
+			{
+				created = await WhipSession.create({ room, offerText, config });
+			}
+			catch (error)
+			{
+				// A refused offer must not leave an empty room (and its router) behind.
+				room.closeIfIdle();
+				throw error;
+			}
+			const { session, answer } = created;
 			const location = `/whip/${roomId}/${session.id}`;
 
 			whipSessions.set(session.id, session);
@@ -180,6 +194,31 @@ async function main()
 
 				send(res, 200, await viewerAction(viewer, action, body));
 			} ],
+		[ 'POST', `^/whep/${ROOM_ID}$`, async (req, res, url, roomId) =>
+		{
+			requireView(req, url, roomId);
+			const offerText = await readBody(req, { maxBytes: config.maxBodyBytes, contentType: 'application/sdp' });
+			const room = await getRoom(roomId, { create: false });
+			const { session, answer } = await WhepSession.create({ room, offerText });
+
+			whepSessions.set(session.id, session);
+			session.once('close', () => whepSessions.delete(session.id));
+			send(res, 201, answer, { 'Content-Type': 'application/sdp', Location: `/whep/${roomId}/${session.id}` });
+		} ],
+		[ 'DELETE', `^/whep/${ROOM_ID}/${ID}$`, async (req, res, url, roomId, sessionId) =>
+		{
+			requireView(req, url, roomId);
+			const session = whepSessions.get(sessionId);
+
+			if (!session || session.room.id !== roomId)
+				throw new HttpError(404, `no WHEP session '${sessionId}' in room '${roomId}'`);
+			session.close();
+			send(res, 200, 'session ended\n');
+		} ],
+		[ 'PATCH', `^/whep/${ROOM_ID}/${ID}$`, async (req, res) =>
+		{
+			send(res, 405, 'trickle ICE is not supported\n', { Allow: 'DELETE, OPTIONS' });
+		} ],
 		[ 'GET', '^/api/stats$', async (req, res) =>
 		{
 			requireAdmin(req);

@@ -54,12 +54,14 @@ class Room extends EventEmitter
 	get live() { return this._producers.size > 0; }
 	get viewerCount() { return this._viewers.size; }
 
-	async _addRouter()
+	// `payloadTypes` set: a router for WHEP players only (see lib/Whep.js), whose
+	// codecs carry the payload types one kind of player offered.
+	async _addRouter({ mediaCodecs = ROUTER_MEDIA_CODECS, payloadTypes = null } = {})
 	{
 		const used = new Set(this._routers.map((entry) => entry.worker));
 		const worker = this._workerPool.leastLoaded(used);
-		const router = await worker.createRouter({ mediaCodecs: ROUTER_MEDIA_CODECS });
-		const entry = { router, worker };
+		const router = await worker.createRouter({ mediaCodecs });
+		const entry = { router, worker, payloadTypes };
 
 		worker.appData.load += 1;
 		router.observer.once('close', () => { worker.appData.load -= 1; });
@@ -110,7 +112,7 @@ class Room extends EventEmitter
 			return;
 		this.publisher = null;
 		this._emitState();
-		this._closeIfIdle();
+		this.closeIfIdle();
 	}
 
 	_viewersOn(router)
@@ -123,20 +125,31 @@ class Room extends EventEmitter
 	async _routerForViewer()
 	{
 		const consumersPerViewer = 2;
-		const roomy = this._routers.find((entry) =>
+		const roomy = this._routers.find((entry) => !entry.payloadTypes &&
 			(this._viewersOn(entry.router) + 1) * consumersPerViewer <= this._config.routerMaxConsumers);
 
 		return roomy || this._addRouter();
 	}
 
-	async addViewer({ kind })
+	// The router for WHEP players whose offer used these payload types, shared by
+	// all players that offered the same ones (every Chrome of one version does).
+	_routerForPayloadTypes(mediaCodecs)
+	{
+		const key = JSON.stringify(mediaCodecs);
+
+		return this._routers.find((entry) => entry.payloadTypes === key) ||
+			this._addRouter({ mediaCodecs, payloadTypes: key });
+	}
+
+	async addViewer({ kind, mediaCodecs = null })
 	{
 		if (this._closed)
 			throw new HttpError(503, `room '${this.id}' is closing, retry`);
 
 		// Placement is serialised so that a burst of joins cannot all see the same
 		// free router, or all create a new one.
-		this._placement = this._placement.then(() => this._routerForViewer());
+		this._placement = this._placement.catch(() => null).then(() =>
+			(mediaCodecs ? this._routerForPayloadTypes(mediaCodecs) : this._routerForViewer()));
 		const entry = await this._placement;
 		const viewer = new Viewer({
 			id     : crypto.randomUUID(),
@@ -152,7 +165,7 @@ class Room extends EventEmitter
 		{
 			this._viewers.delete(viewer.id);
 			this._emitState();
-			this._closeIfIdle();
+			this.closeIfIdle();
 		});
 		logger.info('addViewer() | viewer joined [room:%s, viewer:%s, kind:%s, viewers:%s]', this.id, viewer.id, kind, this._viewers.size);
 		this._emitState();
@@ -181,7 +194,7 @@ class Room extends EventEmitter
 			this.emit('state', this.state());
 	}
 
-	_closeIfIdle()
+	closeIfIdle()
 	{
 		if (this._viewers.size === 0 && (!this.publisher || this.publisher.endsWithLastViewer))
 			this.close();

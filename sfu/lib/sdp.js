@@ -357,15 +357,98 @@ function whipAnswer(transport, plan, dtlsRole)
 	return writeAnswer(skeleton, sections);
 }
 
+const WHEP_CODEC_KEYS = { 'audio/opus': 'opus/48000/2', 'video/H264': 'h264/90000', 'video/VP8': 'vp8/90000' };
+
+// WHEP: which of the player's offered codecs can carry each Producer of the room,
+// with the player's payload types. A player that does not list a codec of the
+// room's stream gets a 400 naming it.
+function whepCodecsFromOffer(offer, producers)
+{
+	const mediaCodecs = [];
+	const sections = offer.media.map((media) =>
+	{
+		const direction = media.direction || offer.direction || 'sendrecv';
+		const producer = producers.find((p) => p.kind === media.type);
+
+		if (!producer || media.port === 0 || ![ 'recvonly', 'sendrecv' ].includes(direction))
+			return { media, accepted: false };
+
+		const wanted = producer.rtpParameters.codecs[0].mimeType;
+		const rtp = (media.rtp || []).find((r) =>
+		{
+			const params = sdpTransform.parseParams(fmtpOf(media, r.payload));
+
+			return codecKey(r) === WHEP_CODEC_KEYS[wanted] &&
+				(wanted !== 'video/H264' || (Number(params['packetization-mode']) === 1 &&
+					/^42(e0|c0)/i.test(String(params['profile-level-id'] || ''))));
+		});
+
+		if (!rtp)
+			throw new HttpError(400, `WHEP offer m=${media.type} does not offer ${wanted}${wanted === 'video/H264' ? ' (packetization-mode=1, constrained baseline)' : ''}`);
+		if (media.mid === undefined)
+			throw new HttpError(400, `WHEP offer m=${media.type} has no a=mid`);
+
+		const routerCodec = ROUTER_MEDIA_CODECS.find((c) => c.mimeType === wanted);
+
+		mediaCodecs.push({ ...routerCodec, preferredPayloadType: rtp.payload });
+
+		return { media, accepted: true, producer, rtp };
+	});
+
+	if (!sections.some((section) => section.accepted))
+		throw new HttpError(400, 'WHEP offer has no recvonly audio or video section');
+
+	// Video last: mediasoup takes each video codec's RTX payload type from its free
+	// pool, which must not collide with a payload type asked for after it.
+	mediaCodecs.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'audio' ? -1 : 1));
+
+	return { sections, mediaCodecs };
+}
+
+// The WHEP answer: sendonly sections with the player's payload types (the router
+// was built with them) and the Consumers' SSRCs.
+function whepAnswer(transport, sections, dtlsRole)
+{
+	const skeleton = answerSkeleton(transport, dtlsRole);
+	const media = sections.map((section) =>
+	{
+		if (!section.accepted || !section.consumer)
+			return rejectedSection(section.media);
+
+		const { consumer, rtp } = section;
+		const answer = mediaSectionBase(transport, section.media, dtlsRole, 'sendonly');
+		const codec = consumer.rtpParameters.codecs[0];
+		const ssrc = consumer.rtpParameters.encodings[0].ssrc;
+		const cname = consumer.rtpParameters.rtcp.cname;
+
+		answer.payloads = String(rtp.payload);
+		answer.rtp = [ { payload: rtp.payload, codec: rtp.codec, rate: rtp.rate, encoding: rtp.encoding } ];
+		answer.fmtp = Object.keys(codec.parameters || {}).length > 0 ? [ {
+			payload : rtp.payload,
+			config  : Object.entries(codec.parameters).map(([ k, v ]) => `${k}=${v}`).join(';')
+		} ] : [];
+		answer.rtcpFb = (codec.rtcpFeedback || []).map((fb) => ({
+			payload : rtp.payload, type : fb.type, subtype : fb.parameter || undefined
+		}));
+		answer.ssrcs = [
+			{ id: ssrc, attribute: 'cname', value: cname },
+			{ id: ssrc, attribute: 'msid', value: `privastream ${consumer.kind}` }
+		];
+		answer.msid = `privastream ${consumer.kind}`;
+
+		return answer;
+	});
+
+	return writeAnswer(skeleton, media);
+}
+
 module.exports =
 {
+	whepCodecsFromOffer,
+	whepAnswer,
 	ROUTER_MEDIA_CODECS,
 	parseOffer,
 	dtlsParametersFromOffer,
 	planFromOffer,
-	whipAnswer,
-	answerSkeleton,
-	mediaSectionBase,
-	rejectedSection,
-	writeAnswer
+	whipAnswer
 };
