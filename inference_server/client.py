@@ -86,7 +86,6 @@ class LiveClient:
         self._audio_conn_start: float | None = None  # pts of the first packet handed over on this connection
         self._last_rx = 0.0
         self._stop: asyncio.Event | None = None
-        self._last_frame_id = -1
         self._rings: list[RingWriter] = []
         self._generation = 0
         self._announced = -1
@@ -114,17 +113,16 @@ class LiveClient:
         if problem is None and not self._connected:
             problem = "not connected to the inference server"
         if problem is None:
+            with self._lock:  # pending before the notice goes out: the decision may come back at once
+                self._pending[frame_id] = now + self.delay_s
             try:
                 ring = self._ring_for(FORMAT_RGBA8, slot_size_for_video(rgba.shape[1], rgba.shape[0]))
                 slot, seq = ring.write(rgba, frame_id, float(pts), now)
                 problem = self._post(FrameNotice(frame_id=frame_id, generation=self._generation, slot=slot, seq=seq))
             except (PrivaStreamError, OSError, ValueError) as exc:
                 problem = f"could not hand the frame over ({exc})"
-        with self._lock:
-            self._last_frame_id = max(self._last_frame_id, frame_id)
-            if problem is None:
-                self._pending[frame_id] = now + self.delay_s
-            else:
+        if problem is not None:
+            with self._lock:
                 self._store_decision(frame_id, _fail_closed(problem))
         return problem is None
 
@@ -172,9 +170,12 @@ class LiveClient:
         "failclosed" interval, so the caller mutes it even if it ignored the watermark.
         """
         with self._lock:
-            out = [m for m in self._mutes if m[1] > start_pts and m[0] < end_pts]
+            overlapping = [m for m in self._mutes if m[1] > start_pts and m[0] < end_pts]
+            # An outage's mute stays open-ended until audio flows again; report it up to end_pts.
+            out = [(s, end_pts if e == float("inf") else e, k) for s, e, k in overlapping]
             decided = self._decided_until
-            if self._state == "failclosed" and end_pts > decided:
+            if self._state == "failclosed" and end_pts > decided and not any(
+                    e == float("inf") for _, e, _ in overlapping):
                 out.append((max(start_pts, decided), end_pts, "failclosed"))
             return out, decided
 

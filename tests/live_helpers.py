@@ -1,0 +1,70 @@
+"""Starting and stopping a real `python -m inference_server serve` process for the live tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS_OFF = {"targets": {"faces": False, "plates": False, "text": False, "speech": False}}
+
+
+class ServerProcess:
+    """The real server in its own process, with its own state file (so tests never meet a user's server)."""
+
+    def __init__(self, state_file: Path, *extra: str):
+        self.state_file = state_file
+        self.extra = extra
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> "ServerProcess":
+        self.state_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "inference_server", "serve", "--port", "0", "--state-file", str(self.state_file),
+             *self.extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while not self.state_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.proc.stdout.read() if self.proc.poll() else ''}")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def port(self) -> int:
+        return json.loads(self.state_file.read_text())["port"]
+
+    @property
+    def token(self) -> str:
+        return json.loads(self.state_file.read_text())["token"]
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> str:
+        """SIGINT (clean stop); returns what the server printed."""
+        if self.proc is None:
+            return ""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stdout.read()
+
+
+def wait_for(predicate, timeout: float, step: float = 0.005) -> float:
+    """Seconds until predicate() was true; raises AssertionError after timeout."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - start
