@@ -66,7 +66,7 @@ class RedactResult:
     regions: int
 
 
-class _Pipeline:
+class LookaheadPipeline:
     """Decide frames in order through a bounded lookahead; emit (index, frame, decision)."""
 
     def __init__(self, engine: VisionEngine, cadence: dict[str, int]):
@@ -148,7 +148,7 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
     engine = VisionEngine(options.settings(), threads=options.threads, provider=options.provider)
     engine.load()
     mask_options = MaskOptions.from_settings(options.settings())
-    pipeline = _Pipeline(engine, options.cadence())
+    pipeline = LookaheadPipeline(engine, options.cadence())
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent)
