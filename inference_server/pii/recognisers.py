@@ -5,6 +5,11 @@ the engine runs its own spaCy pass on every text (we already run one ``nlp.pipe`
 batch of OCR lines and only need PERSON from it), its default NLP configuration tries to download
 a model, and its context boost needs that NLP pass.  Context words are handled in ``rules.py``.
 
+
+Presidio's phone recogniser (python-phonenumbers) is not used either: it scans the text once per
+region and cost 1-2 ms of CPU per digit-bearing line, more than the NER pass, while the layouts in
+``rules.py`` found every phone number in both labelled sets without it (numbers with no layout at
+all, "5551234567", are only taken after a cue there, which phonenumbers cannot know about).
 Presidio's e-mail recogniser validates the domain with ``tldextract``'s module-level extractor,
 which fetches the public suffix list from the Internet on first use; ours uses an extractor that
 only reads the snapshot bundled in the wheel.  Presidio's IBAN recogniser is not used: it logs the
@@ -21,7 +26,6 @@ from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     EmailRecognizer,
     IpRecognizer,
-    PhoneRecognizer,
     UkNinoRecognizer,
     UrlRecognizer,
     UsSsnRecognizer,
@@ -31,12 +35,6 @@ from .spans import PiiSpan
 
 _OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
-# Regions whose numbering plans phonenumbers checks a national number against (numbers written
-# with a +country code are checked against their own plan whatever the list).  Each region is a
-# full scan of the text (~0.1 ms), and rules.py's layouts already take the common national forms.
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN")
-# Seven digits with phone punctuation between them: the only texts worth a phonenumbers scan.
-_PHONE_GATE = re.compile(r"\d[\d ()./-]{5,}\d")
 
 # File names look like domains to the URL pattern ("main.py" is a .py = Paraguay address).
 _FILE_SUFFIXES = {"py", "sh", "md", "rs", "so", "pl", "cc", "am", "in", "at", "is", "it", "me", "to", "so", "ps"}
@@ -53,10 +51,6 @@ class _SsnRecognizer(UsSsnRecognizer):
     PATTERNS = [p for p in UsSsnRecognizer.PATTERNS if p.score >= 0.5]
 
 
-class _PhoneRecognizer(PhoneRecognizer):
-    """Presidio's phonenumbers-based recogniser at leniency VALID (a number the national plan allows)."""
-
-
 def _url_ok(text: str, start: int, end: int) -> bool:
     """Drop bare "name.ext" hits that are file names or words glued by OCR, keep real links."""
     found = text[start:end]
@@ -67,7 +61,7 @@ def _url_ok(text: str, start: int, end: int) -> bool:
 
 
 class PresidioPatterns:
-    """E-mail, URL, IP, card (Luhn), US SSN, UK NINO and phone (phonenumbers) from Presidio's recognisers."""
+    """E-mail, URL, IP, card (Luhn), US SSN and UK NINO from Presidio's recognisers."""
 
     def __init__(self) -> None:
         self._email = _OfflineEmailRecognizer()
@@ -76,7 +70,6 @@ class PresidioPatterns:
         self._card = CreditCardRecognizer()
         self._ssn = _SsnRecognizer()
         self._nino = UkNinoRecognizer()
-        self._phone = _PhoneRecognizer(supported_regions=PHONE_REGIONS, leniency=1)
 
     def find(self, text: str) -> list[PiiSpan]:
         # Cheap gates first: most overlay lines hold no '@', few digits, and skip most recognisers.
@@ -94,8 +87,6 @@ class PresidioPatterns:
             jobs.append((self._ssn, "ssn"))
         if digits >= 6:
             jobs.append((self._nino, "national_id"))
-        if digits >= 7 and _PHONE_GATE.search(text):
-            jobs.append((self._phone, "phone"))
         spans = []
         for recogniser, label in jobs:
             for hit in recogniser.analyze(text, recogniser.supported_entities):

@@ -15,8 +15,8 @@ from .checksums import iban_valid
 from .spans import PiiSpan
 
 # ---- phone layouts -------------------------------------------------------------------------
-# phonenumbers only accepts numbers a national plan allows, so fictional-looking but real-format
-# numbers ("(555) 123-4567", "+1 555 123 4567") need a layout match.  The layouts demand
+# Layouts, not numbering plans: fictional-looking but real-format numbers ("(555) 123-4567",
+# "+1 555 123 4567") are what streamers show and what tests use.  The layouts demand
 # separators in phone places, which is what keeps "Score: 1250 - 980" and "1920x1080" out.
 _EDGE_L = r"(?<![\w.+/-])"
 _EDGE_R = r"(?![\w/-]|[.,]\d)"
@@ -24,7 +24,7 @@ _PHONE_LAYOUTS = re.compile(
     _EDGE_L + r"(?:"
     r"(?:\+?1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"  # North America
     r"|\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}"  # +country code, any grouping
-    r"|\(?0\d{2,4}\)?(?:[ -]\d{2,8}){1,3}"  # national trunk 0 (UK, DE, FR, ...)
+    r"|\(?0\d{1,4}\)?(?:[ ./-]\d{2,8}){1,4}"  # national trunk 0: 07700 900123, 0151/23456789, 01.23.45.67.89
     r")" + _EDGE_R
 )
 
@@ -122,7 +122,7 @@ _NOT_PERSONAL_BEFORE = re.compile(
     r"\W*(?:no\.?|number|id|#)?\W*|#|\bv)$"
 )
 _DATE_ONLY = re.compile(rf"(?i)^{DATE}$")
-_FRACTION = re.compile(r"^\d+\s*/\s*\d+$")  # "Frame 12045 / 30000", "HP 1250/1300"
+_FRACTION = re.compile(r"^[1-9]\d*\s*/\s*\d+$")  # "Frame 12045 / 30000"; a leading 0 is a trunk prefix (0151/2345678)
 
 
 def vetoed(text: str, span: PiiSpan, cued: bool = False) -> bool:
