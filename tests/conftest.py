@@ -154,7 +154,7 @@ class Scene:
         return box
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scene(photos):
     """A factory: ``scene("coffee")`` is a 1280x720 Scene over that photo (or "black", "grey")."""
 

@@ -1,0 +1,173 @@
+"""TextDetector on the real PP-OCRv4 models and the real PII classifier, over real photos.
+
+Each frame is composed once per module (OCR takes seconds a frame on 2 cores)
+and every test asserts on the regions of that one run.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inference_server.detectors.text import TextDetector
+from inference_server.pii import LABELS
+
+# Chat lines as a streamer's overlay shows them: the text, then the private
+# phrases in it with the label the detector must give them.  The lines without
+# secrets are the tricky negatives: versions, dates, order numbers, scores, times, prices.
+CHAT = [
+    ("mail me at jane.doe@example.com tonight", {"jane.doe@example.com": "email"}),
+    ("call me on +44 20 7946 0958 after 6pm", {"+44 20 7946 0958": "phone"}),
+    ("card 4111 1111 1111 1111 exp soon", {"4111 1111 1111 1111": "card"}),
+    ("ship it to 42 Elm Street, Springfield", {"42 Elm Street, Springfield": "address"}),
+    ("gg wp John Smith won 3-1", {"John Smith": "person"}),
+    ("version 2.3.1 released 2024-05-01", {}),
+    ("order #A12345 ships Friday", {}),
+    ("server at 192.168.10.42 is down", {"192.168.10.42": "ip"}),
+    ("thanks Jane Doe for the raid", {"Jane Doe": "custom"}),
+    ("final score 21-17 at 19:45", {}),
+    ("my ssn is 078-05-1120 ok", {"078-05-1120": "ssn"}),
+    ("price $1,299.99 today only", {}),
+]
+PLATES = [  # centre, text, height px, background, perspective tilt
+    ((200, 500), "AB12 CDE", 34, (245, 245, 245), 0.0),
+    ((520, 560), "ABC 1234", 28, (250, 210, 0), 0.15),
+    ((850, 480), "B-MW 1234", 40, (245, 245, 245), 0.1),
+    ((1100, 600), "123-ABC", 21, (245, 245, 245), 0.0),
+    ((300, 650), "AB-123-CD", 24, (245, 245, 245), 0.2),
+]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return TextDetector(threads=2, custom_terms=("Jane Doe",))
+
+
+@pytest.fixture(scope="module")
+def chat(detector, scene):
+    """Twelve chat lines over the astronaut photo, some on panels, some outlined over the photo."""
+    s = scene("astronaut")
+    for i, (text, _) in enumerate(CHAT):
+        s.write(30 + (i % 2) * 620, 30 + (i // 2) * 56 + (i % 2) * 20, text, size=20 + (i % 3) * 2,
+                panel=(20, 20, 20) if i % 4 else None)
+    return s, detector.detect(s.frame)
+
+
+@pytest.fixture(scope="module")
+def street(detector, scene):
+    """Five plates of common formats, 21-40 px tall, some warped, and two signs, on the motorcycle photo."""
+    s = scene("motorcycle")
+    for centre, text, height, background, tilt in PLATES:
+        s.plate(*centre, text, height=height, background=background, tilt=tilt)
+    signs = [s.write(900, 120, "NO PARKING", size=30, colour=(200, 0, 0), panel=(255, 255, 255), bold=True),
+             s.write(700, 250, "STOP", size=40, colour=(255, 255, 255), panel=(200, 0, 0), bold=True)]
+    return s, signs, detector.detect(s.frame)
+
+
+def phrase_boxes(words, phrase):
+    """Box of each word of ``phrase`` within a rendered line."""
+    tokens = phrase.split()
+    texts = [w.text for w in words]
+    for i in range(len(texts) - len(tokens) + 1):
+        if texts[i:i + len(tokens)] == tokens:
+            return [w.box for w in words[i:i + len(tokens)]]
+    raise AssertionError(f"{phrase!r} not in the rendered line")
+
+
+def test_every_pii_phrase_is_covered_with_its_label(chat, boxes):
+    s, found = chat
+    texts = [r for r in found if r.kind == "text"]
+    for (line, secrets), words in zip(CHAT, s.lines):
+        for phrase, label in secrets.items():
+            for box in phrase_boxes(words, phrase):
+                covering = [r for r in texts if boxes.covered(box, r.box)]
+                assert covering, f"{phrase!r} in {line!r} is not covered"
+                assert covering[0].label == label
+
+
+def test_non_pii_words_stay_visible(chat, boxes):
+    """Only the private part of a line is covered: every other word (and every word of the
+    versions/dates/order/score/price lines) keeps at least 85 % of its area visible."""
+    s, found = chat
+    for (line, secrets), words in zip(CHAT, s.lines):
+        private = {b for phrase in secrets for b in phrase_boxes(words, phrase)}
+        for word in words:
+            if word.box in private:
+                continue
+            hidden = max([boxes.overlap_share(word.box, r.box) for r in found] + [0.0])
+            assert hidden <= 0.15, f"{word.text!r} of {line!r} is {hidden:.0%} covered"
+
+
+def test_regions_carry_the_category_never_the_text(chat):
+    s, found = chat
+    assert found and all(r.kind == "text" and r.label in LABELS and r.origin == "detected" for r in found)
+    assert all(0 <= r.box[0] < r.box[2] <= 1280 and 0 <= r.box[1] < r.box[3] <= 720 for r in found)
+    assert all(not hasattr(r, "text") for r in found)
+
+
+def test_plates_are_covered_whole(street, boxes):
+    s, _, found = street
+    plates = [r for r in found if r.kind == "plate"]
+    for truth, (_, text, height, _, _) in zip(s.plates, PLATES):
+        assert any(boxes.covered(truth, r.box, tolerance=2.0) for r in plates), f"plate {text!r} ({height} px) not covered"
+
+
+def test_signs_without_digits_are_not_plates(street, boxes):
+    s, signs, found = street
+    for words in signs:
+        for word in words:
+            assert all(boxes.overlap_share(word.box, r.box) == 0 for r in found), f"sign word {word.text!r} covered"
+
+
+def test_unreadable_plate_shaped_text_is_still_covered(detector, scene, boxes):
+    """A plate blurred until the recogniser reads garbage is covered because its pixels look like a plate."""
+    s = scene("motorcycle")
+    truth = s.plate(500, 600, "AB12 CDE", height=34, background=(250, 210, 0))
+    rng = np.random.default_rng(0)
+    s.frame[:] = np.clip(cv2.GaussianBlur(s.frame, (0, 0), 3.5) + rng.normal(0, 6, s.frame.shape), 0, 255)
+    lines = detector.ocr.find_lines(s.frame)
+    detector.ocr.read_lines(s.frame, lines)
+    plate_lines = [ln for ln in lines if boxes.overlap_share(truth, ln.bounds()) > 0.5]
+    assert plate_lines and plate_lines[0].confidence < 0.8  # the case under test: no confident read
+    found = detector.detect(s.frame)
+    assert any(r.kind == "plate" and boxes.covered(truth, r.box, tolerance=2.0) for r in found)
+
+
+def test_targets_odd_size_and_rgba(scene, boxes):
+    """targets=("plate",) reports plates only; a 641x359 RGBA frame works and boxes stay inside it."""
+    s = scene("motorcycle", size=(641, 359))
+    truth = s.plate(450, 250, "KL 5678", height=30)
+    s.write(20, 20, "mail me at jane.doe@example.com", size=18)
+    rgba = np.dstack([s.frame, np.full(s.frame.shape[:2], 255, np.uint8)])
+    plates_only = TextDetector(threads=2, targets=("plate",))
+    assert plates_only.kinds == ("plate",) and plates_only.pii is None
+    found = plates_only.detect(rgba)
+    assert [r.kind for r in found] == ["plate"]
+    assert boxes.covered(truth, found[0].box, tolerance=2.0)
+    assert all(0 <= r.box[0] < r.box[2] <= 641 and 0 <= r.box[1] < r.box[3] <= 359 for r in found)
+
+
+def test_black_frame_has_nothing_and_timing_is_reported(detector):
+    assert detector.detect(np.zeros((720, 1280, 3), np.uint8)) == []
+    timing = detector.last_timing
+    assert {"pre_ms", "infer_ms", "post_ms", "det_infer_ms", "rec_infer_ms", "classify_ms"} <= set(timing)
+    assert timing["rec_lines"] == 0
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.zeros((72, 128, 3), np.int16), "frame must be uint8, got int16"),
+    (np.zeros((72, 128, 3, 1), np.uint8), "frame must be HxWx3 (RGB) or HxWx4 (RGBA), got shape (72, 128, 3, 1)"),
+    (np.zeros((72, 0, 4), np.uint8), "frame is empty (shape (72, 0, 4))"),
+])
+def test_bad_frames_are_refused_with_a_clear_message(detector, frame, message):
+    with pytest.raises(ValueError) as info:
+        detector.detect(frame)
+    assert str(info.value) == message
+
+
+def test_bad_settings_are_refused(detector):
+    with pytest.raises(ValueError, match="targets must be a non-empty subset of"):
+        TextDetector(targets=("text", "faces"))
+    with pytest.raises(ValueError, match="pass custom_terms to the PiiClassifier"):
+        TextDetector(custom_terms=("x",), pii=detector.pii)
