@@ -42,6 +42,8 @@ DECISIONS_KEPT = 1024
 OUTBOX_LIMIT = 256
 RECONNECT_BACKOFF_S = (0.05, 1.0)
 WATCHDOG_PERIOD_S = 0.01
+STALL_RECONNECT_S = 1.0
+"""A server silent this long is dropped and dialled again (shorter silences only fail closed)."""
 OLD_RING_GRACE_S = 2.0
 """A replaced ring stays linked this long, so the server can still read frames already announced in it."""
 
@@ -383,6 +385,9 @@ class LiveClient:
     async def _recv_loop(self, ws) -> None:
         async for raw in ws:
             self._last_rx = time.monotonic()
+            if self._state == "failclosed":
+                with self._lock:
+                    self._state, self._message = "connected", "connected (server answered again)"
             try:
                 msg = parse_message(raw)
             except ProtocolError as exc:
@@ -432,9 +437,19 @@ class LiveClient:
             await asyncio.sleep(WATCHDOG_PERIOD_S)
             now = time.monotonic()
             ws = self._ws
-            if ws is not None and self._connected and now - self._last_rx > HEARTBEAT_TIMEOUT_S:
-                self._disconnected(f"no heartbeat for {int((now - self._last_rx) * 1000)} ms")
+            silent = now - self._last_rx
+            if ws is not None and self._connected and silent > STALL_RECONNECT_S:
+                self._disconnected(f"no heartbeat for {int(silent * 1000)} ms")
                 asyncio.ensure_future(ws.close())
+            elif ws is not None and self._connected and silent > HEARTBEAT_TIMEOUT_S:
+                with self._lock:
+                    if self._state != "failclosed":
+                        log.warning("_watchdog() | server silent [ms:%d source:%s]", silent * 1000, self.source)
+                    # Hung or starved: nothing in flight can be vouched for; later answers may still come.
+                    self._state = "failclosed"
+                    self._message = f"inference server silent for {int(silent * 1000)} ms; covering everything"
+                    for frame_id in list(self._pending):
+                        self._miss(frame_id, "inference server not responding")
             with self._lock:
                 for frame_id, deadline in list(self._pending.items()):
                     if now >= deadline:

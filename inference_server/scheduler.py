@@ -181,6 +181,7 @@ class VideoScheduler(_SessionWorker):
 
     def _run(self) -> None:
         try:
+            self.engine.load()  # model loading must not count as a detector run's duration
             while True:
                 with self._cond:
                     if self._stopped:
@@ -189,6 +190,7 @@ class VideoScheduler(_SessionWorker):
                     settings, self._settings_update = self._settings_update, None
                 if settings:
                     self.engine.update_settings(settings)
+                    self.engine.load()
                 self._observe_new()
                 self._settle()
                 group = self._due_group()
@@ -308,8 +310,9 @@ class VideoScheduler(_SessionWorker):
             return
         start = time.monotonic()
         self.engine.detect(newest.t, pixels, GROUP_KINDS[group])
-        took = time.monotonic() - start
-        self._duration[group] = took if group not in self.stats.runs else 0.7 * self._duration[group] + 0.3 * took
+        # One slow run (a model loading, the machine busy) must not stretch the cadence for long.
+        took = min(time.monotonic() - start, 3 * self._duration[group])
+        self._duration[group] = 0.7 * self._duration[group] + 0.3 * took
         self._last_run[group] = newest.t
         self.stats.runs.setdefault(group, collections.deque(maxlen=256)).append(time.monotonic())
         self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)

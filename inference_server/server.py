@@ -408,7 +408,7 @@ def add_arguments(parser) -> None:
 def _preload(factory) -> None:
     try:
         factory({}).load()
-    except Exception as exc:
+    except PrivaStreamError as exc:  # sessions will fail closed with the same message
         log.warning("_preload() | models not preloaded: %s", exc)
 
 
@@ -420,8 +420,8 @@ def run(args) -> int:
     reclaim_stale_segments()
     server = LiveServer(args.host, args.port, threads=args.threads, provider=args.provider)
     if not args.no_preload:
-        threading.Thread(target=_preload, args=(server.engine_factory,), name="privastream-preload",
-                         daemon=True).start()
+        # Before serving: loading holds the GIL for long stretches, which would starve heartbeats.
+        _preload(server.engine_factory)
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
