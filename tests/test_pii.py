@@ -46,6 +46,8 @@ POSITIVES = [
     ("Bureau 01.23.45.67.89", "01.23.45.67.89", "phone"),
     ("Card 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111", "card"),
     ("paid with 5500-0000-0000-0004", "5500-0000-0000-0004", "card"),
+    ("OCR misread one digit: 4111 1111 1117 1111", "4111 1111 1117 1111", "card"),
+    ("MAIL: JANE.DOE@EXAMPLE.COM", "JANE.DOE@EXAMPLE.COM", "email"),
     ("IBAN GB82 WEST 1234 5698 7654 32", "GB82 WEST 1234 5698 7654 32", "iban"),
     ("to DE89370400440532013000 pls", "DE89370400440532013000", "iban"),
     ("SSN 536-22-1234", "536-22-1234", "ssn"),
@@ -101,6 +103,7 @@ NEGATIVES = [
     "Main Street Market is closed",
     "Coins 9999",
     "forgot my password lol",
+    "Password is incorrect",
     "main.py line 42",
 ]
 

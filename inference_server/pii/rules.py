@@ -32,6 +32,11 @@ _PHONE_LAYOUTS = re.compile(
 # Presidio's URL pattern needs a known top-level domain, so "http://192.0.2.1/login" is only an IP to it.
 _SCHEME_URL = re.compile(r"(?i)\bhttps?://[^\s<>\"'()]+[^\s<>\"'().,;:!?]")
 
+# ---- card layout ---------------------------------------------------------------------------
+# Four groups of four digits is a card even when OCR misread a digit and the Luhn check fails
+# (Presidio's recogniser then drops it): one wrong digit still shows the other fifteen.
+_CARD_LAYOUT = re.compile(r"(?<![\w.-])\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?![\w-]|[.,]\d)")
+
 # ---- IBAN ----------------------------------------------------------------------------------
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{1,4}){3,8}(?![A-Za-z0-9])")
 
@@ -77,6 +82,11 @@ _ADDRESSES = [
 # plain digit run that would be an order number anywhere else.  Only the value is covered.
 _GAP = r"(?:\s*(?:number|no\.?|num|nr\.?|code|#))?\s*(?:[:=#-]|\bis\b|\bwas\b)?\s*"
 _STRICT_GAP = r"(?:\s*(?:number|no\.?|code))?\s*(?:[:=]|\bis\b)\s*"  # a secret needs ":" or "is"
+# "Password is incorrect": the words a login screen says about a secret are not the secret.
+_SECRET = (
+    r"(?!(?:incorrect|wrong|invalid|required|correct|expired|too|not|case|weak|strong|saved|changed|reset"
+    r"|set|missing|empty|needed|the|a|my|your)\b)\S+"
+)
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
@@ -107,7 +117,7 @@ _CUES: list[tuple[str, re.Pattern[str], float]] = [
         ("account",
          r"password|passwd|pw|passcode|pin(?: code)?|security code|cvv|cvc|otp|2fa(?: code)?"
          r"|verification code|wi-?fi (?:password|pw|key)|api key",
-         _STRICT_GAP, r"\S+", 0.8),
+         _STRICT_GAP, _SECRET, 0.8),
     ]
 ]
 # Digits a cue value must hold to be taken (a PIN has 4; "ID: PixelPanda92" is a handle, not an ID).
@@ -180,6 +190,8 @@ def find_rules(text: str) -> list[PiiSpan]:
                 spans.append(span)
     if "://" in text:
         spans.extend(PiiSpan(m.start(), m.end(), "url", 0.9) for m in _SCHEME_URL.finditer(text))
+    if digits >= 16:
+        spans.extend(PiiSpan(m.start(), m.end(), "card", 0.6) for m in _CARD_LAYOUT.finditer(text))
     if digits >= 10:
         spans.extend(_ibans(text))
     if digits:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 # Most specific first: when hits overlap, the merged span takes the label of the rule that
 # knows most about it.  A check-digit match (card, IBAN) beats a format match (phone), which
-# beats a guess from context or the statistical NER (a link that holds an IP is a url); the streamer's own terms beat them all.
+# beats a guess from context or the statistical NER (an IBAN can hold a card-shaped run of
+# digits, a link can hold an IP: the container wins); the streamer's own terms beat them all.
 LABELS = (
-    "custom", "card", "iban", "email", "ssn", "national_id", "url", "ip", "phone", "date_of_birth",
+    "custom", "iban", "card", "email", "ssn", "national_id", "url", "ip", "phone", "date_of_birth",
     "account", "address", "person",
 )
 _RANK = {label: rank for rank, label in enumerate(LABELS)}
