@@ -1,0 +1,108 @@
+"""Whisper (faster-whisper / CTranslate2) with word timestamps, on 16 kHz mono windows.
+
+The only module of the speech package that imports faster-whisper.  Models are
+loaded once per (name, device, threads) and shared: a live service may run a
+recogniser per audio source, and each copy of tiny.en costs ~100 MB.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..models import model_path
+from .resample import TARGET_RATE
+
+log = logging.getLogger("privastream.speech.asr")
+
+MODEL_CHOICES = ("whisper-tiny.en", "whisper-base")
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    """Seconds on the caller's clock."""
+    end: float
+    text: str
+    """As Whisper wrote it, with its leading space (no space = continues the previous word)."""
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    model: str = "whisper-tiny.en"
+    threads: int = 0
+    """CPU threads for CTranslate2; 0 = one per core."""
+    device: str = "auto"
+    """"cpu", "cuda" or "auto" (CUDA when CTranslate2 sees a GPU)."""
+    vad_threshold: float = 0.35
+    """Silero speech probability above which a frame is speech.  Lower than faster-whisper's
+    0.5: a missed quiet word is a leak, an extra decode only costs time."""
+    beam_size: int = 1
+    chunk_length: int = 30
+    """Seconds of mel the encoder sees (Whisper pads every window to this)."""
+
+
+def _device(choice: str) -> tuple[str, str]:
+    import ctranslate2
+
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ModelLoadError(f"unknown speech device {choice!r} (choices: auto, cpu, cuda)")
+    if choice == "cpu" or (choice == "auto" and ctranslate2.get_cuda_device_count() == 0):
+        return "cpu", "int8"
+    return "cuda", "int8_float16"
+
+
+@lru_cache(maxsize=4)
+def load_whisper(name: str, device: str = "auto", threads: int = 0):
+    if name not in MODEL_CHOICES:
+        raise ModelLoadError(f"unknown speech model {name!r} (choices: {', '.join(MODEL_CHOICES)})")
+    path = model_path(name)
+    dev, compute = _device(device)
+    from faster_whisper import WhisperModel
+
+    try:
+        model = WhisperModel(str(path), device=dev, compute_type=compute, cpu_threads=threads, local_files_only=True)
+    except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError with its own text
+        raise ModelLoadError(f"cannot load speech model {name!r} from {path} on {dev}: {exc}") from exc
+    log.info("load_whisper() | loaded [model:%s, device:%s, compute:%s, threads:%s]", name, dev, compute, threads)
+    return model
+
+
+class Recognizer:
+    """Transcribes one window at a time; thread-safe (one decode at a time per instance)."""
+
+    def __init__(self, options: AsrOptions | None = None):
+        self.options = options or AsrOptions()
+        self._model = load_whisper(self.options.model, self.options.device, self.options.threads)
+        self._lock = threading.Lock()
+
+    def transcribe(self, samples: np.ndarray, t0: float) -> list[Word]:
+        """Words of ``samples`` (16 kHz mono float32) with times ``t0 + offset`` in seconds.
+
+        Silero VAD runs first (inside faster-whisper) so silence is neither
+        decoded nor hallucinated into words.  Decoding is greedy, without the
+        previous text as prompt: each window is decoded on its own, and the
+        commit policy in the redactor compares consecutive windows.
+        """
+        if len(samples) < TARGET_RATE // 10:
+            return []
+        o = self.options
+        # Whisper tiny loops on repetitive digits ("41, 41, 41, ..." to 448 tokens, seconds of
+        # CPU); no real window holds more than ~8 tokens per second of audio.
+        max_tokens = int(8 * len(samples) / TARGET_RATE) + 8
+        with self._lock:
+            segments, _ = self._model.transcribe(
+                samples, language="en", beam_size=o.beam_size, temperature=[0.0, 0.4],
+                word_timestamps=True, without_timestamps=False, condition_on_previous_text=False,
+                vad_filter=True, chunk_length=o.chunk_length, max_new_tokens=max_tokens,
+                vad_parameters={"threshold": o.vad_threshold, "min_silence_duration_ms": 300, "speech_pad_ms": 200},
+            )
+            words = [Word(t0 + w.start, t0 + w.end, w.word, w.probability)
+                     for seg in segments for w in (seg.words or ())]
+        return words

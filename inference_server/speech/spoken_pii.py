@@ -1,0 +1,106 @@
+"""Spoken PII: which recognised words to bleep.
+
+The transcript is first rewritten into written form (``spoken.normalize_words``)
+so the shared text classifier (``inference_server.pii``: e-mails, phones, Luhn
+cards, IBANs, SSNs, addresses, dates of birth, names, the streamer's custom
+terms) reads "5 5 5 1 2 3 4 5 6 7" and "john.smith@example.com" rather than
+number words.  On top of it come rules that only make sense for speech:
+
+* a run of eight or more digits is private whatever it is (account, card,
+  ID): nobody reads out a harmless eight-digit number on stream;
+* a run of digits still being spoken when the decision is due (``open_end``)
+  is muted from its third digit on, because the words that make it a phone
+  number may not have been heard yet;
+* "my password is ...", "my PIN is ...", "my address is ...": everything after
+  the cue up to the end of the sentence (at most ``CUE_MAX_WORDS`` words);
+* "I was born on ...": the date words that follow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..pii import PiiClassifier, luhn_valid
+from ..pii.spans import PiiSpan, merge_spans
+from .spoken import NormalizedText, normalize_words
+
+MIN_DIGIT_RUN = 8
+OPEN_RUN_DIGITS = 3
+CUE_MAX_WORDS = 6
+
+_DIGIT_RUN = re.compile(r"(?<![\w.])\d+(?:[ -]+\d+)*")
+_SECRET_CUE = re.compile(
+    r"(?i)\b(?:password|pass ?word|passcode|pass code|pin(?: number| code)?|security code|secret|"
+    r"(?:home |street )?address|log ?in|user ?name|postcode|post code|zip code)\s+(?:is|was)\b[:,]?\s*"
+)
+_DOB_CUE = re.compile(r"(?i)\b(?:born on|born in|date of birth is|birthday is|birth date is|dob is)\s+")
+_MONTHS = ("january february march april may june july august september october november december "
+           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
+_ORDINALS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+             "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth").split()
+_DATE_WORD = re.compile(rf"(?i)(?:\d+(?:st|nd|rd|th)?|the|of|{'|'.join(_MONTHS + _ORDINALS)})[.,]?$")
+
+
+@dataclass(frozen=True)
+class SpokenPii:
+    first: int
+    """Index of the first word of the entity."""
+    last: int
+    """Index of its last word (inclusive)."""
+    label: str
+    """A PII category (inference_server.pii.LABELS); never the words."""
+
+
+def _digit_runs(text: str, open_end: bool) -> list[PiiSpan]:
+    spans = []
+    tail = len(text.rstrip(" .?!"))
+    for m in _DIGIT_RUN.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        if len(digits) >= MIN_DIGIT_RUN:
+            label = "card" if 13 <= len(digits) <= 19 and luhn_valid(digits) else "account"
+            spans.append(PiiSpan(m.start(), m.end(), label, 0.8))
+        elif open_end and m.end() >= tail and len(digits) >= OPEN_RUN_DIGITS:
+            spans.append(PiiSpan(m.start(), m.end(), "account", 0.5))
+    return spans
+
+
+def _cue_values(text: str) -> list[PiiSpan]:
+    spans = []
+    for m in _SECRET_CUE.finditer(text):
+        value = re.match(rf"(?:[^\s.?!]+(?:\.(?=\S))?[^\s.?!]*\s*){{1,{CUE_MAX_WORDS}}}", text[m.end():])
+        if value and value.group().strip():
+            label = "address" if "address" in m.group().lower() else "account"
+            spans.append(PiiSpan(m.end(), m.end() + len(value.group().rstrip()), label, 0.8))
+    for m in _DOB_CUE.finditer(text):
+        end = m.end()
+        for word in re.finditer(r"\S+", text[m.end():]):
+            if not _DATE_WORD.match(word.group()) or word.start() > 60:
+                break
+            end = m.end() + word.end()
+        if end > m.end():
+            spans.append(PiiSpan(m.end(), end, "date_of_birth", 0.8))
+    return spans
+
+
+class SpokenPiiDetector:
+    """Finds PII entities in a list of recognised words (Whisper's word texts, in order)."""
+
+    def __init__(self, custom_terms: Sequence[str] = (), use_ner: bool = True,
+                 classifier: PiiClassifier | None = None):
+        self.classifier = classifier or PiiClassifier(custom_terms=custom_terms, use_ner=use_ner)
+
+    def find(self, words: Sequence[str], open_end: bool = False) -> list[SpokenPii]:
+        """Entities as word ranges.  ``open_end``: the speaker may still be talking after the
+        last word, so an unfinished digit run counts as private (see module doc)."""
+        norm: NormalizedText = normalize_words(words)
+        if not norm.text:
+            return []
+        spans = self.classifier.find(norm.text) + _digit_runs(norm.text, open_end) + _cue_values(norm.text)
+        found = []
+        for span in merge_spans(spans):
+            owners = norm.words_of(span.start, span.end)
+            if owners:
+                found.append(SpokenPii(owners[0], owners[1], span.label))
+        return found
