@@ -104,6 +104,8 @@ NEGATIVES = [
     "Coins 9999",
     "forgot my password lol",
     "Password is incorrect",
+    "The password is in chat",
+    "Top 3 Best Way to farm",
     "main.py line 42",
 ]
 

@@ -52,6 +52,8 @@ _NOT_NAME = (
     r"the|a|an|and|or|of|on|in|at|to|for|from|by|with|my|your|his|her|our|their|is|are|was|were|more"
     r"|down|up|along|across|near|past|over|off|min|mins|minute|minutes|hour|hours|hr|hrs|sec|secs"
     r"|second|seconds|miles|km|times|people|days|weeks|months|years"
+    r"|best|top|only|easy|easiest|simple|fastest|quick|quickest|other|same|different|right|wrong|better"
+    r"|worst|good|great|perfect"  # "Top 3 Best Way to farm"
 )
 _NAME_WORD = rf"(?!(?:{_NOT_NAME})\b)(?:[A-Za-z][A-Za-z'’.-]*|\d{{1,3}}(?:st|nd|rd|th))"
 _ADDRESS_TAIL = (
@@ -85,7 +87,8 @@ _STRICT_GAP = r"(?:\s*(?:number|no\.?|code))?\s*(?:[:=]|\bis\b)\s*"  # a secret 
 # "Password is incorrect": the words a login screen says about a secret are not the secret.
 _SECRET = (
     r"(?!(?:incorrect|wrong|invalid|required|correct|expired|too|not|case|weak|strong|saved|changed|reset"
-    r"|set|missing|empty|needed|the|a|my|your)\b)\S+"
+    r"|set|missing|empty|needed|the|a|my|your|in|on|at|here|there|below|above|this|that|it|what|same"
+    r"|private|secret|hidden)\b)\S+"
 )
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
