@@ -100,28 +100,38 @@ class Scene:
         return width / photo.shape[1], height / photo.shape[0]
 
     def write(self, x: int, y: int, text: str, size: int = 22, colour=(255, 255, 255),
-              panel=(20, 20, 20), bold: bool = False) -> list[Word]:
+              panel=(20, 20, 20), bold: bool = False, angle: float = 0.0) -> list[Word]:
         """One line of text with its top-left at (x, y), on a dark chat-style panel (or, with
-        panel=None, straight over the photo with a dark outline).  Returns every
-        whitespace-separated word with its ink box."""
+        panel=None, straight over the photo with a dark outline), turned ``angle`` degrees
+        counter-clockwise about (x, y).  Returns every whitespace-separated word with its
+        ink box (for a turned line, the bounds of the turned box)."""
         f = font(size, bold=bold)
-        image = Image.fromarray(self.frame)
-        draw = ImageDraw.Draw(image)
+        fh, fw = self.frame.shape[:2]
+        layer = Image.new("RGBA", (fw, fh), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
         if panel is not None:
             left, top, right, bottom = draw.textbbox((x, y), text, font=f)
-            draw.rectangle((left - 8, top - 6, right + 8, bottom + 6), fill=panel)
-            draw.text((x, y), text, font=f, fill=colour)
+            draw.rectangle((left - 8, top - 6, right + 8, bottom + 6), fill=(*panel, 255))
+            draw.text((x, y), text, font=f, fill=(*colour, 255))
         else:
-            draw.text((x, y), text, font=f, fill=colour, stroke_width=2, stroke_fill=(0, 0, 0))
-        self.frame[:] = np.asarray(image)
+            draw.text((x, y), text, font=f, fill=(*colour, 255), stroke_width=2, stroke_fill=(0, 0, 0, 255))
+        turn = cv2.getRotationMatrix2D((float(x), float(y)), angle, 1.0)
+        rgba = cv2.warpAffine(np.asarray(layer), turn, (fw, fh), flags=cv2.INTER_LINEAR)
+        self._blend(rgba[:, :, :3], rgba[:, :, 3])
         words, pos = [], 0
         for token in text.split():
             pos = text.index(token, pos)
-            box = draw.textbbox((x + draw.textlength(text[:pos], font=f), y), token, font=f)
-            words.append(Word(token, tuple(float(v) for v in box)))
+            x0, y0, x1, y1 = draw.textbbox((x + draw.textlength(text[:pos], font=f), y), token, font=f)
+            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ turn.T
+            words.append(Word(token, (*(float(v) for v in corners.min(0)), *(float(v) for v in corners.max(0)))))
             pos += len(token)
         self.lines.append(words)
         return words
+
+    def _blend(self, rgb: np.ndarray, alpha: np.ndarray) -> None:
+        """Paint a frame-sized layer over the frame where its alpha (0..255) says."""
+        a = alpha[:, :, None].astype(np.float32) / 255
+        self.frame[:] = (rgb * a + self.frame * (1 - a)).round().astype(np.uint8)
 
     def plate(self, cx: int, cy: int, text: str, height: int = 30, background=(245, 245, 245),
               tilt: float = 0.0) -> Box:
@@ -147,8 +157,7 @@ class Scene:
         fh, fw = self.frame.shape[:2]
         drawn = cv2.warpPerspective(plate, warp, (fw, fh), flags=cv2.INTER_AREA)
         mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), warp, (fw, fh), flags=cv2.INTER_AREA)
-        alpha = mask[:, :, None].astype(np.float32) / 255
-        self.frame[:] = (drawn * alpha + self.frame * (1 - alpha)).round().astype(np.uint8)
+        self._blend(drawn, mask)
         box = (float(dst[:, 0].min()), float(dst[:, 1].min()), float(dst[:, 0].max()), float(dst[:, 1].max()))
         self.plates.append(box)
         return box

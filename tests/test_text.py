@@ -30,6 +30,9 @@ CHAT = [
     ("my ssn is 078-05-1120 ok", {"078-05-1120": "ssn"}),
     ("price $1,299.99 today only", {}),
 ]
+# A line turned 8 degrees (an overlay placed at an angle): the character span must map
+# through the turned crop back to the frame.
+TURNED = ("write to kim.lee@mail.org or not", {"kim.lee@mail.org": "email"})
 PLATES = [  # centre, text, height px, background, perspective tilt
     ((200, 500), "AB12 CDE", 34, (245, 245, 245), 0.0),
     ((520, 560), "ABC 1234", 28, (250, 210, 0), 0.15),
@@ -46,11 +49,13 @@ def detector():
 
 @pytest.fixture(scope="module")
 def chat(detector, scene):
-    """Twelve chat lines over the astronaut photo, some on panels, some outlined over the photo."""
+    """Twelve chat lines over the astronaut photo, some on panels, some outlined over the
+    photo, and one turned line (s.lines[-1])."""
     s = scene("astronaut")
     for i, (text, _) in enumerate(CHAT):
         s.write(30 + (i % 2) * 620, 30 + (i // 2) * 56 + (i % 2) * 20, text, size=20 + (i % 3) * 2,
                 panel=(20, 20, 20) if i % 4 else None)
+    s.write(700, 620, TURNED[0], size=24, angle=8)
     return s, detector.detect(s.frame)
 
 
@@ -78,7 +83,7 @@ def phrase_boxes(words, phrase):
 def test_every_pii_phrase_is_covered_with_its_label(chat, boxes):
     s, found = chat
     texts = [r for r in found if r.kind == "text"]
-    for (line, secrets), words in zip(CHAT, s.lines):
+    for (line, secrets), words in zip(CHAT + [TURNED], s.lines):
         for phrase, label in secrets.items():
             for box in phrase_boxes(words, phrase):
                 covering = [r for r in texts if boxes.covered(box, r.box)]
