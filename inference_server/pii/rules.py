@@ -1,10 +1,11 @@
-"""Our own patterns: phone layouts phonenumbers rejects, IBAN, street addresses, and context cues.
+"""Our own patterns: phone and card layouts, IBAN, links, street addresses, and context cues.
 
 Presidio covers the formats that have a registry or a checksum behind them (``recognisers.py``).
 What is here covers how people actually write and say things on stream: made-up-looking
 555 numbers, "DOB 12/05/1990", "password: hunter2", "passport number 533380006", "42 Elm Street".
 Every rule is tuned against the negatives in tests/data/pii_lines.txt (scores, versions, dates,
-order numbers, timestamps): a number is private because of its shape *and* its neighbours.
+order numbers, timestamps) and checked on the held-out tests/data/pii_lines_holdout.txt: a number
+is private because of its shape *and* its neighbours.
 """
 
 from __future__ import annotations
