@@ -36,8 +36,9 @@ from .spans import PiiSpan
 _OFFLINE_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 
-# File names look like domains to the URL pattern ("main.py" is a .py = Paraguay address).
-_FILE_SUFFIXES = {"py", "sh", "md", "rs", "so", "pl", "cc", "am", "in", "at", "is", "it", "me", "to", "so", "ps"}
+# Bare "name.tld" hits whose "TLD" is far more often a file extension ("main.py": .py is Paraguay)
+# or an English word OCR glued to the previous one ("this.is", "go.to"); with a path they are kept.
+_NOT_A_TLD = {"py", "sh", "md", "rs", "so", "pl", "cc", "ps", "am", "in", "at", "is", "it", "me", "to"}
 
 
 class _OfflineEmailRecognizer(EmailRecognizer):
@@ -52,12 +53,12 @@ class _SsnRecognizer(UsSsnRecognizer):
 
 
 def _url_ok(text: str, start: int, end: int) -> bool:
-    """Drop bare "name.ext" hits that are file names or words glued by OCR, keep real links."""
+    """False for a bare "name.ext" hit that is a file name, glued words or a number, True for a link."""
     found = text[start:end]
     if re.match(r"(?i)(https?://|www\d{0,3}\.)", found) or "/" in found:
         return True
     host = found.rsplit(".", 1)
-    return len(host) == 2 and host[1].lower() not in _FILE_SUFFIXES and not host[0].replace(".", "").isdigit()
+    return len(host) == 2 and host[1].lower() not in _NOT_A_TLD and not host[0].replace(".", "").isdigit()
 
 
 class PresidioPatterns:
