@@ -111,6 +111,14 @@ def test_regions_carry_the_category_never_the_text(chat):
     assert all(not hasattr(r, "text") for r in found)
 
 
+def test_a_static_overlay_is_read_from_the_cache(detector, chat):
+    """Unchanged line crops (a chat panel between messages) skip the recogniser and give the same regions."""
+    s, found = chat
+    again = detector.detect(s.frame)
+    assert again == found
+    assert detector.last_timing["rec_cached"] == detector.last_timing["rec_lines"] > 0
+
+
 def test_plates_are_covered_whole(street, boxes):
     s, _, found = street
     plates = [r for r in found if r.kind == "plate"]
