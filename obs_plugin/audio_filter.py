@@ -150,7 +150,8 @@ class AudioFilter(LinkedFilter):
                 return None if src is None else src[:, ::-1]
 
             render_span(out, lo, hi, mode, out_first, self.rate, mirrored)
-        undecided_from = n if fail_open else min(max(math.ceil((decided_until - start) * self.rate), 0), n)
+        decided_s = min(max(decided_until - start, 0.0), n / self.rate)  # the watermark may be +-inf
+        undecided_from = n if fail_open else min(math.ceil(decided_s * self.rate), n)
         out[:, undecided_from:] = 0.0
         muted = undecided_from < n
         if muted != self.muted_logged:

@@ -2,10 +2,10 @@
 
 Per OBS frame (keyed on video_tick, because video_render also runs for preview, projectors and
 screenshots):
-  1. render the source into slot `tick % (K+1)` of a ring of K+1 texrenders;
+  1. render the source into the next slot of a ring of K+1 texrenders (K = delay / frame time);
   2. map the stage surface filled on the previous tick (it is ready by now, so no GPU stall),
      hand it to the client, then stage the current frame into the other surface;
-  3. draw the frame from K ticks ago with the regions the server decided for it.
+  3. draw the newest frame that is K frame times old with the regions the server decided for it.
 A frame with no final decision at that point is covered entirely (fail closed), unless the
 user chose fail open.  The ring is empty after a (re)start, so the first K frames are covered too.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,6 @@ MAX_REGIONS = 128
 """More regions than this in one frame cover the whole frame instead (never drop one)."""
 STYLE_INDEX = {"pixelate": 0.0, "blur": 1.0, "fill": 2.0}
 STYLE_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate"}
-FILL_COLOR = (0.08, 0.08, 0.08, 1.0)
-_FILL = AlignedVec4(*FILL_COLOR)
 _CLEAR = AlignedVec4(0.0, 0.0, 0.0, 0.0)
 
 # gs_effect_create_from_file caches effects by path and gs_effect_destroy would free the copy
@@ -51,8 +50,21 @@ def _load_effect(obs: LibObs) -> int:
             raise RuntimeError(f"cannot compile {EFFECT_PATH.name}: {msg}")
         _effect["ptr"] = ptr
         _effect.update({name: obs.gs_effect_get_param_by_name(ptr, name.encode())
-                        for name in ("image", "regions", "region_count", "frame_size", "full_cover", "fill_color")})
+                        for name in ("image", "regions", "region_count", "frame_size")})
     return _effect["ptr"]
+
+
+def bounding_box(regions, width: int, height: int) -> tuple[int, int, int, int]:
+    """Whole pixels covering every region (face ellipses reach 1.2x their half size: see the effect)."""
+    if not regions:
+        return 0, 0, 0, 0
+    x0 = y0 = float("inf")
+    x1 = y1 = float("-inf")
+    for r in regions:
+        bx0, by0, bx1, by1 = r.box
+        x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+    return (max(int(math.floor(x0)), 0), max(int(math.floor(y0)), 0),
+            min(int(math.ceil(x1)), width), min(int(math.ceil(y1)), height))
 
 
 def region_texels(regions, settings: dict, width: int, height: int) -> np.ndarray:
@@ -76,9 +88,12 @@ class VideoFilter(LinkedFilter):
         self.tick = 0
         self.drawn_tick = -1
         self.size = (0, 0)
-        self.k = delay_frames(self.settings["delay_s"], video_frame_time_s(obs))
+        self.tick_pts = 0.0
+        self.captures = 0
+        self._set_delay()
         self.ring: list[int] = []
         self.ring_ids: list[int] = []
+        self.ring_pts: list[float] = []
         self.stage: list[int] = []
         self.staged: list[tuple[int, float] | None] = [None, None]
         self.data_tex = 0
@@ -87,7 +102,11 @@ class VideoFilter(LinkedFilter):
     # --- settings and panel -------------------------------------------------------------
     def update(self, settings_data: int) -> None:
         if self._apply_settings(settings_from_data(self.obs, settings_data)):
-            self.k = delay_frames(self.settings["delay_s"], video_frame_time_s(self.obs))  # ring rebuilt on next render
+            self._set_delay()  # the ring is rebuilt (and covered until full) on the next render
+
+    def _set_delay(self) -> None:
+        self.frame_time = video_frame_time_s(self.obs)
+        self.k = delay_frames(self.settings["delay_s"], self.frame_time)
 
     def properties(self) -> int:
         self.status_shown = self.status()
@@ -101,7 +120,8 @@ class VideoFilter(LinkedFilter):
             self.obs.gs_stagesurface_destroy(ss)
         if self.data_tex:
             self.obs.gs_texture_destroy(self.data_tex)
-        self.ring, self.ring_ids, self.stage, self.staged, self.data_tex = [], [], [], [None, None], 0
+        self.ring, self.ring_ids, self.ring_pts, self.stage, self.staged = [], [], [], [], [None, None]
+        self.data_tex = 0
 
     def _ensure_gpu(self, width: int, height: int) -> None:
         if self.ring and self.size == (width, height) and len(self.ring) == self.k + 1:
@@ -111,6 +131,7 @@ class VideoFilter(LinkedFilter):
         self.size = (width, height)
         self.ring = [self.obs.gs_texrender_create(GS_RGBA, GS_ZS_NONE) for _ in range(self.k + 1)]
         self.ring_ids = [-1] * (self.k + 1)
+        self.ring_pts = [0.0] * (self.k + 1)
         self.stage = [self.obs.gs_stagesurface_create(width, height, GS_RGBA) for _ in range(2)]
         self.data_tex = self.obs.gs_texture_create(2 * MAX_REGIONS, 1, GS_RGBA32F, 1, None, GS_DYNAMIC)
         if not all(self.ring) or not all(self.stage) or not self.data_tex:
@@ -142,7 +163,7 @@ class VideoFilter(LinkedFilter):
             obs.gs_blend_state_pop()
         finally:
             obs.gs_texrender_end(tr)
-        self.ring_ids[slot] = self.tick
+        self.ring_ids[slot], self.ring_pts[slot] = self.tick, self.tick_pts
 
     def _send_previous(self, which: int, width: int, height: int) -> None:
         """Map the surface staged one tick ago and give it to the client (one copy, into shared memory)."""
@@ -160,18 +181,30 @@ class VideoFilter(LinkedFilter):
             self.obs.gs_stagesurface_unmap(self.stage[which])
 
     def _new_frame(self, width: int, height: int) -> None:
-        slot = self.tick % (self.k + 1)
+        slot = self.captures % (self.k + 1)
+        self.captures += 1
         self._capture(slot, width, height)
         which = self.tick % 2
         self._send_previous(1 - which, width, height)
         self.obs.gs_stage_texture(self.stage[which], self.obs.gs_texrender_get_texture(self.ring[slot]))
-        self.staged[which] = (self.tick, getattr(self, "tick_pts", 0.0))
+        self.staged[which] = (self.tick, self.tick_pts)
         self.drawn_tick = self.tick
+
+    def _delayed_slot(self) -> int | None:
+        """The slot holding the newest frame at least K frame times old.
+
+        Chosen by timestamp, not by counting ticks: when OBS lags it renders fewer frames, and a
+        tick count would then delay video more than the audio filter's fixed sample delay.
+        """
+        target = self.tick_pts - self.k * self.frame_time + self.frame_time / 2
+        best = None
+        for i, (fid, pts) in enumerate(zip(self.ring_ids, self.ring_pts)):
+            if fid >= 0 and pts <= target and (best is None or pts > self.ring_pts[best]):
+                best = i
+        return best
 
     def _decision_for(self, frame_id: int):
         """-> (regions, cover_all, reason)."""
-        if self.ring_ids[frame_id % (self.k + 1)] != frame_id:
-            return [], True, "delay line filling"
         decision = self.client.frame_decision(frame_id) if self.client is not None else None
         if decision is None or decision.fail_closed:
             if self.settings["fail_policy"] == "open":
@@ -195,10 +228,13 @@ class VideoFilter(LinkedFilter):
         self._ensure_gpu(width, height)
         if self.drawn_tick != self.tick:
             self._new_frame(width, height)
-        delayed = self.tick - self.k
-        regions, cover_all, reason = self._decision_for(delayed) if delayed > 0 else ([], True, "delay line filling")
+        slot = self._delayed_slot()
+        if slot is None:
+            regions, cover_all, reason = [], True, "delay line filling"
+        else:
+            regions, cover_all, reason = self._decision_for(self.ring_ids[slot])
         self._log_cover_change(cover_all, reason)
-        self._draw(self.ring[delayed % (self.k + 1)] if delayed > 0 else self.ring[0], regions, cover_all, width, height)
+        self._draw(self.ring[slot or 0], regions, cover_all, width, height)
         self.timer.stop()
 
     def _log_cover_change(self, cover_all: bool, reason: str) -> None:
@@ -210,15 +246,26 @@ class VideoFilter(LinkedFilter):
                 log.info("video_render() | drawing regions again [source:%s]", self.name)
 
     def _draw(self, texrender: int, regions, cover_all: bool, width: int, height: int) -> None:
+        # Params are set right before each loop: gs_technique_end clears every param's value.
         obs, eff = self.obs, _effect
+        tex = obs.gs_texrender_get_texture(texrender)
+        obs.gs_effect_set_texture(eff["image"], tex)
+        while obs.gs_effect_loop(eff["ptr"], b"Cover" if cover_all else b"Draw"):
+            obs.gs_draw_sprite(tex, 0, width, height)
+        x0, y0, x1, y1 = bounding_box(regions, width, height)
+        if cover_all or x1 <= x0 or y1 <= y0:
+            return
         texels = region_texels(regions, self.settings, width, height)
         obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
-        tex = obs.gs_texrender_get_texture(texrender)
         obs.gs_effect_set_texture(eff["image"], tex)
         obs.gs_effect_set_texture(eff["regions"], self.data_tex)
         obs.gs_effect_set_int(eff["region_count"], min(len(regions), MAX_REGIONS))
         obs.gs_effect_set_vec2(eff["frame_size"], ctypes.byref(Vec2(width, height)))
-        obs.gs_effect_set_float(eff["full_cover"], 1.0 if cover_all else 0.0)
-        obs.gs_effect_set_vec4(eff["fill_color"], _FILL.address)
-        while obs.gs_effect_loop(eff["ptr"], b"Draw"):
-            obs.gs_draw_sprite(tex, 0, width, height)
+        # Only the regions' bounding box runs the region loop (see the effect's header).
+        obs.gs_matrix_push()
+        try:
+            obs.gs_matrix_translate3f(float(x0), float(y0), 0.0)
+            while obs.gs_effect_loop(eff["ptr"], b"Mask"):
+                obs.gs_draw_sprite_subregion(tex, 0, x0, y0, x1 - x0, y1 - y0)
+        finally:
+            obs.gs_matrix_pop()

@@ -173,8 +173,15 @@ class ObsSession:
         png = base64.b64decode(data.split(",", 1)[1])
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
-    def stop_recording(self) -> Path:
-        return Path(self.call("StopRecord")["outputPath"])
+    def stop_recording(self, timeout: float = 30.0) -> Path:
+        """StopRecord, then wait until the output has really stopped: quitting OBS while the
+        muxer is still closing the file hung OBS 29 on exit."""
+        path = Path(self.call("StopRecord")["outputPath"])
+        deadline = time.monotonic() + timeout
+        while self.call("GetRecordStatus")["outputActive"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        return path
 
     def log_text(self) -> str:
         logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"))
