@@ -44,6 +44,8 @@ MIN_INTERVAL_S = {"faces": 1 / 30, "text": 0.25}
 GROUP_KINDS = {"faces": ("face",), "text": ("text", "plate")}
 INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
 """First guesses of a run's duration, replaced by measurements after the first run."""
+DECISION_PERIOD_S = 0.005
+"""The decision thread wakes at least this often to publish estimates before deadlines."""
 LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
 
 
@@ -130,12 +132,24 @@ class _SessionWorker:
 
 
 class VideoScheduler(_SessionWorker):
-    """Owns one VisionEngine and publishes one decision per frame, before its deadline."""
+    """Publishes one decision per frame, before its deadline.
 
-    def __init__(self, engine, delay_s: float, gate: DetectionGate,
+    Two threads: the decision thread owns ``engine`` (observe, decide, and the coverage the
+    detections feed) and never waits for a detector; the detection thread runs the detectors
+    through ``detector`` (a second VisionEngine of the same settings: its detectors are the
+    same cached sessions, its own coverage is unused) and hands the regions to ``engine``'s
+    coverage under a short lock.  So an OCR run longer than D never delays a decision.
+    """
+
+    def __init__(self, engine, detector, delay_s: float, gate: DetectionGate,
                  publish: Callable[[PendingFrame, FrameDecision], None], name: str = "video"):
         super().__init__(name)
         self.engine = engine
+        self.detector = detector
+        self._engine_lock = threading.Lock()
+        self._reload = threading.Event()
+        self._detector_thread = threading.Thread(target=self._detect_loop, name=f"privastream-detect-{name}",
+                                                 daemon=True)
         self.delay_s = delay_s
         self.gate = gate
         self.publish = publish
@@ -147,6 +161,7 @@ class VideoScheduler(_SessionWorker):
         self._last_t: float | None = None
         gate.join()
         self._thread.start()
+        self._detector_thread.start()
 
     # ------------------------------------------------------------ called from the server's loop thread
 
@@ -175,37 +190,56 @@ class VideoScheduler(_SessionWorker):
 
     def stop(self) -> None:
         super().stop()
+        self._detector_thread.join(timeout=5.0)
         self.gate.leave()
 
     # ------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
+        """Decision thread: observe, settle, and publish estimates just before deadlines."""
         try:
-            self.engine.load()  # model loading must not count as a detector run's duration
             while True:
                 with self._cond:
                     if self._stopped:
                         break
-                    self._cond.wait(timeout=0.005)
+                    self._cond.wait(timeout=DECISION_PERIOD_S)
                     settings, self._settings_update = self._settings_update, None
                 if settings:
-                    self.engine.update_settings(settings)
-                    self.engine.load()
+                    with self._engine_lock:
+                        self.engine.update_settings(settings)
+                    self.detector.update_settings(settings)
+                    self._reload.set()
                 self._observe_new()
                 self._settle()
+                self._fallback(time.monotonic() + 2 * DECISION_PERIOD_S)
+        except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
+            self._crashed(exc)
+        else:
+            self._fail_all("session closed")
+
+    def _crashed(self, exc: Exception) -> None:
+        log.exception("_crashed() | scheduler failed; failing closed")
+        self.error = f"inference failed ({exc.__class__.__name__}: {exc}); covering everything"
+        self._fail_all(self.error)
+
+    def _detect_loop(self) -> None:
+        """Detection thread: the most overdue detector group on the newest frame, one run at a time."""
+        try:
+            self.detector.load()  # model loading must not count as a detector run's duration
+            while not self._stopped and self.error is None:
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.detector.load()
                 group = self._due_group()
-                self._fallback(time.monotonic() + (self._duration[group] * 1.3 if group else 0.0))
-                if group and self.gate.semaphore.acquire(timeout=0.005):
+                if group is None:
+                    time.sleep(DECISION_PERIOD_S)
+                elif self.gate.semaphore.acquire(timeout=0.05):
                     try:
                         self._detect(group)
                     finally:
                         self.gate.semaphore.release()
-        except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
-            log.exception("_run() | scheduler crashed; failing closed")
-            self.error = f"inference failed ({exc.__class__.__name__}: {exc}); covering everything"
-            self._fail_all(self.error)
-        else:
-            self._fail_all("session closed")
+        except Exception as exc:
+            self._crashed(exc)
 
     def _fail_all(self, reason: str) -> None:
         with self._cond:
@@ -221,7 +255,8 @@ class VideoScheduler(_SessionWorker):
             if f.observed:
                 continue
             if f.pixels is not None:
-                self.engine.observe(f.t, f.pixels)
+                with self._engine_lock:
+                    self.engine.observe(f.t, f.pixels)
                 if self._last_t is not None and f.t > self._last_t:
                     self._frame_interval = 0.9 * self._frame_interval + 0.1 * (f.t - self._last_t)
                 self._last_t = f.t
@@ -236,7 +271,8 @@ class VideoScheduler(_SessionWorker):
         for f in frames:
             if not f.observed:
                 break
-            decision = self.engine.decide(f.t, final=True)
+            with self._engine_lock:
+                decision = self.engine.decide(f.t, final=True)
             if decision is not None:
                 self._emit(f, decision, settled=True)
 
@@ -245,7 +281,9 @@ class VideoScheduler(_SessionWorker):
         with self._cond:
             frames = [f for f in self._frames if f.deadline - PUBLISH_MARGIN_S <= horizon]
         for f in frames:
-            self._emit(f, self.engine.decide(f.t, final=False), settled=False)
+            with self._engine_lock:
+                decision = self.engine.decide(f.t, final=False)
+            self._emit(f, decision, settled=False)
 
     def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> None:
         with self._cond:
@@ -268,7 +306,8 @@ class VideoScheduler(_SessionWorker):
             st.tracked += 1
         st.record_latency(now - f.submitted)
         if f.frame_id % 64 == 0:
-            self.engine.prune(f.t - 10.0)  # coverage keeps its own context before that
+            with self._engine_lock:
+                self.engine.prune(f.t - 10.0)  # coverage keeps its own context before that
         self.publish(f, decision)
 
     # ------------------------------------------------------------ cadence
@@ -309,7 +348,13 @@ class VideoScheduler(_SessionWorker):
         if pixels is None:
             return
         start = time.monotonic()
-        self.engine.detect(newest.t, pixels, GROUP_KINDS[group])
+        regions = self.detector.detect(newest.t, pixels, GROUP_KINDS[group])
+        self.detector.prune(newest.t)
+        with self._engine_lock:
+            covered = tuple(k for k in GROUP_KINDS[group] if k in self.engine.kinds)
+            self.engine.coverage.add_run(newest.t, covered, regions)
+        with self._cond:
+            self._cond.notify()  # frames this run settles are published at once
         # One slow run (a model loading, the machine busy) must not stretch the cadence for long.
         took = min(time.monotonic() - start, 3 * self._duration[group])
         self._duration[group] = 0.7 * self._duration[group] + 0.3 * took
@@ -318,13 +363,15 @@ class VideoScheduler(_SessionWorker):
         self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)
 
 
-def _speech_redactor(settings: dict):
-    """The speech package's redactor, or None when it is not installed (then speech fails closed)."""
+def _speech_redactor(settings: dict, delay_s: float):
+    """The speech package's live redactor, or None when it is not installed (then speech fails closed)."""
     try:
         from .speech import SpeechRedactor
     except ImportError:
         return None
-    return SpeechRedactor(settings=settings)
+    # Its latency must leave room for the trip back before the audio plays at +D.
+    return SpeechRedactor(latency_s=max(0.3, delay_s - 0.2), custom_terms=tuple(settings.get("custom_terms", ())),
+                          background=True)
 
 
 class AudioScheduler(_SessionWorker):
@@ -334,9 +381,11 @@ class AudioScheduler(_SessionWorker):
     With it on but unavailable (or failing), every packet is muted ("failclosed").
     """
 
-    def __init__(self, settings: dict, publish: Callable[[list, float], None], name: str = "audio"):
+    def __init__(self, settings: dict, publish: Callable[[list, float], None], delay_s: float = 1.0,
+                 name: str = "audio"):
         super().__init__(name)
         self.publish = publish
+        self.delay_s = delay_s
         self._settings = dict(settings)
         self._redactor = None
         self._packets: collections.deque = collections.deque(maxlen=512)
@@ -356,6 +405,8 @@ class AudioScheduler(_SessionWorker):
     def update_settings(self, settings: dict) -> None:
         with self._cond:
             self._settings.update(settings)
+            if self._redactor is not None:
+                self._redactor.close()
             self._redactor = None  # rebuilt with the new settings on the next packet
             self._cond.notify()
 
@@ -365,6 +416,8 @@ class AudioScheduler(_SessionWorker):
                 while not self._packets and not self._stopped:
                     self._cond.wait(timeout=0.05)
                 if self._stopped:
+                    if self._redactor is not None:
+                        self._redactor.close()
                     return
                 batch = list(self._packets)
                 self._packets.clear()
@@ -378,15 +431,20 @@ class AudioScheduler(_SessionWorker):
                     self.stats.fail_closed += 1
                 decided = max(decided, end)
             if self.speech_enabled and self._redactor is not None and self.error is None:
-                intervals, decided = self._redactor.poll()
+                intervals, watermark = self._redactor.poll()
+                decided = watermark if watermark is not None else float("-inf")
                 mutes.extend([m.start, m.end, m.kind] for m in intervals)
+            if decided == float("-inf"):  # nothing decided yet: claim no more than the mutes themselves
+                if not mutes:
+                    continue
+                decided = min(m[0] for m in mutes)
             self.publish(mutes, decided)
 
     def _push(self, pts: float, planar: np.ndarray, rate: int) -> bool:
         """Hand a packet to the speech redactor; False when speech redaction is unavailable."""
         try:
             if self._redactor is None and self.error is None:
-                self._redactor = _speech_redactor(self._settings)
+                self._redactor = _speech_redactor(self._settings, self.delay_s)
                 if self._redactor is None:
                     self.error = "speech redaction is not installed; muting all audio"
             if self._redactor is None:

@@ -124,11 +124,11 @@ class Session:
         self.last_frame_id = -1
         self.last_audio_pts = float("-inf")
         if self.kind == KIND_VIDEO:
-            engine = server.engine_factory(self.settings)
-            self.scheduler = VideoScheduler(engine, self.delay_s, server.gate, self._publish_decision,
+            engine, detector = server.engine_factory(self.settings), server.engine_factory(self.settings)
+            self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}")
         else:
-            self.scheduler = AudioScheduler(self.settings, self._publish_mute, name=f"{session_id}")
+            self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{session_id}")
 
     # called from scheduler threads
     def _publish_decision(self, frame: PendingFrame, decision: FrameDecision) -> None:
