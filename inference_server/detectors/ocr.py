@@ -150,8 +150,10 @@ class PaddleOcr:
         self._det_input = self.det.get_inputs()[0].name
         self._rec_input = self.rec.get_inputs()[0].name
         self.charset = np.array(load_charset(self.rec), dtype=object)
+        # In memory only, like every recognised text: nothing here is ever written out.
         self._read_cache: OrderedDict[bytes, tuple[str, float, np.ndarray]] = OrderedDict()
         self.timing: dict[str, float] = {}
+        log.info("__init__() | loaded [max_side:%s classes:%d]", self.max_side, len(self.charset))
 
     # -- detection ---------------------------------------------------------------------------
 
