@@ -7,8 +7,11 @@ scene cut closes the previous scene with a detection on its last frame, so
 no frame is ever decided from the wrong scene.  Decoding and encoding run
 in their own threads (PyAV releases the GIL) beside detection.
 
-The output goes to a temporary file next to OUT and is renamed only on
-success; the report never contains recognised text.
+The audio track, when there is one, is redacted first (spoken PII bleeped
+by the same streaming SpeechRedactor the live path uses), so that the video
+pass knows when to cover mouths.  The output goes to a temporary file next
+to OUT and is renamed only on success; the report never contains recognised
+text or words.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class RedactOptions:
     threads: int = 0
     provider: str = "auto"
     crf: int = 20
+    speech: bool = True
+    bleep_mode: str = "beep"
+    speech_model: str = "whisper-tiny.en"
+    mouth_blur: bool = True
 
     def settings(self) -> dict:
         return {"targets": {t: t in self.targets for t in TARGETS},
@@ -128,6 +135,40 @@ def _open_input(path: Path):
     return container
 
 
+AUDIO_RATE = 48000
+
+
+def _read_audio(src: Path) -> tuple[np.ndarray, str] | None:
+    """The whole audio track as (channels, n) float32 at 48 kHz and its layout, or None."""
+    import av
+
+    with av.open(str(src)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        layout = stream.layout.name if stream.layout.nb_channels <= 2 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=AUDIO_RATE)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+        except av.FFmpegError as exc:
+            raise MediaError(f"{src}: the audio track is corrupt: {exc}") from exc
+    if not chunks:
+        return None
+    return np.concatenate(chunks, axis=1).astype(np.float32), layout
+
+
+def _audio_frames(planar: np.ndarray, layout: str):
+    import av
+
+    for i in range(0, planar.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i:i + 1024]), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = AUDIO_RATE, i
+        yield frame
+
+
 def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | None = None,
                 progress: bool = True) -> RedactResult:
     import av
@@ -137,6 +178,18 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
     inp = _open_input(src)
     vin = inp.streams.video[0]
     ain = inp.streams.audio[0] if inp.streams.audio else None
+    mutes: list = []
+    audio = None
+    if ain is not None and options.speech:
+        from .speech import mouth_regions, redact_audio
+
+        track = _read_audio(src)
+        if track is not None:
+            planar, layout = track
+            log.info("redact_file() | redacting speech [seconds:%.1f]", planar.shape[1] / AUDIO_RATE)
+            mutes, redacted = redact_audio(planar, AUDIO_RATE, mode=options.bleep_mode, model=options.speech_model,
+                                           custom_terms=options.custom_terms, threads=options.threads)
+            audio = (redacted, layout)
     rate = vin.average_rate or vin.guessed_rate
     if not rate:
         inp.close()
@@ -164,7 +217,10 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
         vout.pix_fmt = "yuv420p"
         vout.options = {"crf": str(options.crf), "preset": "veryfast"}
         vout.thread_type = "AUTO"
-        aout = out.add_stream_from_template(ain) if ain is not None else None
+        if audio is not None:
+            aout = out.add_stream("aac", rate=AUDIO_RATE, layout=audio[1])
+        else:
+            aout = out.add_stream_from_template(ain) if ain is not None else None
 
         to_write: queue.Queue = queue.Queue(maxsize=8)
         errors: list[BaseException] = []
@@ -192,6 +248,15 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
 
         wthread = threading.Thread(target=writer, name="redact-writer", daemon=True)
         wthread.start()
+        if audio is not None:
+            for aframe in _audio_frames(*audio):
+                for packet in aout.encode(aframe):
+                    to_write.put(packet)
+            for packet in aout.encode():
+                to_write.put(packet)
+        if report_fh:
+            for iv in mutes:
+                report_fh.write(json.dumps({"mute": iv.to_dict()}) + "\n")
         bar = tqdm(total=total, unit="frame", desc=f"redacting {src.name}", disable=not progress, dynamic_ncols=True)
 
         def emit(items):
@@ -199,6 +264,8 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
             for index, t, frame, decision in items:
                 if errors:
                     raise errors[0]
+                if mutes and options.mouth_blur:
+                    decision.regions.extend(mouth_regions(t, decision.regions, mutes))
                 to_write.put((frame, decision))
                 frames_out += 1
                 regions_out += len(decision.regions)
@@ -212,7 +279,7 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in inp.demux(*streams):
                 if packet.stream.type == "audio":
-                    if packet.dts is not None:
+                    if packet.dts is not None and audio is None:
                         to_write.put(packet)
                     continue
                 for vframe in packet.decode():
@@ -257,6 +324,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run OCR every N frames (default: 30; OCR is slow, on-screen text moves little)")
     p.add_argument("--custom-term", action="append", default=[], metavar="TERM",
                    help='always cover this word or phrase ("re:" prefix for a regex); repeatable')
+    p.add_argument("--no-speech", action="store_true", help="keep the audio as it is (default: bleep spoken PII)")
+    p.add_argument("--bleep", choices=("beep", "silence", "reverse"), default="beep",
+                   help="how spoken PII is replaced (default: beep)")
+    p.add_argument("--speech-model", choices=("whisper-tiny.en", "whisper-base"), default="whisper-tiny.en",
+                   help="speech recogniser: tiny.en is fast, base more accurate (default: whisper-tiny.en)")
+    p.add_argument("--no-mouth-blur", action="store_true", help="do not cover mouths while speech is bleeped")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: 0 = one per core)")
     p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default: auto)")
     p.add_argument("--report", type=Path, metavar="FILE.jsonl", help="per-frame record of what was covered (never the text)")
@@ -273,7 +346,9 @@ def run(args: argparse.Namespace) -> int:
     options = RedactOptions(
         targets=targets, styles={"face": args.style_face, "text": args.style_text, "plate": args.style_plate},
         strength=args.strength, face_every=args.face_every, text_every=args.text_every,
-        custom_terms=tuple(args.custom_term), threads=args.threads, provider=args.provider)
+        custom_terms=tuple(args.custom_term), threads=args.threads, provider=args.provider,
+        speech=not args.no_speech, bleep_mode=args.bleep, speech_model=args.speech_model,
+        mouth_blur=not args.no_mouth_blur)
     result = redact_file(args.input, args.output, options, report=args.report, progress=not args.no_progress)
     print(f"{args.output}: {result.frames} frames at {result.fps:g} fps redacted in {result.seconds:.1f} s "
           f"({result.frames / max(result.seconds, 1e-9):.1f} frames/s)")

@@ -235,3 +235,21 @@ def write_clip(path, clip: Clip, frames=None, audio: np.ndarray | None = None, s
             for packet in aus.encode():
                 out.mux(packet)
     return truths
+
+
+def speak(text: str, voice: str = "en-us", speed: int = 150, sample_rate: int = 48000) -> np.ndarray:
+    """Speech from espeak-ng as mono float32 at ``sample_rate`` (never touches disk beyond a temp file)."""
+    import subprocess
+    import tempfile
+    import wave
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text], check=True)
+        with wave.open(tmp.name) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+    g = gcd(sample_rate, rate)
+    return resample_poly(pcm, sample_rate // g, rate // g).astype(np.float32)

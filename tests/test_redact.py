@@ -9,12 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from scripts.synthclip import Clip, write_clip
+from scripts.synthclip import Clip, speak, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = Clip()
-# Frames 80-109 straddle the scene cut at 90: faces before, faces, text and plates after.
-FRAMES = range(80, 110)
+# Three seconds straddling the scene cut at frame 90: faces before, faces, text and plates after.
+FRAMES = range(75, 165)
 
 
 def redact(*args, timeout=600):
@@ -34,8 +34,8 @@ def decode(path):
 def redacted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("redact")
     src = tmp / "in.mp4"
-    tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.float32)
-    truths = write_clip(src, CLIP, FRAMES, audio=tone)
+    speech = speak("hello, call five five five, one two three, four five six seven", speed=190)
+    truths = write_clip(src, CLIP, FRAMES, audio=speech)
     out, report = tmp / "out.mp4", tmp / "report.jsonl"
     proc = redact(src, "-o", out, "--report", report, "--face-every", "3", "--text-every", "10")
     assert proc.returncode == 0, proc.stderr
@@ -74,7 +74,10 @@ def test_faces_and_pii_are_altered_and_the_rest_is_not(redacted):
 def test_report_records_regions_but_never_text(redacted):
     _, _, report, _ = redacted
     lines = [json.loads(line) for line in report.read_text().splitlines()]
+    mutes = [r["mute"] for r in lines if "mute" in r]
+    lines = [r for r in lines if "frame" in r]
     assert [r["frame"] for r in lines] == list(range(len(FRAMES)))
+    assert any(m["kind"] != "failclosed" for m in mutes), mutes
     kinds = {reg["kind"] for r in lines for reg in r["regions"]}
     origins = {reg["origin"] for r in lines for reg in r["regions"]}
     assert {"face", "text", "plate"} <= kinds
@@ -108,3 +111,23 @@ def test_truncated_input_fails_without_leaving_a_file(tmp_path, redacted):
     proc = redact(cut, "-o", out, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
+
+
+def test_spoken_phone_number_is_bleeped_and_mouths_covered(redacted):
+    src, out, report, _ = redacted
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    mutes = [r["mute"] for r in lines if "mute" in r]
+    with av.open(str(src)) as c:
+        before = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    with av.open(str(out)) as c:
+        after = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    n = min(len(before), len(after))
+    phone = next(m for m in mutes if m["kind"] != "failclosed")  # the digits: phone or account number
+    a, b = int(phone["start"] * 48000), int(phone["end"] * 48000)
+    # Inside the interval the speech is replaced; the greeting before it is intact.
+    inside = np.corrcoef(before[a:b], after[a:b])[0, 1]
+    greeting = np.corrcoef(before[:int(0.4 * 48000)], after[:int(0.4 * 48000)])[0, 1]
+    assert inside < 0.3 and greeting > 0.9, (inside, greeting)
+    assert n > 0
+    mouths = [reg for r in lines if "frame" in r for reg in r["regions"] if reg["kind"] == "mouth"]
+    assert mouths and all(m["label"] == phone["kind"] for m in mouths if m.get("label"))
