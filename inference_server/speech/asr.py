@@ -19,6 +19,8 @@ from ..models import model_path
 from .resample import TARGET_RATE
 
 log = logging.getLogger("privastream.speech.asr")
+# faster-whisper logs two INFO lines per decode; at two decodes a second that drowns our own log.
+logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
 MODEL_CHOICES = ("whisper-tiny.en", "whisper-base")
 

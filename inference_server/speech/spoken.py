@@ -26,6 +26,7 @@ TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seve
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 REPEATS = {"double": 2, "triple": 3}
 ZERO_LETTERS = {"oh", "o"}  # "oh" is a digit only next to other digits ("double oh seven")
+SOUNDALIKES = {"for": 4, "to": 2, "too": 2}  # digits only when two more digits follow
 
 # Connectors of addresses said aloud; "at" and "dot" only count between name-like words.
 SPOKEN_SYMBOLS = {"dot": ".", "at": "@", "underscore": "_", "dash": "-", "hyphen": "-"}
@@ -84,6 +85,9 @@ def _is_numberish(cores: Sequence[str], i: int) -> bool:
     c = cores[i]
     if _number_kind(c) or re.fullmatch(r"\d+", c):
         return True
+    if c in SOUNDALIKES:  # "my card is four one one one" often comes out as "for one one one"
+        ahead = cores[i + 1:i + 3]
+        return len(ahead) == 2 and all(_number_kind(a) == "unit" or re.fullmatch(r"\d+", a) for a in ahead)
     if c in ZERO_LETTERS:  # only inside a run of digits: "oh seven", "five oh five"
         near = [cores[j] for j in (i - 1, i + 1) if 0 <= j < len(cores)]
         return any(_number_kind(n) in ("unit", "repeat") or re.fullmatch(r"\d+", n) for n in near)
@@ -109,8 +113,8 @@ def number_words_to_digits(cores: Sequence[str]) -> list[tuple[str, int, int]]:
         total = current = first = last_kind = None
 
     for i, c in enumerate(cores):
-        kind = "unit" if c in ZERO_LETTERS else _number_kind(c)
-        value = 0 if c in ZERO_LETTERS else UNITS.get(c, TEENS.get(c, TENS.get(c)))
+        kind = "unit" if c in ZERO_LETTERS or c in SOUNDALIKES else _number_kind(c)
+        value = SOUNDALIKES.get(c, 0) if kind == "unit" and c not in UNITS else UNITS.get(c, TEENS.get(c, TENS.get(c)))
         if re.fullmatch(r"\d+", c):
             close(i - 1)
             groups.append((c, i, i))

@@ -8,9 +8,11 @@ number words.  On top of it come rules that only make sense for speech:
 
 * a run of eight or more digits is private whatever it is (account, card,
   ID): nobody reads out a harmless eight-digit number on stream;
-* a run of digits still being spoken when the decision is due (``open_end``)
-  is muted from its third digit on, because the words that make it a phone
-  number may not have been heard yet;
+* what is still being spoken when the decision is due (``open_end``) is judged
+  on what it could become, because the words that make it private may not have
+  been heard yet: a digit run at the end of the transcript from its third
+  digit, or from its first after a number cue ("my number is 5"), and an
+  address being spelt out ("at john.", "jon.mit", "dot com");
 * "my password is ...", "my PIN is ...", "my address is ...": everything after
   the cue up to the end of the sentence (at most ``CUE_MAX_WORDS`` words);
 * "I was born on ...": the date words that follow.
@@ -34,7 +36,14 @@ _DIGIT_RUN = re.compile(r"(?<![\w.])\d+(?:[ -]+\d+)*")
 _SECRET_CUE = re.compile(
     r"(?i)\b(?:password|pass ?word|passcode|pass code|pin(?: number| code)?|security code|secret|"
     r"(?:home |street )?address|log ?in|user ?name|postcode|post code|zip code)\s+(?:is|was)\b[:,]?\s*"
+    r"|\b(?:i|we|they|he|she) (?:live|lives|living) (?:at|on)\s+"
 )
+_NUMBER_CUE = re.compile(
+    r"(?i)\b(?:number|phone|mobile|cell|card|account|pin|code|call me(?: on| at)?|dial|ssn|id|is)[:,]?\s+$")
+# An address still being spelt at the end of the transcript: "at john.", "jon.mit", "dot com".
+_OPEN_ADDRESS = re.compile(
+    r"(?i)(?:(?<=\s)|^)(?:(?:at|dot)\s+(?!(?:home|work|school|the|a|an|least|all|this|that|first|last|night|once)\b)\S+"
+    r"|\S*\w[.@]\w\S*|\S*@)(?:\s+\S+){0,3}\s*$")
 _DOB_CUE = re.compile(r"(?i)\b(?:born on|born in|date of birth is|birthday is|birth date is|dob is)\s+")
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -61,8 +70,12 @@ def _digit_runs(text: str, open_end: bool) -> list[PiiSpan]:
         if len(digits) >= MIN_DIGIT_RUN:
             label = "card" if 13 <= len(digits) <= 19 and luhn_valid(digits) else "account"
             spans.append(PiiSpan(m.start(), m.end(), label, 0.8))
-        elif open_end and m.end() >= tail and len(digits) >= OPEN_RUN_DIGITS:
+        elif open_end and m.end() >= tail and (len(digits) >= OPEN_RUN_DIGITS or _NUMBER_CUE.search(text[:m.start()])):
             spans.append(PiiSpan(m.start(), m.end(), "account", 0.5))
+    if open_end:
+        m = _OPEN_ADDRESS.search(text)
+        if m:
+            spans.append(PiiSpan(m.start(), len(text), "email", 0.5))
     return spans
 
 
@@ -71,7 +84,7 @@ def _cue_values(text: str) -> list[PiiSpan]:
     for m in _SECRET_CUE.finditer(text):
         value = re.match(rf"(?:[^\s.?!]+(?:\.(?=\S))?[^\s.?!]*\s*){{1,{CUE_MAX_WORDS}}}", text[m.end():])
         if value and value.group().strip():
-            label = "address" if "address" in m.group().lower() else "account"
+            label = "address" if re.search(r"(?i)address|live", m.group()) else "account"
             spans.append(PiiSpan(m.end(), m.end() + len(value.group().rstrip()), label, 0.8))
     for m in _DOB_CUE.finditer(text):
         end = m.end()

@@ -1,0 +1,377 @@
+"""SpeechRedactor: streaming spoken-PII detection with a bounded decision latency (issue 3).
+
+Audio arrives in chunks stamped with the caller's clock.  It is resampled into
+a 16 kHz mono ring; every ``step_s`` seconds the last ``window_s`` seconds are
+decoded with word timestamps.  Words on which two consecutive hypotheses agree
+are committed (LocalAgreement), and committed words stay as context for the PII
+rules, so "my password is" said in one window still covers the next one.
+
+The watermark ``decided_until`` trails the newest audio by ``hold`` seconds
+(less than the latency bound L, leaving a step and some compute for the next
+decode); it never cuts a word in two while time allows.  Each time it moves,
+every entity that starts before the new watermark is issued as a mute interval
+from its first word's start to its last word's end, padded by ``pad_s`` and
+merged with a neighbour closer than ``merge_gap_s``.  An issued interval is
+final: it may reach past the watermark, it is never withdrawn or shortened.
+
+Fail closed (issue 3, item 6): a gap in the caller's timeline, a chunk with
+NaN/inf samples, a recogniser error, a timeline reset, or (background mode) a
+decode that is later than L, all turn the undecided span into a mute interval
+of kind "failclosed".  Nothing undecided is ever reported as decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import MediaError, StateError
+from .asr import AsrOptions, Recognizer, Word
+from .intervals import FAILCLOSED, MuteInterval, merge_intervals
+from .render import render
+from .resample import TARGET_RATE, StreamResampler, check_rate, sanitize
+from .spoken_pii import SpokenPiiDetector
+
+log = logging.getLogger("privastream.speech.redactor")
+
+PTS_JITTER_S = 0.02
+"""Timestamps this close to the expected one are the same instant (OBS rounds audio pts)."""
+MAX_GAP_FILL_S = 10.0
+"""A longer jump in the caller's clock (or one backwards) restarts the stream."""
+CONTEXT_S = 20.0
+"""Committed words kept as context for the PII rules."""
+
+
+@dataclass(frozen=True)
+class SpeechOptions:
+    latency_s: float = 2.0
+    """L: every sample is decided at most this long after it was pushed."""
+    step_s: float = 0.5
+    """How often the window is decoded (compute grows as this shrinks)."""
+    window_s: float = 8.0
+    """Audio per decode: context for Whisper; must exceed L."""
+    pad_s: float = 0.12
+    """Added before an entity's first word and after its last (Whisper's word times are ~0.1 s coarse)."""
+    merge_gap_s: float = 0.3
+    """Intervals closer than this become one."""
+    compute_margin_s: float = 0.3
+    """Time kept aside in L for decoding itself."""
+    custom_terms: tuple[str, ...] = ()
+    use_ner: bool = True
+    asr: AsrOptions = field(default_factory=AsrOptions)
+
+    @property
+    def hold(self) -> float:
+        """How far the watermark trails the newest audio: right context for the rules."""
+        return max(0.0, self.latency_s - self.step_s - self.compute_margin_s)
+
+    def check(self) -> "SpeechOptions":
+        if not 0.5 <= self.latency_s <= 30:
+            raise StateError(f"latency_s must be 0.5..30 seconds (got {self.latency_s})")
+        if not 0.1 <= self.step_s < self.latency_s:
+            raise StateError(f"step_s must be at least 0.1 s and below latency_s={self.latency_s} (got {self.step_s})")
+        if self.window_s <= self.latency_s:
+            raise StateError(f"window_s ({self.window_s}) must exceed latency_s ({self.latency_s})")
+        return self
+
+
+def _same_word(a: Word, b: Word) -> bool:
+    return a.text.strip(" .,?!").lower() == b.text.strip(" .,?!").lower()
+
+
+class SpeechRedactor:
+    """Streaming spoken-PII redaction for one audio source.
+
+        r = SpeechRedactor(latency_s=2.0, custom_terms=("Jane Doe",))
+        r.push(pts, planar, 48000)          # (channels, n) float32, pts in seconds
+        intervals, decided_until = r.poll() # new final mute intervals, watermark
+        r.close()
+
+    ``background=False`` (offline, tests): decoding runs inside ``push`` each time
+    ``step_s`` of new audio has arrived, so results do not depend on CPU speed.
+    ``background=True`` (live): a worker thread decodes; ``poll`` fails closed
+    whatever is older than L and still undecided.
+    """
+
+    def __init__(self, *, latency_s: float = 2.0, step_s: float = 0.5, window_s: float = 8.0,
+                 pad_s: float = 0.12, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
+                 use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
+                 background: bool = False, recognizer: Recognizer | None = None,
+                 detector: SpokenPiiDetector | None = None):
+        asr = AsrOptions(model=model, threads=threads, device=device)
+        self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_s=pad_s,
+                                     merge_gap_s=merge_gap_s, custom_terms=tuple(custom_terms), use_ner=use_ner,
+                                     asr=asr).check()
+        self._recognizer = recognizer or Recognizer(asr)
+        self._detector = detector or SpokenPiiDetector(custom_terms=custom_terms, use_ner=use_ner)
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self.decisions: list[tuple[float, float, float]] = []
+        """(pushed_until, from, to) each time the watermark moved: the evaluation's latency record."""
+        self._reset_stream(None)
+        self._worker = None
+        if background:
+            self._worker = threading.Thread(target=self._run_worker, name="speech-redactor", daemon=True)
+            self._worker.start()
+
+    # ---- input ---------------------------------------------------------------------------------
+    def _reset_stream(self, t0: float | None) -> None:
+        self._rs: StreamResampler | None = None
+        self._ring = np.zeros(0, np.float32)
+        self._ring_t0 = t0  # caller time of _ring[0]; None until the first chunk
+        self._pushed_until = t0  # caller time just after the newest input sample
+        self._decided = t0
+        self._last_step = t0
+        self._committed: list[Word] = []
+        self._hypothesis: list[Word] = []
+        self._issued: list[MuteInterval] = []
+        self._outbox: list[MuteInterval] = []
+
+    def push(self, pts: float, planar: np.ndarray, sample_rate: int = 48000) -> None:
+        """Add a chunk starting at ``pts`` seconds.  Never passes undecided audio: bad chunks and gaps
+        become "failclosed" intervals.  Raises MediaError for input that is not audio at all."""
+        rate = check_rate(sample_rate)
+        mono = sanitize(planar)
+        raw = np.asarray(planar)
+        if mono.size == 0:
+            return
+        if not np.isfinite(float(pts)):
+            raise MediaError(f"audio pts must be a finite number of seconds (got {pts!r})")
+        duration = mono.size / rate
+        with self._lock:
+            if self._closed:
+                raise StateError("SpeechRedactor is closed")
+            self._align(float(pts), rate)
+            if not np.isfinite(raw).all():
+                # What these samples held is unknown, so nothing in them may pass.
+                self._issue_failclosed(float(pts), float(pts) + duration, "non-finite samples")
+            self._pushed_until = float(pts) + duration
+            if self._worker is None:
+                self._feed_inline(mono)
+            else:
+                self._append(self._rs.process(mono))
+                self._wake.notify()
+
+    def _align(self, pts: float, rate: int) -> None:
+        """Keep the ring's timeline equal to the caller's: fill small gaps, restart on jumps."""
+        if self._ring_t0 is None:
+            self._reset_stream(pts)
+        expected = self._pushed_until
+        if pts > expected + MAX_GAP_FILL_S or pts < expected - PTS_JITTER_S:
+            log.warning("push() | timeline jump, restarting [expected:%.3f, pts:%.3f]", expected, pts)
+            self._issue_failclosed(self._decided, expected, "timeline restart")
+            pending = self._outbox
+            self._reset_stream(pts)
+            self._outbox = pending
+        elif pts > expected + PTS_JITTER_S:
+            # Audio the caller never gave us may still be played: mute it, keep the ring aligned.
+            self._issue_failclosed(expected, pts, "gap in the audio")
+            self._append(np.zeros(int(round((pts - expected) * TARGET_RATE)), np.float32))
+        if self._rs is None or self._rs.rate != rate:
+            if self._rs is not None:
+                self._append(self._rs.flush())
+            self._rs = StreamResampler(rate)
+
+    def _append(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self._ring = np.concatenate([self._ring, samples])
+
+    def _ring_end(self) -> float:
+        return self._ring_t0 + self._ring.size / TARGET_RATE
+
+    def _feed_inline(self, mono: np.ndarray) -> None:
+        """Offline: append in slices of one step, decoding whenever a step is due, so a large
+        chunk is decoded exactly as if it had been streamed (no audio skips the window)."""
+        per_step = int(self.options.step_s * self._rs.rate)
+        for i in range(0, mono.size, per_step):
+            self._append(self._rs.process(mono[i:i + per_step]))
+            if self._ring_end() - self._last_step >= self.options.step_s:
+                self._step()
+
+    # ---- decoding and decisions -----------------------------------------------------------------
+    def _run_worker(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and (self._ring_t0 is None
+                                            or self._ring_end() - self._last_step < self.options.step_s):
+                    self._wake.wait(timeout=0.5)
+                if self._closed:
+                    return
+            self._step()
+
+    def _step(self, final: bool = False) -> None:
+        """Decode the newest window, commit agreed words, move the watermark, issue intervals."""
+        o = self.options
+        with self._lock:
+            now = self._ring_end()
+            start = max(self._ring_t0, now - o.window_s)
+            window = self._ring[int(round((start - self._ring_t0) * TARGET_RATE)):]
+            self._last_step = now
+        try:
+            words = self._recognizer.transcribe(window, start)
+        except Exception as exc:  # any engine failure: mute, say so, keep going
+            log.error("_step() | recognition failed, failing closed [error:%s]", exc)
+            with self._lock:
+                self._issue_failclosed(self._decided, now, "recognition error")
+            return
+        with self._lock:
+            if self._ring_t0 is None or now > self._ring_end() + 1e-9 or self._decided is None:
+                return  # the stream restarted while decoding
+            self._decide(words, now, final)
+            keep_from = max(0, int((now - o.window_s - 1.0 - self._ring_t0) * TARGET_RATE))
+            if keep_from > 0:
+                self._ring = self._ring[keep_from:]
+                self._ring_t0 += keep_from / TARGET_RATE
+
+    def _decide(self, words: list[Word], now: float, final: bool) -> None:
+        o = self.options
+        commit_time = self._committed[-1].end if self._committed else -np.inf
+        hyp = [w for w in words if (w.start + w.end) / 2 > commit_time]
+        agreed = 0
+        while agreed < min(len(hyp), len(self._hypothesis)) and _same_word(hyp[agreed], self._hypothesis[agreed]):
+            agreed += 1
+        # Words already behind the watermark are frozen as well: their fate is sealed.
+        while agreed < len(hyp) and hyp[agreed].end <= self._decided:
+            agreed += 1
+        self._committed.extend(hyp[:agreed])
+        self._committed = [w for w in self._committed if w.end > now - CONTEXT_S]
+        self._hypothesis = hyp[agreed:]
+
+        target = now if final else now - o.hold
+        for w in self._hypothesis:
+            # Do not cut a word in two while the next step can still decide it in time.
+            if w.start < target < w.end and now - w.start < o.latency_s - o.step_s - o.compute_margin_s:
+                target = w.start
+                break
+        target = max(target, self._decided)
+
+        context = self._committed + self._hypothesis
+        open_end = not final and bool(context) and context[-1].end > now - 1.0
+        try:
+            entities = self._detector.find([w.text for w in context], open_end=open_end)
+        except Exception as exc:
+            log.error("_decide() | PII detection failed, failing closed [error:%s]", exc)
+            self._issue_failclosed(self._decided, max(target, now), "detection error")
+            return
+        for e in entities:
+            a = context[e.first].start - o.pad_s
+            b = context[e.last].end + o.pad_s
+            if a < target and b > self._decided - o.pad_s:
+                self._issue(MuteInterval(a, b, e.label))
+        self._advance(target)
+
+    # ---- output -----------------------------------------------------------------------------------
+    def _advance(self, target: float) -> None:
+        if target > self._decided:
+            self.decisions.append((self._pushed_until, self._decided, target))
+            del self.decisions[:-10000]
+            self._decided = target
+
+    def _issue(self, iv: MuteInterval) -> None:
+        """Issue the part of ``iv`` not yet covered, never before the watermark."""
+        if iv.start < self._decided:
+            missed = min(iv.end, self._decided) - iv.start
+            if missed > self.options.pad_s + 1e-6 and not self._covered(iv.start, min(iv.end, self._decided)):
+                log.warning("_issue() | entity found after its start was decided [kind:%s, late_s:%.2f]",
+                            iv.kind, missed - self.options.pad_s)
+            iv = replace(iv, start=self._decided)
+        last = self._issued[-1] if self._issued else None
+        if last and iv.start - last.end < self.options.merge_gap_s and iv.start >= last.start:
+            iv = replace(iv, start=min(max(iv.start, last.end), max(last.end, self._decided)))
+        for piece in self._uncovered(iv):
+            self._issued.append(piece)
+            self._outbox.append(piece)
+        self._issued = [i for i in self._issued if i.end > self._decided - CONTEXT_S]
+
+    def _uncovered(self, iv: MuteInterval) -> list[MuteInterval]:
+        pieces, cursor = [], iv.start
+        for done in sorted(self._issued, key=lambda i: i.start):
+            if done.end <= cursor or done.start >= iv.end:
+                continue
+            if done.start > cursor:
+                pieces.append(MuteInterval(cursor, done.start, iv.kind))
+            cursor = max(cursor, done.end)
+        if cursor < iv.end:
+            pieces.append(MuteInterval(cursor, iv.end, iv.kind))
+        return pieces
+
+    def _covered(self, a: float, b: float) -> bool:
+        return not self._uncovered(MuteInterval(a, b, "check"))
+
+    def _issue_failclosed(self, a: float, b: float, reason: str) -> None:
+        if b <= a:
+            return
+        log.warning("_issue_failclosed() | muting undecided audio [reason:%s, start:%.3f, end:%.3f]", reason, a, b)
+        self._issue(MuteInterval(max(a, self._decided if self._decided is not None else a), b, FAILCLOSED))
+        self._advance(b)
+
+    def poll(self) -> tuple[list[MuteInterval], float | None]:
+        """New final intervals since the last poll, and the watermark: every instant before it is
+        decided (None before the first chunk).  Background mode: undecided audio older than L is
+        muted as "failclosed" here, so a slow or stuck decoder never delays the stream."""
+        with self._lock:
+            if self._worker is not None and self._pushed_until is not None:
+                deadline = self._pushed_until - self.options.latency_s
+                if deadline > self._decided:
+                    self._issue_failclosed(self._decided, deadline, "decoding later than L")
+            out, self._outbox = self._outbox, []
+            return out, self._decided
+
+    def flush(self) -> tuple[list[MuteInterval], float | None]:
+        """End of input: decide everything pushed so far (offline use), then ``poll``."""
+        with self._lock:
+            if self._rs is not None:
+                self._append(self._rs.flush())
+                self._rs = StreamResampler(self._rs.rate)
+            if self._ring_t0 is None:
+                return self.poll()
+        self._step(final=True)
+        with self._lock:
+            if self._pushed_until is not None and self._pushed_until > self._decided:
+                self._advance(self._pushed_until)  # the filter's held-back tail is the last few samples
+        return self.poll()
+
+    def close(self) -> None:
+        """Stop the worker; idempotent."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=10)
+
+
+def redact_audio(planar: np.ndarray, sample_rate: int, t0: float = 0.0, mode: str = "beep",
+                 chunk_s: float = 0.1, decisions_out: list | None = None,
+                 **options) -> tuple[list[MuteInterval], np.ndarray]:
+    """Offline: mute intervals and the redacted copy of a whole recording ((channels, n) float32).
+
+    Streams the recording through a ``SpeechRedactor`` in ``chunk_s`` chunks, exactly as the
+    live path would see it, so the offline report matches what a stream would have bleeped.
+    ``options`` are SpeechRedactor's keyword arguments; ``decisions_out`` receives its
+    watermark record (``SpeechRedactor.decisions``) for latency statistics."""
+    audio = np.asarray(planar, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None, :]
+    rate = check_rate(sample_rate)
+    redactor = SpeechRedactor(background=False, **options)
+    intervals: list[MuteInterval] = []
+    step = max(1, int(chunk_s * rate))
+    started = time.perf_counter()
+    try:
+        for i in range(0, audio.shape[1], step):
+            redactor.push(t0 + i / rate, audio[:, i:i + step], rate)
+        intervals.extend(redactor.flush()[0])
+    finally:
+        redactor.close()
+    if decisions_out is not None:
+        decisions_out.extend(redactor.decisions)
+    merged = merge_intervals(intervals, redactor.options.merge_gap_s)
+    log.info("redact_audio() | done [seconds:%.1f, intervals:%d, wall_s:%.1f]",
+             audio.shape[1] / rate, len(merged), time.perf_counter() - started)
+    return merged, render(audio, rate, t0, merged, mode)
