@@ -1,0 +1,172 @@
+"""The PrivaStream demo: inference server + SFU + a generated clip redacted live and published by WHIP.
+
+    .venv/bin/python scripts/demo.py [--seconds N] [--room demo] [--delay 1.0] [--size 1280x720]
+
+Run through `./scripts/demo.sh`, which first sets up whatever is missing.  It
+starts the inference server and the SFU, generates a clip locally (public-
+domain photos moving, rendered PII text, espeak-ng speech with a phone
+number), redacts it through the same LiveClient/server path the OBS filters
+use, publishes it to the SFU over WHIP, and prints the viewer URL, the
+dashboard URL and the OBS instructions.  Ctrl-C (or --seconds) stops
+everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference_server.client import LiveClient  # noqa: E402
+from inference_server.masking import MaskOptions  # noqa: E402
+from scripts import whip_client  # noqa: E402
+from scripts.demo_media import RedactedAudioTrack, RedactedVideo  # noqa: E402
+from scripts.synthclip import Clip  # noqa: E402
+
+log = logging.getLogger("privastream.demo")
+
+
+def primary_ip() -> str:
+    """The first non-loopback IPv4 address: WebRTC needs a real interface (ICE ignores loopback)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    ipv4 = [a for a in out if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", a) and not a.startswith("127.")]
+    if not ipv4:
+        raise SystemExit("error: this machine has no non-loopback IPv4 address; pass --ip")
+    return ipv4[0]
+
+
+class Service:
+    """A child process whose output is echoed with a prefix and scanned for a readiness line."""
+
+    def __init__(self, name: str, cmd: list[str], ready: str, env: dict | None = None):
+        self.name, self.lines = name, []
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self._ready = threading.Event()
+        self._pattern = re.compile(ready)
+        threading.Thread(target=self._pump, daemon=True, name=f"{name}-log").start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+            if self._pattern.search(line):
+                self._ready.set()
+            if os.environ.get("PRIVASTREAM_DEMO_VERBOSE"):
+                print(f"[{self.name}] {line.rstrip()}", flush=True)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(self.lines[-15:])
+                raise SystemExit(f"error: {self.name} did not start:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: 0 = until Ctrl-C)")
+    p.add_argument("--room", default="demo", help="SFU room (default: demo)")
+    p.add_argument("--delay", type=float, default=1.0, help="stream delay D in seconds (default: 1.0)")
+    p.add_argument("--size", default="1280x720", help="clip size WxH (default: 1280x720)")
+    p.add_argument("--ip", default=None, help="address the SFU listens on and announces (default: first non-loopback)")
+    p.add_argument("--sfu-port", type=int, default=8080, help="SFU HTTP port (default: 8080)")
+    p.add_argument("--server-port", type=int, default=7788, help="inference server port (default: 7788)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    ip = args.ip or os.environ.get("SFU_LISTEN_IP") or primary_ip()
+    token = os.environ.get("SFU_PUBLISH_TOKEN") or secrets.token_urlsafe(18)
+    state = Path(tempfile.mkdtemp(prefix="privastream-demo-")) / "server.json"
+    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+
+    services: list[Service] = []
+    publisher = None
+    clients: list[LiveClient] = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        print("starting the inference server (loading models) ...", flush=True)
+        server = Service("server", [python, "-m", "inference_server", "serve", "--port", str(args.server_port),
+                                    "--state-file", str(state)], r"inference server on http")
+        services.append(server)
+        print("starting the SFU ...", flush=True)
+        sfu = Service("sfu", ["npm", "--prefix", "sfu", "start", "--silent"], r"\| listening \[",
+                      env={"SFU_HTTP_PORT": str(args.sfu_port), "SFU_LISTEN_IP": ip, "SFU_PUBLISH_TOKEN": token})
+        services.append(sfu)
+        server.wait_ready(300)
+        sfu.wait_ready(120)
+
+        settings = {"targets": {"faces": True, "text": True, "plates": True, "speech": True}, "mouth_blur": True}
+        video_client = LiveClient(source="demo-video", kind="video", delay_s=args.delay, settings=settings,
+                                  stream="demo", state_file=state)
+        audio_client = LiveClient(source="demo-audio", kind="audio", delay_s=args.delay, settings=settings,
+                                  stream="demo", state_file=state)
+        clients += [video_client, audio_client]
+        clip = Clip(width=width, height=height)
+        video = RedactedVideo(clip, video_client, args.delay, MaskOptions())
+        whip_url = f"http://{ip}:{args.sfu_port}/whip/{args.room}"
+        print("publishing the redacted demo clip over WHIP ...", flush=True)
+        publisher = whip_client.BackgroundPublisher()
+        publisher.publish(whip_url, token,
+                          lambda: whip_client.X264PacketTrack(video, width, height, clip.fps),
+                          lambda: RedactedAudioTrack(audio_client, args.delay))
+        print(f"""
+PrivaStream demo is live.
+  Viewer:      http://{ip}:{args.sfu_port}/room/{args.room}
+  Dashboard:   http://127.0.0.1:{args.server_port}/
+  OBS:         Tools > Scripts > + {ROOT / 'obs_plugin' / 'privastream_filter.py'}
+               then add "PrivaStream Filter" to a video source and "PrivaStream Audio Filter" to the mic.
+               Settings > Stream > Service: WHIP, Server: http://{ip}:{args.sfu_port}/whip/<room>,
+               Bearer Token: {token}   (encoder without B-frames; see docs/obs.md)
+Press Ctrl-C to stop.""", flush=True)
+        started = time.monotonic()
+        while not stop.wait(5):
+            if args.seconds and time.monotonic() - started >= args.seconds:
+                break
+            for s in services:
+                if s.proc.poll() is not None:
+                    print(f"error: the {s.name} exited:\n" + "\n".join(s.lines[-15:]), file=sys.stderr)
+                    return 1
+            print(f"  video: {video.shown} frames shown, {video.failed_closed} fail-closed; "
+                  f"server: {video_client.status.state}, {video_client.status.latency_ms:.0f} ms", flush=True)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except whip_client.WhipError as exc:
+        print(f"error: the SFU refused the demo stream: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping ...", flush=True)
+        if publisher is not None:
+            try:
+                publisher.shutdown()
+            except Exception as exc:  # the SFU may already be gone; nothing is left to undo
+                log.warning("main() | publisher shutdown: %s", exc)
+        for c in clients:
+            c.close()
+        for s in reversed(services):
+            s.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
