@@ -119,6 +119,35 @@ def test_a_static_overlay_is_read_from_the_cache(detector, chat):
     assert detector.last_timing["rec_cached"] == detector.last_timing["rec_lines"] > 0
 
 
+def test_dropped_spaces_are_put_back_so_addresses_and_names_are_found(detector, scene, boxes):
+    """PP-OCRv4 reads these 24 px lines on one stacked panel as "Iliveat42ElmStreet": the
+    spaces come back from the ink gaps, and the address and the name are covered."""
+    s = scene("coffee")
+    lines = ["I live at 42 Elm Street", "thanks John Smith for the sub"]
+    for i, text in enumerate(lines):
+        s.write(40, 300 + i * 36, text, size=24, panel=(20, 20, 28))
+    read = detector.ocr.find_lines(s.frame)
+    detector.ocr.read_lines(s.frame, read)
+    assert [ln.text for ln in read] == lines
+    assert any(ln.inserted_spaces for ln in read)  # the case under test: the recogniser dropped them
+    found = detector.detect(s.frame)
+    for phrase, label, words in (("42 Elm Street", "address", s.lines[0]), ("John Smith", "person", s.lines[1])):
+        for box in phrase_boxes(words, phrase):
+            assert any(r.label == label and boxes.covered(box, r.box) for r in found), f"{phrase!r} not covered"
+
+
+def test_word_gaps_place_spaces_and_edges_from_ink():
+    """Unit check of the layout rule on a hand-made ink profile: letters 4 px apart, one 20 px gap."""
+    from inference_server.detectors.word_gaps import lay_out
+
+    ink = np.zeros(100, bool)
+    for x0, x1 in ((2, 10), (14, 22), (42, 50), (54, 62)):
+        ink[x0:x1] = True
+    text, edges, inserted = lay_out(list("abcd"), np.array([6.0, 18.0, 46.0, 58.0]), ink, 100)
+    assert text == "ab cd" and inserted == (2,)
+    assert edges.tolist() == [0.0, 12.0, 22.0, 42.0, 52.0, 100.0]
+
+
 def test_plates_are_covered_whole(street, boxes):
     s, _, found = street
     plates = [r for r in found if r.kind == "plate"]

@@ -25,6 +25,7 @@ from ..errors import ModelLoadError
 from ..models import model_path
 from ..runtime import create_session
 from .frame_input import detection_size, ms_since
+from .word_gaps import ink_columns, lay_out
 
 log = logging.getLogger("privastream.detectors.ocr")
 
@@ -62,6 +63,8 @@ class TextLine:
     """Mean probability of the decoded characters (0 when nothing was read)."""
     char_edges: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
     """len(text)+1 x positions in the recogniser crop: character i lies between edges i and i+1."""
+    inserted_spaces: tuple[int, ...] = ()
+    """Indices in ``text`` of the spaces put back from the ink gaps (the recogniser did not read them)."""
     crop_to_frame: np.ndarray = field(default_factory=lambda: np.eye(3))
     """3x3 perspective transform from recogniser-crop pixels to frame pixels."""
     crop_width: int = 0
@@ -151,7 +154,7 @@ class PaddleOcr:
         self._rec_input = self.rec.get_inputs()[0].name
         self.charset = np.array(load_charset(self.rec), dtype=object)
         # In memory only, like every recognised text: nothing here is ever written out.
-        self._read_cache: OrderedDict[bytes, tuple[str, float, np.ndarray]] = OrderedDict()
+        self._read_cache: OrderedDict[bytes, tuple] = OrderedDict()
         self.timing: dict[str, float] = {}
         log.info("__init__() | loaded [max_side:%s classes:%d]", self.max_side, len(self.charset))
 
@@ -215,7 +218,7 @@ class PaddleOcr:
                 todo.append(i)
             else:
                 self._read_cache.move_to_end(key)
-                lines[i].text, lines[i].confidence, lines[i].char_edges = known
+                lines[i].text, lines[i].confidence, lines[i].char_edges, lines[i].inserted_spaces = known
         pre = time.perf_counter() - t0
         infer = post = 0.0
         todo.sort(key=lambda i: crops[i].shape[1])
@@ -240,8 +243,8 @@ class PaddleOcr:
             tc = time.perf_counter()
             for row, i in enumerate(batch):
                 line = lines[i]
-                self._decode(probs[row], width, line)
-                self._read_cache[keys[i]] = (line.text, line.confidence, line.char_edges)
+                self._decode(probs[row], width, line, crops[i])
+                self._read_cache[keys[i]] = (line.text, line.confidence, line.char_edges, line.inserted_spaces)
             while len(self._read_cache) > READ_CACHE_SIZE:
                 self._read_cache.popitem(last=False)
             td = time.perf_counter()
@@ -269,22 +272,16 @@ class PaddleOcr:
         line.crop_width = out_w
         return crop
 
-    def _decode(self, probs: np.ndarray, padded_width: int, line: TextLine) -> None:
-        """CTC greedy decode, keeping for each character the output column it was read at."""
+    def _decode(self, probs: np.ndarray, padded_width: int, line: TextLine, crop: np.ndarray) -> None:
+        """CTC greedy decode; characters are placed at the output column they were read at,
+        then spaces and edges are refined from the crop's ink (``word_gaps``)."""
         best = probs.argmax(axis=1)
         score = probs[np.arange(len(best)), best]
         is_new = np.ones(len(best), dtype=bool)
         is_new[1:] = best[1:] != best[:-1]
         cols = np.nonzero(is_new & (best != 0))[0]
-        line.text = "".join(self.charset[best[cols]])
         line.confidence = float(score[cols].mean()) if cols.size else 0.0
-        if not cols.size:
-            line.char_edges = np.zeros(1, np.float32)
-            return
-        # Column t covers crop x in [t, t+1) * step.  A character's edges lie halfway
-        # between the columns of neighbouring characters; the first and last
-        # characters extend to the ends of the line, which the detector drew tightly.
-        step = padded_width / len(best)
-        centres = (cols + 0.5) * step
-        inner = (centres[1:] + centres[:-1]) / 2
-        line.char_edges = np.concatenate([[0.0], inner, [float(line.crop_width)]]).astype(np.float32)
+        # Output column t covers crop x in [t, t+1) * step.
+        centres = (cols + 0.5) * (padded_width / len(best))
+        line.text, line.char_edges, line.inserted_spaces = lay_out(
+            list(self.charset[best[cols]]), centres, ink_columns(crop), line.crop_width)

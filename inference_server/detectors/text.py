@@ -95,13 +95,32 @@ class TextDetector:
         return regions
 
     def _pii_regions(self, lines: list[TextLine], width: int, height: int) -> list[Region]:
+        """Regions over the PII spans of each line.
+
+        A line with spaces put back from ink gaps is classified twice, as spaced
+        and as the recogniser read it, and both answers are covered: a space
+        wrongly put inside an e-mail (wide gaps in a monospace font) must not
+        hide the e-mail, and a missing one must not hide an address.
+        """
         if not lines:
             return []
+        texts, owners = [], []
+        for line in lines:
+            texts.append(line.text)
+            owners.append((line, None))
+            if line.inserted_spaces:
+                inserted = set(line.inserted_spaces)
+                kept = [i for i in range(len(line.text)) if i not in inserted]
+                texts.append("".join(line.text[i] for i in kept))
+                owners.append((line, kept))
         regions = []
-        for line, spans in zip(lines, self.pii.find_batch([line.text for line in lines])):
+        for (line, kept), spans in zip(owners, self.pii.find_batch(texts)):
             pad_x, pad_y = SPAN_PAD_X * line.height, SPAN_PAD_Y * line.height
             for span in spans:
-                x0, y0, x1, y1 = line.span_box(span.start, span.end)
+                start, end = (span.start, span.end) if kept is None else (kept[span.start], kept[span.end - 1] + 1)
+                x0, y0, x1, y1 = line.span_box(start, end)
                 box = clip_box((x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y), width, height)
-                regions.append(Region(kind="text", box=box, score=float(span.score), label=span.label))
+                region = Region(kind="text", box=box, score=float(span.score), label=span.label)
+                if region not in regions:  # both readings of a line usually agree
+                    regions.append(region)
         return regions
