@@ -38,7 +38,7 @@ class AudioFilter(LinkedFilter):
         self.channels = min(int(obs.audio_output_get_channels(audio)) or 2, MAX_AV_PLANES)
         self.lock = threading.Lock()
         self._link(obs, source, settings_from_data(obs, settings_data))
-        self.timer = CallTimer("filter_audio", self.name, every=500)
+        self.timer = CallTimer("filter_audio", self.name)
         self.muted_logged = False
         self._reset_ring()
 

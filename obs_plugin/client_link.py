@@ -13,7 +13,6 @@ import logging
 import os
 import statistics
 import time
-from collections import deque
 
 log = logging.getLogger("privastream.obs.client")
 
@@ -68,25 +67,30 @@ def status_text(client, problem: str, fail_policy: str) -> tuple[str, bool]:
 
 
 class CallTimer:
-    """Python time spent per callback; logs median/p99 every `every` calls (read by scripts/bench_obs.py)."""
+    """Python time spent per callback, logged as median/p99 once per period (scripts/bench_obs.py reads it).
 
-    def __init__(self, name: str, source_name: str, every: int = 300):
-        self.name, self.source_name, self.every = name, source_name, every
-        self.samples: deque[float] = deque(maxlen=every)
-        self._count = 0
+    The period is $PRIVASTREAM_OBS_TIMING_S seconds (default 60; the benchmark uses a few).
+    """
+
+    def __init__(self, name: str, source_name: str):
+        self.name, self.source_name = name, source_name
+        self.period_s = float(os.environ.get("PRIVASTREAM_OBS_TIMING_S", "60"))
+        self.samples: list[float] = []
         self._t0 = 0.0
+        self._window_start = time.monotonic()
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
 
     def stop(self) -> None:
         self.samples.append((time.perf_counter() - self._t0) * 1000)
-        self._count += 1
-        if self._count % self.every == 0:
+        now = time.monotonic()
+        if now - self._window_start >= self.period_s:
             s = sorted(self.samples)
             log.info("%s() | python time per call [source:%s, calls:%d, median_ms:%.3f, p99_ms:%.3f, max_ms:%.3f]",
                      self.name, self.source_name, len(s), statistics.median(s),
                      s[min(len(s) - 1, int(len(s) * 0.99))], s[-1])
+            self.samples, self._window_start = [], now
 
 
 class LinkedFilter:
