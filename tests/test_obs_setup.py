@@ -1,0 +1,56 @@
+"""scripts/setup_obs.py against a real OBS 29 under Xvfb (issue 5): adds both filters, is
+idempotent, and fails with one clear line for an unreachable OBS, a wrong password, a missing
+source and WHIP on an OBS older than 30 (Debian 12 has no OBS 30: only that check runs here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from obs_harness import REPO, ObsSession, free_port, media_source
+from obs_media import make_flash_clip
+
+pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
+
+
+def setup_obs(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "setup_obs.py"), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def obs(tmp_path_factory):
+    home = tmp_path_factory.mktemp("obs_setup")
+    clip = make_flash_clip(home / "clip.mkv", seconds=2)
+    with ObsSession(home, [media_source("Clip", clip)]) as session:
+        yield session
+    assert session.exit_code == 0
+
+
+def test_adds_both_filters_once_and_updates_on_rerun(obs):
+    auth = ["--port", str(obs.port), "--password", obs.password]
+    first = setup_obs(*auth, "--source", "Clip", "--delay", "0.5")
+    assert first.returncode == 0, first.stderr
+    assert "added 'PrivaStream Filter' to 'Clip'" in first.stdout
+    assert "added 'PrivaStream Audio Filter' to 'Clip'" in first.stdout
+    second = setup_obs(*auth, "--source", "Clip", "--delay", "0.8")
+    assert second.returncode == 0 and second.stdout.count("updated") == 2, second.stdout
+    filters = obs.call("GetSourceFilterList", {"sourceName": "Clip"})["filters"]
+    assert sorted(f["filterKind"] for f in filters) == ["privastream_audio_filter", "privastream_filter"]
+    assert all(f["filterSettings"]["delay_s"] == 0.8 for f in filters)
+
+
+def test_clear_errors(obs):
+    auth = ["--port", str(obs.port), "--password", obs.password]
+    missing = setup_obs(*auth, "--source", "Nope")
+    assert missing.returncode == 1 and "source 'Nope' does not exist in OBS (sources: Clip)" in missing.stderr
+    wrong = setup_obs("--port", str(obs.port), "--password", "wrong", "--source", "Clip")
+    assert wrong.returncode == 1 and "refused the password" in wrong.stderr
+    away = setup_obs("--port", str(free_port()), "--password", "x", "--source", "Clip")
+    assert away.returncode == 1 and "cannot reach obs-websocket" in away.stderr
+    whip = setup_obs(*auth, "--source", "Clip", "--whip-url", "http://127.0.0.1:8080/whip/live", "--whip-token", "t")
+    assert whip.returncode == 1 and "WHIP output needs OBS 30 or later (this OBS is 29." in whip.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr + away.stderr + whip.stderr
