@@ -75,8 +75,9 @@ class SpeechOptions:
             raise StateError(f"latency_s must be 0.5..30 seconds (got {self.latency_s})")
         if not 0.1 <= self.step_s < self.latency_s:
             raise StateError(f"step_s must be at least 0.1 s and below latency_s={self.latency_s} (got {self.step_s})")
-        if self.window_s <= self.latency_s:
-            raise StateError(f"window_s ({self.window_s}) must exceed latency_s ({self.latency_s})")
+        if not self.latency_s < self.window_s <= self.asr.encoder_s:
+            raise StateError(f"window_s ({self.window_s}) must exceed latency_s ({self.latency_s}) and fit "
+                             f"the encoder's {self.asr.encoder_s} s")
         return self
 
 
@@ -307,7 +308,9 @@ class SpeechRedactor:
     def _issue_failclosed(self, a: float, b: float, reason: str) -> None:
         if b <= a:
             return
-        log.warning("_issue_failclosed() | muting undecided audio [reason:%s, start:%.3f, end:%.3f]", reason, a, b)
+        last = self._issued[-1] if self._issued else None
+        if not (last and last.kind == FAILCLOSED and last.end >= a - PTS_JITTER_S):  # log runs, not every chunk
+            log.warning("_issue_failclosed() | muting undecided audio [reason:%s, start:%.3f, end:%.3f]", reason, a, b)
         self._issue(MuteInterval(max(a, self._decided if self._decided is not None else a), b, FAILCLOSED))
         self._advance(b)
 

@@ -62,7 +62,8 @@ class NormalizedText:
             self.owner.append(-1)
         n = len(piece)
         self.text += piece
-        self.owner.extend(first + (i * (last - first + 1)) // n for i in range(n))
+        # First character -> first word, last -> last word, the rest in between.
+        self.owner.extend(first + round(i * (last - first) / max(n - 1, 1)) for i in range(n))
 
     def words_of(self, start: int, end: int) -> tuple[int, int] | None:
         """First and last word behind text[start:end], or None if only spaces."""
@@ -195,6 +196,9 @@ def normalize_words(words: Sequence[str]) -> NormalizedText:
                 j += 1
             for digits, a, b in number_words_to_digits(cores[i:j + 1]):
                 out.add_spread(digits, i + a, i + b)
+            end_mark = words[j].strip()[-1:]
+            if end_mark in (".", "?", "!"):  # keep the sentence end: cue values stop there
+                out.add(end_mark, j, space=False)
             i = j + 1
             continue
         raw = words[i]
