@@ -379,7 +379,7 @@ function streamViewerEvents(req, res, room, viewer)
 	// Comments keep proxies and the browser from timing the stream out.
 	const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15000);
 
-	push({ type: 'hello', viewerId: viewer.id, routerRtpCapabilities: room.rtpCapabilities, ...room.state() });
+	push({ ...room.state(), type: 'hello', viewerId: viewer.id, routerRtpCapabilities: room.rtpCapabilities });
 	room.on('state', onState);
 	viewer.on('consumerclosed', onConsumerClosed);
 

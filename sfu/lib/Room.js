@@ -233,8 +233,8 @@ class Room extends EventEmitter
 				id         : entry.router.id,
 				workerPid  : entry.worker.pid,
 				viewers    : this._viewersOn(entry.router),
-				consumers  : dump.mapProducerIdConsumerIds.reduce((n, item) => n + item.values.length, 0),
-				producers  : dump.producerIds.length,
+				consumers  : consumerCount(dump.mapProducerIdConsumerIds),
+				producers  : Array.isArray(dump.mapProducerIdConsumerIds) ? dump.mapProducerIdConsumerIds.length : Object.keys(dump.mapProducerIdConsumerIds).length,
 				transports : dump.transportIds.length
 			});
 		}
@@ -248,6 +248,15 @@ class Room extends EventEmitter
 			routers
 		};
 	}
+}
+
+// Router dumps list consumers per producer, as an object in 3.12 and as
+// [{ key, values }] in later releases.
+function consumerCount(map)
+{
+	const lists = Array.isArray(map) ? map.map((item) => item.values) : Object.values(map);
+
+	return lists.reduce((n, list) => n + list.length, 0);
 }
 
 module.exports = { Room };

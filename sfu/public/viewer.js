@@ -44,6 +44,24 @@ async function api(action, body)
 	return response.json();
 }
 
+// mediasoup-client 3.18 (the last for Node 20) recognises browsers by user agent
+// and does not know HeadlessChrome or Chromium releases newer than itself; they
+// all speak standard unified-plan WebRTC, which its Chrome111 handler drives.
+function createDevice()
+{
+	try
+	{
+		return new Device();
+	}
+	catch (error)
+	{
+		if (error.name !== 'UnsupportedError' || typeof RTCRtpTransceiver === 'undefined')
+			throw error;
+
+		return new Device({ handlerName: 'Chrome111' });
+	}
+}
+
 class Session
 {
 	constructor()
@@ -73,7 +91,7 @@ class Session
 				this.viewerId = event.viewerId;
 				if (!device)
 				{
-					device = new Device();
+					device = createDevice();
 					await device.load({ routerRtpCapabilities: event.routerRtpCapabilities });
 				}
 				await this.createTransport();
@@ -149,7 +167,7 @@ class Session
 	{
 		if (this.closed)
 			return;
-		console.warn(`privastream: ${error.message}; reconnecting`);
+		console.warn(`privastream: ${error.message}; reconnecting`, error.stack);
 		this.close();
 		setStatus('reconnecting', 'Reconnecting…');
 		setTimeout(start, RECONNECT_MS);
