@@ -102,6 +102,7 @@ def main() -> int:
     services: list[Service] = []
     publisher = None
     clients: list[LiveClient] = []
+    video = None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -162,6 +163,8 @@ Press Ctrl-C to stop.""", flush=True)
                 publisher.shutdown()
             except Exception as exc:  # the SFU may already be gone; nothing is left to undo
                 log.warning("main() | publisher shutdown: %s", exc)
+        if video is not None:
+            video.close()
         for c in clients:
             c.close()
         for s in reversed(services):

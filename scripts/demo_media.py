@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import threading
 import time
 from collections import deque
 
@@ -33,35 +34,62 @@ DEMO_SPEECH = (
 
 
 class RedactedVideo:
-    """frames(index) -> the redacted RGB frame to show at index; submits frame index + K meanwhile."""
+    """Redacted frames of the clip at its frame rate, prepared on a thread of their own.
+
+    The thread submits frame i + K (K = D x fps) and finishes frame i with its decision,
+    paced by the wall clock.  ``frames(index)`` (the publisher's callback, on its event
+    loop) never waits: it returns the newest finished frame, so a slow moment repeats
+    a frame instead of stalling audio and RTCP.
+    """
 
     def __init__(self, clip: Clip, client: LiveClient, delay_s: float, masks: MaskOptions):
         self.clip, self.client, self.masks = clip, client, masks
         self.lookahead = max(1, round(delay_s * clip.fps))
-        self._pending: deque[tuple[int, np.ndarray]] = deque()
-        self._next_submit = 0
         self.shown = self.failed_closed = 0
+        self._latest = cover_all(clip.frame(0)[0])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="demo-video")
+        self._thread.start()
 
     def _source(self, index: int) -> np.ndarray:
         return self.clip.frame(index % self.clip.frames)[0]
 
+    def _submit(self, i: int, pending: deque) -> None:
+        rgb = self._source(i)
+        self.client.submit_frame(i, i / self.clip.fps, np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]))
+        pending.append((i, rgb))
+
+    def _run(self) -> None:
+        pending: deque[tuple[int, np.ndarray]] = deque()
+        for i in range(self.lookahead):
+            self._submit(i, pending)
+        start = time.monotonic()
+        index = 0
+        while not self._stop.is_set():
+            # Each frame is shown at its own time; when behind, skip ahead rather than drift.
+            index = max(index, int((time.monotonic() - start) * self.clip.fps))
+            while pending[-1][0] < index + self.lookahead:
+                self._submit(pending[-1][0] + 1, pending)
+            while pending[0][0] < index:
+                pending.popleft()
+            frame = pending[0][1].copy()
+            decision = self.client.frame_decision(index)
+            if decision is None or decision.fail_closed:
+                self.failed_closed += 1
+                frame = cover_all(frame)
+            else:
+                frame = apply_masks(frame, decision.regions, self.masks)
+            self._latest = frame
+            self.shown += 1
+            index += 1
+            self._stop.wait(max(0.0, start + index / self.clip.fps - time.monotonic()))
+
     def __call__(self, index: int) -> np.ndarray:
-        while self._next_submit <= index + self.lookahead:
-            i = self._next_submit
-            rgb = self._source(i)
-            rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
-            self.client.submit_frame(i, i / self.clip.fps, rgba)
-            self._pending.append((i, rgb))
-            self._next_submit += 1
-        while self._pending and self._pending[0][0] < index:
-            self._pending.popleft()
-        frame = self._pending[0][1].copy() if self._pending else self._source(index)
-        decision = self.client.frame_decision(index)
-        self.shown += 1
-        if decision is None or decision.fail_closed:
-            self.failed_closed += 1
-            return cover_all(frame)
-        return apply_masks(frame, decision.regions, self.masks)
+        return self._latest
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 class RedactedAudioTrack(MediaStreamTrack):
