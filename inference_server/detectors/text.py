@@ -25,10 +25,11 @@ from .plates import is_plate, plate_box
 log = logging.getLogger("privastream.detectors.text")
 
 TEXT_KINDS = ("text", "plate")
-# Padding around a PII sub-box, times the text height.  Character edges come from
-# the recogniser's output columns (stride 8 px at height 48, i.e. a sixth of the
-# text height), so an edge can be off by about that much; the horizontal pad
-# covers it while staying inside the space before the next word.
+# Padding around a PII sub-box, times the line height.  At a word boundary the
+# edge sits on the ink gap (word_gaps.py), but where the ink shows no gap (text
+# straight over a busy photo) it falls back to the recogniser's columns, which
+# are 8 px apart at crop height 48, a sixth of the line; the horizontal pad
+# covers that error and still stays mostly inside the space before the next word.
 SPAN_PAD_X = 0.25
 SPAN_PAD_Y = 0.1
 
