@@ -39,6 +39,7 @@ PLATES = [  # centre, text, height px, background, perspective tilt
     ((850, 480), "B-MW 1234", 40, (245, 245, 245), 0.1),
     ((1100, 600), "123-ABC", 21, (245, 245, 245), 0.0),
     ((300, 650), "AB-123-CD", 24, (245, 245, 245), 0.2),
+    ((380, 380), "XY51   ZRT", 34, (245, 245, 245), 0.0),  # a wide gap: the text detector splits it in two
 ]
 
 
@@ -61,7 +62,7 @@ def chat(detector, scene):
 
 @pytest.fixture(scope="module")
 def street(detector, scene):
-    """Five plates of common formats, 21-40 px tall, some warped, and two signs, on the motorcycle photo."""
+    """Six plates of common formats, 21-40 px tall, some warped, and two signs, on the motorcycle photo."""
     s = scene("motorcycle")
     for centre, text, height, background, tilt in PLATES:
         s.plate(*centre, text, height=height, background=background, tilt=tilt)

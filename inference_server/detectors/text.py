@@ -20,7 +20,7 @@ import numpy as np
 from ..regions import Region, clip_box
 from .frame_input import ms_since, rgb_view
 from .ocr import PaddleOcr, TextLine
-from .plates import is_plate, plate_box
+from .plates import find_plates
 
 log = logging.getLogger("privastream.detectors.text")
 
@@ -78,10 +78,8 @@ class TextDetector:
         rest = lines
         if "plate" in self.kinds and lines:
             gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-            plates = [is_plate(line, gray) for line in lines]
-            regions += [Region(kind="plate", box=clip_box(plate_box(line), width, height), score=line.box_score)
-                        for line, plate in zip(lines, plates) if plate]
-            rest = [line for line, plate in zip(lines, plates) if not plate]
+            plates, rest = find_plates(lines, gray)
+            regions += [Region(kind="plate", box=clip_box(box, width, height), score=score) for box, score in plates]
         if self.pii is not None:
             regions += self._pii_regions([line for line in rest if line.text.strip()], width, height)
         t1 = time.perf_counter()
