@@ -128,6 +128,14 @@ class WhipPublisher:
         self._token = token
         self._closed = False
 
+    async def vanish(self) -> None:
+        """Stops sending media with no DELETE and no DTLS close: OBS losing its network or crashing.
+
+        The peer connection stays open (ICE keeps answering) until `close()`.
+        """
+        for sender in self.pc.getSenders():
+            sender.replaceTrack(None)
+
     async def close(self, delete: bool = True) -> None:
         """Ends the session; `delete=False` simulates a publisher that vanishes without DELETE."""
         if self._closed:
@@ -205,6 +213,7 @@ class BackgroundPublisher:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="whip-publisher")
         self._thread.start()
         self.publisher: WhipPublisher | None = None
+        self._vanished: list[WhipPublisher] = []
 
     def _call(self, coro, timeout: float = 60.0):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -223,8 +232,17 @@ class BackgroundPublisher:
             self._call(self.publisher.close(delete=delete))
             self.publisher = None
 
+    def vanish(self) -> None:
+        """See `WhipPublisher.vanish()`; the session is closed by `shutdown()`."""
+        if self.publisher:
+            self._call(self.publisher.vanish())
+            self._vanished.append(self.publisher)
+            self.publisher = None
+
     def shutdown(self) -> None:
         self.stop()
+        for publisher in self._vanished:
+            self._call(publisher.close(delete=False))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

@@ -141,7 +141,7 @@ def test_publisher_drop_and_reconnect(sfu, viewers, publisher):
     publisher.publish(whip_url(sfu), sfu.publish_token)
     viewers.wait_decoding(page, frames=20)
 
-    publisher.stop(delete=False)
+    publisher.vanish()
     time.sleep(STALE_MS / 1000 + 1.0)
     publisher.publish(whip_url(sfu), sfu.publish_token)
     assert sfu.log_matches(r"replacing a stale publisher")

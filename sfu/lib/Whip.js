@@ -65,7 +65,7 @@ class WhipSession extends EventEmitter
 		this.producers = producers;
 		this._staleMs = config.publisherStaleMs;
 		this._closed = false;
-		this._bytesReceived = 0;
+		this._packetsReceived = 0;
 		this._lastMediaAt = Date.now();
 		this._sampler = setInterval(() => this._sampleMedia(), MEDIA_SAMPLE_MS);
 		transport.on('dtlsstatechange', (state) =>
@@ -79,15 +79,23 @@ class WhipSession extends EventEmitter
 		transport.observer.once('close', () => this.close());
 	}
 
+	// RTP packets only: the transport's byte counters also grow with STUN and RTCP,
+	// which a publisher that stopped sending media may still exchange.
 	async _sampleMedia()
 	{
 		try
 		{
-			const [ stats ] = await this.transport.getStats();
+			let packets = 0;
 
-			if (stats && stats.bytesReceived > this._bytesReceived)
+			for (const producer of this.producers)
 			{
-				this._bytesReceived = stats.bytesReceived;
+				for (const stat of await producer.getStats())
+					packets += stat.packetCount || 0;
+			}
+
+			if (packets > this._packetsReceived)
+			{
+				this._packetsReceived = packets;
 				this._lastMediaAt = Date.now();
 			}
 		}
@@ -110,7 +118,7 @@ class WhipSession extends EventEmitter
 		return {
 			session       : this.id,
 			kind          : 'whip',
-			bytesReceived : this._bytesReceived,
+			packetsReceived : this._packetsReceived,
 			idleMs        : Date.now() - this._lastMediaAt
 		};
 	}

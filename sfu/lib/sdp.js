@@ -434,7 +434,6 @@ function whepAnswer(transport, sections, dtlsRole)
 			{ id: ssrc, attribute: 'cname', value: cname },
 			{ id: ssrc, attribute: 'msid', value: `privastream ${consumer.kind}` }
 		];
-		answer.msid = `privastream ${consumer.kind}`;
 
 		return answer;
 	});
