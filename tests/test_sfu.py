@@ -179,6 +179,14 @@ def test_vp8_publisher(sfu, viewers, publisher):
 
 WHEP_PLAYER = """async (url) => {
     const pc = new RTCPeerConnection();
+    // Chromium decodes remote audio only for a track that plays somewhere.
+    pc.ontrack = (event) => {
+        const element = document.createElement(event.track.kind);
+        element.muted = true;
+        element.srcObject = new MediaStream([event.track]);
+        document.body.appendChild(element);
+        element.play();
+    };
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
     await pc.setLocalDescription(await pc.createOffer());
