@@ -1,20 +1,30 @@
 """Deadline scheduling for one live video session (issue 4, "Scheduling against a deadline").
 
-Frame t arrives at about t and is shown at t + D.  One worker thread per session owns the
-session's VisionEngine (so the engine is never used from two threads) and loops:
+Frame t arrives at about t and is shown at t + D.  Each session has two threads:
 
-1. ``observe`` every new frame in order (scene cuts), then drop its pixels unless it is the
-   newest: only the newest frame is ever detected on, so a slow detector never builds a queue;
-2. publish every pending frame that the detections around it have settled (``decide(final=True)``);
-3. before starting a detector run that would outlast some frame's deadline, publish that
-   frame's best estimate now (``decide(final=False)``: tracked/extrapolated, or fail-closed
-   when no detection is recent enough);
-4. run the detector group that is most overdue, on the newest frame.
+- every frame is checked for a scene cut (``observe``, on a small thumbnail, ~1 ms) as it
+  arrives, on the caller's thread, so the coverage knows every cut before any detection
+  or decision can concern a frame after it.  (When the check lagged behind detection, a
+  run on the first frames of a new scene was filed under the old one and the new scene
+  looked empty: bench_live.py's "covered" < 100 %, tests/test_live_scheduler.py.)
+- the decision thread publishes every pending frame the detections around it have settled
+  (``decide(final=True)``) and, for frames whose deadline is about to pass, the best
+  estimate (``decide(final=False)``: tracked/extrapolated, or fail-closed when no detection
+  is recent enough);
+- the detection thread asks the detection worker process (inference_server/detect_worker.py)
+  to run the most overdue detector group on the newest frame, read straight from the
+  client's shared-memory slot, and hands the regions to the coverage.  Only the newest
+  frame is ever detected on, so a slow detector never builds a queue, and a run longer
+  than D never delays a decision.
 
 Detector runs of all sessions share one gate (a semaphore): on a CPU two concurrent
 onnxruntime runs only slow each other down.  The cadence of each group adapts to the time
 its runs take and to the number of sessions sharing the gate, text at a lower cadence than
 faces (tracking and interpolation fill the frames in between).
+
+Published estimates are audited: when a frame published as an estimate later settles, a
+settled region that the estimate did not cover counts as ``estimate_misses`` (dashboard,
+stats.json), the figure that says whether extrapolation let something through.
 """
 
 from __future__ import annotations
@@ -28,14 +38,13 @@ from typing import Callable
 
 import numpy as np
 
-from .regions import FrameDecision
+from .errors import StateError
+from .regions import FrameDecision, Region
 
 log = logging.getLogger("privastream.scheduler")
 
 PUBLISH_MARGIN_S = 0.03
 """Publish this long before a frame's deadline, for the trip back to the client."""
-MAX_UNOBSERVED = 12
-"""Frames waiting for observe() keep their pixels; beyond this the oldest are skipped (bounded memory)."""
 GATE_UTILISATION = 0.85
 """Share of the detection gate the cadences aim to fill, leaving room for observe/decide/transport."""
 TEXT_CADENCE_RATIO = 3.0
@@ -46,6 +55,8 @@ INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
 """First guesses of a run's duration, replaced by measurements after the first run."""
 DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
+AUDITED_KEPT = 512
+"""Estimates kept until their frame settles, to count the regions they missed."""
 LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
 
 
@@ -57,8 +68,9 @@ class PendingFrame:
     submitted: float
     """Client's time.monotonic() at submit."""
     deadline: float
-    pixels: np.ndarray | None
-    observed: bool = False
+    ref: object = None
+    """Where the detection worker reads the full frame (detect_worker.FrameRef); None if it was lost."""
+    published: bool = False
 
 
 @dataclass
@@ -70,6 +82,8 @@ class SessionStats:
     settled: int = 0
     tracked: int = 0
     fail_closed: int = 0
+    estimate_misses: int = 0
+    """Estimates that missed a region the settled answer for their frame covers."""
     deadline_misses: int = 0
     dropped: int = 0
     latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
@@ -87,7 +101,8 @@ class SessionStats:
 
     def to_dict(self, now: float) -> dict:
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "settled": self.settled,
-                "tracked": self.tracked, "fail_closed": self.fail_closed, "deadline_misses": self.deadline_misses,
+                "tracked": self.tracked, "fail_closed": self.fail_closed, "estimate_misses": self.estimate_misses,
+                "deadline_misses": self.deadline_misses,
                 "dropped": self.dropped, "latency_hist": list(self.latency_hist),
                 "latency_buckets_ms": list(LATENCY_BUCKETS_MS), "cadence_hz": self.cadence_hz(now),
                 "run_ms": dict(self.run_ms), "interval_s": {g: round(v, 3) for g, v in self.interval_s.items()}}
@@ -134,11 +149,11 @@ class _SessionWorker:
 class VideoScheduler(_SessionWorker):
     """Publishes one decision per frame, before its deadline.
 
-    Two threads: the decision thread owns ``engine`` (observe, decide, and the coverage the
-    detections feed) and never waits for a detector; the detection thread runs the detectors
-    through ``detector`` (a second VisionEngine of the same settings: its detectors are the
-    same cached sessions, its own coverage is unused) and hands the regions to ``engine``'s
-    coverage under a short lock.  So an OCR run longer than D never delays a decision.
+    Two threads: the decision thread decides from ``engine`` (whose coverage the detections
+    feed and ``add_frame`` tells of scene cuts) and never waits for a detector; the detection thread runs the detectors
+    through ``detector`` (``load()``, ``update_settings(dict)``, ``detect(ref, t, kinds) ->
+    list[Region] | None``; detect_worker.WorkerDetector in the server) and hands the regions to
+    ``engine``'s coverage under a short lock.  So an OCR run longer than D never delays a decision.
     """
 
     def __init__(self, engine, detector, delay_s: float, gate: DetectionGate,
@@ -154,6 +169,7 @@ class VideoScheduler(_SessionWorker):
         self.gate = gate
         self.publish = publish
         self._frames: collections.deque[PendingFrame] = collections.deque()
+        self._estimates: collections.OrderedDict[float, list[Region]] = collections.OrderedDict()
         self._settings_update: dict | None = None
         self._last_run: dict[str, float] = {}
         self._duration = dict(INITIAL_DURATION_S)
@@ -165,20 +181,28 @@ class VideoScheduler(_SessionWorker):
 
     # ------------------------------------------------------------ called from the server's loop thread
 
-    def add_frame(self, frame_id: int, t: float, submitted: float, pixels: np.ndarray | None) -> None:
-        """Queue a frame; pixels=None (lost in transport) or a failed engine decides it fail-closed at once."""
-        frame = PendingFrame(frame_id, t, submitted, submitted + self.delay_s, pixels)
+    def add_frame(self, frame_id: int, t: float, submitted: float, thumb: np.ndarray | None,
+                  size: tuple[int, int] = (0, 0), ref=None) -> None:
+        """Check a frame for a scene cut and queue it.
+
+        ``thumb``: every few pixels of the frame (RGB) and ``size`` its (width, height);
+        thumb=None (lost in transport) or a failed engine decides it fail-closed at once.
+        """
+        frame = PendingFrame(frame_id, t, submitted, submitted + self.delay_s, ref)
+        failed = self.error or (None if thumb is not None else "frame lost in transport")
+        if not failed:
+            with self._engine_lock:
+                self.engine.observe(t, thumb, size=size)
+            if self._last_t is not None and t > self._last_t:
+                self._frame_interval = 0.9 * self._frame_interval + 0.1 * (t - self._last_t)
+            self._last_t = t
         with self._cond:
             self.stats.frames_in += 1
-            failed = self.error or (None if pixels is not None else "frame lost in transport")
             if not failed:
                 self._frames.append(frame)
-                unobserved = [f for f in self._frames if not f.observed and f.pixels is not None]
-                for f in unobserved[:-MAX_UNOBSERVED]:
-                    f.pixels = None  # too far behind: skip its scene-cut check rather than hold its pixels
                 self._cond.notify()
         if failed:
-            self.stats.dropped += pixels is None
+            self.stats.dropped += thumb is None
             self._emit(frame, FrameDecision(fail_closed=True, reason=failed), settled=False)
 
     def update_settings(self, settings: dict, delay_s: float | None = None) -> None:
@@ -196,7 +220,7 @@ class VideoScheduler(_SessionWorker):
     # ------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
-        """Decision thread: observe, settle, and publish estimates just before deadlines."""
+        """Decision thread: settle, and publish estimates just before deadlines."""
         try:
             while True:
                 with self._cond:
@@ -209,7 +233,6 @@ class VideoScheduler(_SessionWorker):
                         self.engine.update_settings(settings)
                     self.detector.update_settings(settings)
                     self._reload.set()
-                self._observe_new()
                 self._settle()
                 self._fallback(time.monotonic() + 2 * DECISION_PERIOD_S)
         except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
@@ -236,6 +259,9 @@ class VideoScheduler(_SessionWorker):
                 elif self.gate.semaphore.acquire(timeout=0.05):
                     try:
                         self._detect(group)
+                    except StateError as exc:  # the worker died or hung; it restarts on the next run
+                        log.error("_detect_loop() | detection run failed [group:%s]: %s", group, exc)
+                        time.sleep(0.1)
                     finally:
                         self.gate.semaphore.release()
         except Exception as exc:
@@ -248,33 +274,28 @@ class VideoScheduler(_SessionWorker):
         for f in frames:
             self._emit(f, FrameDecision(fail_closed=True, reason=reason), settled=False)
 
-    def _observe_new(self) -> None:
-        with self._cond:
-            frames = list(self._frames)
-        for f in frames:
-            if f.observed:
-                continue
-            if f.pixels is not None:
-                with self._engine_lock:
-                    self.engine.observe(f.t, f.pixels)
-                if self._last_t is not None and f.t > self._last_t:
-                    self._frame_interval = 0.9 * self._frame_interval + 0.1 * (f.t - self._last_t)
-                self._last_t = f.t
-            f.observed = True
-        for f in frames[:-1]:
-            f.pixels = None  # only the newest frame is ever detected on
-
     def _settle(self) -> None:
         """Publish every pending frame the detections have settled (they never change after)."""
         with self._cond:
             frames = list(self._frames)
         for f in frames:
-            if not f.observed:
-                break
             with self._engine_lock:
                 decision = self.engine.decide(f.t, final=True)
             if decision is not None:
                 self._emit(f, decision, settled=True)
+        self._audit_estimates()
+
+    def _audit_estimates(self) -> None:
+        """Count estimates that missed a region their frame's settled answer covers."""
+        for t in list(self._estimates):
+            with self._engine_lock:
+                settled = self.engine.decide(t, final=True)
+            if settled is None:
+                break  # later frames settle later
+            estimate = self._estimates.pop(t)
+            if not settled.fail_closed and any(_covered_share(r.box, estimate) < 0.5 for r in settled.regions):
+                self.stats.estimate_misses += 1
+                log.warning("_audit_estimates() | an estimate missed a region [t:%.3f]", t)
 
     def _fallback(self, horizon: float) -> None:
         """Frames whose deadline comes before ``horizon`` get the best estimate now."""
@@ -283,14 +304,19 @@ class VideoScheduler(_SessionWorker):
         for f in frames:
             with self._engine_lock:
                 decision = self.engine.decide(f.t, final=False)
-            self._emit(f, decision, settled=False)
+            if self._emit(f, decision, settled=False) and not decision.fail_closed:
+                self._estimates[f.t] = decision.regions
+                while len(self._estimates) > AUDITED_KEPT:
+                    self._estimates.popitem(last=False)
 
-    def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> None:
+    def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> bool:
+        """Publish f's decision once; True when this published regions (not fail-closed, not a repeat)."""
         with self._cond:
+            if f.published:
+                return False
+            f.published = True
             if f in self._frames:
                 self._frames.remove(f)
-            elif f.observed:
-                return  # already published
         now = time.monotonic()
         if now >= f.deadline and not decision.fail_closed:
             decision = FrameDecision(fail_closed=True, reason="deadline missed")
@@ -309,6 +335,7 @@ class VideoScheduler(_SessionWorker):
             with self._engine_lock:
                 self.engine.prune(f.t - 10.0)  # coverage keeps its own context before that
         self.publish(f, decision)
+        return not decision.fail_closed
 
     # ------------------------------------------------------------ cadence
 
@@ -327,10 +354,13 @@ class VideoScheduler(_SessionWorker):
         self.stats.interval_s = out
         return out
 
-    def _due_group(self) -> str | None:
+    def _newest(self) -> PendingFrame | None:
         with self._cond:
-            newest = self._frames[-1] if self._frames else None
-        if newest is None or newest.pixels is None:
+            return self._frames[-1] if self._frames else None
+
+    def _due_group(self) -> str | None:
+        newest = self._newest()
+        if newest is None:
             return None
         best, best_over = None, 0.0
         for group, interval in self._intervals().items():
@@ -342,14 +372,13 @@ class VideoScheduler(_SessionWorker):
         return best
 
     def _detect(self, group: str) -> None:
-        with self._cond:
-            newest = self._frames[-1] if self._frames else None
-            pixels = newest.pixels if newest is not None else None
-        if pixels is None:
+        newest = self._newest()
+        if newest is None:
             return
         start = time.monotonic()
-        regions = self.detector.detect(newest.t, pixels, GROUP_KINDS[group])
-        self.detector.prune(newest.t)
+        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group])
+        if regions is None:
+            return  # the ring wrapped before the worker read the slot: no run; a newer frame is next
         with self._engine_lock:
             covered = tuple(k for k in GROUP_KINDS[group] if k in self.engine.kinds)
             self.engine.coverage.add_run(newest.t, covered, regions)
@@ -456,3 +485,18 @@ class AudioScheduler(_SessionWorker):
             self.error = f"speech redaction failed ({exc.__class__.__name__}); muting all audio"
             self._redactor = None
             return False
+
+
+def _covered_share(box, regions: list[Region]) -> float:
+    """The largest share of ``box``'s area that one of ``regions`` covers.
+
+    Margins differ between an extrapolated and an interpolated box of the same object, so
+    "missed" means less than half of it was under any estimated region, not "not contained".
+    """
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
+    best = 0.0
+    for r in regions:
+        b = r.box
+        inter = max(0.0, min(box[2], b[2]) - max(box[0], b[0])) * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
+        best = max(best, inter / area)
+    return best

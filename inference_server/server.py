@@ -6,9 +6,12 @@ One process, one asyncio loop (websockets) on 127.0.0.1 only:
   user-only state file; frames and audio arrive through the client's shared-memory ring.
 - ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock).
 
-Detection runs in one worker thread per video session (inference_server/scheduler.py),
-which releases the GIL inside onnxruntime, so the loop keeps answering heartbeats.  Nothing
-here writes a frame or a sample anywhere but the client's own shared memory.
+Each video session is scheduled by two threads (inference_server/scheduler.py); the
+detectors themselves run in one child process shared by all sessions
+(inference_server/detect_worker.py), which reads frames straight from the clients' rings,
+so detection never holds this process's GIL and the loop keeps answering heartbeats.  This
+process reads only a thumbnail of each frame, in place.  Nothing here writes a frame or a
+sample anywhere but the client's own shared memory.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGB
                        Message, MuteUpdate, RingAnnounce, SettingsUpdate, Welcome, decision_to_message,
                        parse_message, state_file_path)
 from .regions import FrameDecision
+from .detect_worker import DetectWorker, FrameRef, WorkerDetector
 from .scheduler import AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
+from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
 log = logging.getLogger("privastream.server")
 
@@ -124,7 +129,8 @@ class Session:
         self.last_frame_id = -1
         self.last_audio_pts = float("-inf")
         if self.kind == KIND_VIDEO:
-            engine, detector = server.engine_factory(self.settings), server.engine_factory(self.settings)
+            # This engine only observes and decides (its detectors never load here): detection is the worker's.
+            engine, detector = VisionEngine(self.settings), WorkerDetector(server.worker, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}")
         else:
@@ -195,7 +201,7 @@ class Session:
         self.last_frame_id = msg.frame_id
         now = time.monotonic()
         try:
-            header, pixels = ring.read(msg.slot, msg.seq)
+            header, thumb = ring.thumbnail(msg.slot, msg.seq)
         except SlotOverwritten:
             # The pixels are gone: the frame is decided fail-closed (its pts is unknown: use now).
             self.scheduler.add_frame(msg.frame_id, float("-inf"), now, None)
@@ -204,7 +210,8 @@ class Session:
             raise ProtocolError(f"slot {msg.slot} holds frame {header.frame_id} pts {header.pts}, "
                                 f"not frame {msg.frame_id}")
         # The client's submit time sets the deadline; never trust one from the future.
-        self.scheduler.add_frame(msg.frame_id, header.pts, min(header.submitted, now), pixels)
+        self.scheduler.add_frame(msg.frame_id, header.pts, min(header.submitted, now), thumb,
+                                 size=(header.width, header.height), ref=FrameRef(ring.segment.name, msg.slot, msg.seq))
 
     def _on_audio(self, msg: AudioNotice) -> None:
         if self.kind == KIND_VIDEO:
@@ -237,22 +244,14 @@ def _check_delay(delay_s: float) -> float:
     return delay_s
 
 
-def _default_engine_factory(threads: int, provider: str):
-    def make(settings: dict):
-        from .vision import VisionEngine
-
-        return VisionEngine(settings, threads=threads, provider=provider)
-    return make
-
-
 class LiveServer:
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-                 threads: int = 0, provider: str = "auto", engine_factory=None):
+                 threads: int = 0, provider: str = "auto"):
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise StateError(f"the live server binds to loopback only (got --host {host})")
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(24)
-        self.engine_factory = engine_factory or _default_engine_factory(threads, provider)
+        self.worker = DetectWorker(threads=threads, provider=provider)
         self.gate = DetectionGate()
         self.sessions: dict[int, Session] = {}
         self._ids = itertools.count(1)
@@ -405,9 +404,9 @@ def add_arguments(parser) -> None:
                         help="load models on a session's first detection instead of at start")
 
 
-def _preload(factory) -> None:
+def _preload(worker: DetectWorker) -> None:
     try:
-        factory({}).load()
+        worker.load({})
     except PrivaStreamError as exc:  # sessions will fail closed with the same message
         log.warning("_preload() | models not preloaded: %s", exc)
 
@@ -420,8 +419,8 @@ def run(args) -> int:
     reclaim_stale_segments()
     server = LiveServer(args.host, args.port, threads=args.threads, provider=args.provider)
     if not args.no_preload:
-        # Before serving: loading holds the GIL for long stretches, which would starve heartbeats.
-        _preload(server.engine_factory)
+        # Before serving, so that the first session's first runs are not spent loading models.
+        _preload(server.worker)
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
@@ -445,4 +444,6 @@ def run(args) -> int:
         asyncio.run(main())
     except OSError as exc:
         raise StateError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    finally:
+        server.worker.close()
     return 0

@@ -78,9 +78,13 @@ class VisionEngine:
         """Load every enabled detector now rather than on the first frame."""
         self._detectors_for(self.coverage.kinds)
 
-    def observe(self, t: float, frame: np.ndarray) -> bool:
-        """Every frame, in order: notes its size and whether it starts a new scene."""
-        size = (frame.shape[1], frame.shape[0])
+    def observe(self, t: float, frame: np.ndarray, size: tuple[int, int] | None = None) -> bool:
+        """Every frame, in order: notes its size and whether it starts a new scene.
+
+        ``size`` (width, height): the frame's size when ``frame`` is only a thumbnail of it
+        (the live server never copies whole frames, issue 4).
+        """
+        size = size or (frame.shape[1], frame.shape[0])
         resized = self.frame_size is not None and size != self.frame_size
         self.frame_size = size
         cut = self._cuts.is_cut(frame) or resized

@@ -1,0 +1,226 @@
+"""Detection in a child process of the live server (issue 4).
+
+Under load the detectors' Python pre- and post-processing (resizing, NMS, OCR crops, the PII
+classifier) held the server's GIL for long stretches, so heartbeats starved and clients
+wrongly failed closed.  The server now only schedules: one worker process (spawned, never
+forked, so it starts with no server threads or sockets) owns the models and reads each
+frame it is asked about straight from the client's shared-memory slot.  Only the slot's
+name travels to it and only regions come back, over a pipe (as frigate does with its
+detector process); pixels are never pickled and never touch disk.
+
+    worker = DetectWorker(threads=0, provider="auto")
+    worker.load(settings)                                   # models load in the worker
+    regions = worker.detect(FrameRef(ring, slot, seq), t, ("face",), settings)
+    worker.close()
+
+``detect`` returns None when the slot was rewritten before the worker read it (the ring
+wrapped): no run is recorded and the scheduler tries again on a newer frame.  A worker that
+dies or hangs is killed and started again on the next call; meanwhile no detection is
+recorded, so the frames it would have vouched for fail closed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import ModelLoadError, PrivaStreamError, StateError
+
+log = logging.getLogger("privastream.detect_worker")
+
+CALL_TIMEOUT_S = 60.0
+"""A run longer than this (OCR on a machine busy with other work can take seconds) means the worker hung."""
+LOAD_TIMEOUT_S = 300.0
+RINGS_KEPT = 8
+"""Rings the worker keeps attached (clients replace theirs on size changes)."""
+ENGINES_KEPT = 4
+"""Settings variants (enabled kinds, custom terms) the worker keeps engines for."""
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Where a frame sits in shared memory: enough for another process to read it once."""
+
+    ring: str
+    slot: int
+    seq: int
+
+
+def _settings_key(settings: dict) -> str:
+    """Only what changes detection: enabled targets and custom terms (styles do not)."""
+    return json.dumps({"targets": settings.get("targets", {}), "custom_terms": list(settings.get("custom_terms", ()))},
+                      sort_keys=True)
+
+
+class DetectWorker:
+    """The server's handle on its detection process; one call at a time (callers also share a gate)."""
+
+    def __init__(self, threads: int = 0, provider: str = "auto"):
+        self.threads, self.provider = threads, provider
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+        self.restarts = 0
+
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        if self._proc is not None:
+            self.restarts += 1
+            log.error("_ensure() | detection worker died; starting it again [exitcode:%s restarts:%d]",
+                      self._proc.exitcode, self.restarts)
+            self._conn.close()
+        parent, child = self._ctx.Pipe(duplex=True)
+        self._proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.provider),
+                                       name="privastream-detect", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        log.info("_ensure() | detection worker started [pid:%d]", self._proc.pid)
+
+    def _call(self, request: tuple, timeout: float):
+        with self._lock:
+            self._ensure()
+            try:
+                self._conn.send(request)
+                if not self._conn.poll(timeout):
+                    raise TimeoutError(f"no answer in {timeout:.0f} s")
+                status, payload = self._conn.recv()
+            except (OSError, EOFError, TimeoutError) as exc:
+                self._kill()
+                raise StateError(f"detection worker failed ({exc.__class__.__name__}: {exc})") from None
+        if status == "model":
+            raise ModelLoadError(payload)
+        if status == "error":
+            raise StateError(f"detection worker: {payload}")
+        return payload
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=5.0)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def load(self, settings: dict) -> None:
+        """Load the models these settings enable, in the worker."""
+        self._call(("load", settings), LOAD_TIMEOUT_S)
+
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: dict):
+        """Regions of ``kinds`` in the frame at ``ref``, or None if the slot no longer holds it."""
+        return self._call(("detect", settings, ref, t, kinds), CALL_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Stop the worker (closing the pipe ends its loop).  Safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._proc is not None:
+                self._proc.join(timeout=5.0)
+                self._kill()
+                self._proc = None
+
+
+class WorkerDetector:
+    """One session's view of the shared worker: its settings, for the scheduler's detection thread."""
+
+    def __init__(self, worker: DetectWorker, settings: dict):
+        self.worker = worker
+        self.settings = dict(settings)
+
+    def update_settings(self, settings: dict) -> None:
+        self.settings = {**self.settings, **settings}
+
+    def load(self) -> None:
+        self.worker.load(self.settings)
+
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...]):
+        return self.worker.detect(ref, t, kinds, self.settings)
+
+
+# ---------------------------------------------------------------- the child process
+
+class _Models:
+    """The worker's engines (one per settings variant) and attached rings, both bounded."""
+
+    def __init__(self, threads: int, provider: str):
+        self.threads, self.provider = threads, provider
+        self.engines: collections.OrderedDict = collections.OrderedDict()
+        self.rings: collections.OrderedDict = collections.OrderedDict()
+
+    def engine(self, settings: dict):
+        from .vision import VisionEngine
+
+        key = _settings_key(settings)
+        if key not in self.engines:
+            self.engines[key] = VisionEngine(settings, threads=self.threads, provider=self.provider)
+            while len(self.engines) > ENGINES_KEPT:
+                self.engines.popitem(last=False)
+        self.engines.move_to_end(key)
+        return self.engines[key]
+
+    def ring(self, name: str):
+        from .shm import RingReader
+
+        if name not in self.rings:
+            self.rings[name] = RingReader(name)
+            while len(self.rings) > RINGS_KEPT:
+                self.rings.popitem(last=False)[1].close()
+        self.rings.move_to_end(name)
+        return self.rings[name]
+
+    def detect(self, settings: dict, ref: FrameRef, t: float, kinds):
+        from .shm import SlotOverwritten
+
+        try:
+            # The one full read of the frame, in this process: the server never copies it.
+            _, rgba = self.ring(ref.ring).read(ref.slot, ref.seq)
+        except SlotOverwritten:
+            return None
+        engine = self.engine(settings)
+        regions = engine.detect(t, rgba, kinds)
+        engine.prune(t)  # this engine's coverage is unused: the server's session keeps the real one
+        return regions
+
+
+def _worker_main(conn, threads: int, provider: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    models = _Models(threads, provider)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the server closed the pipe or died: nothing left to serve
+            return
+        op, settings, *args = request
+        started = time.monotonic()
+        try:
+            if op == "load":
+                models.engine(settings).load()
+                reply = ("ok", None)
+            elif op == "detect":
+                reply = ("ok", models.detect(settings, *args))
+            else:
+                reply = ("error", f"unknown request {op!r}")
+        except ModelLoadError as exc:
+            reply = ("model", str(exc))
+        except PrivaStreamError as exc:
+            reply = ("error", str(exc))
+        except Exception as exc:  # a broken detector: the server fails closed; the worker keeps serving
+            log.exception("_worker_main() | %s failed", op)
+            reply = ("error", f"{op} failed ({exc.__class__.__name__}: {exc})")
+        log.debug("_worker_main() | %s [ms:%.1f]", op, (time.monotonic() - started) * 1000)
+        try:
+            conn.send(reply)
+        except (OSError, BrokenPipeError):
+            return
