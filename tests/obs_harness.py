@@ -62,9 +62,10 @@ class ObsSession:
     """One OBS process.  `sources` are scene-collection source dicts; all go into one scene."""
 
     def __init__(self, home: Path, sources: list[dict], canvas=(640, 360), fps: int = 30, env: dict | None = None,
-                 start_recording: bool = False, load_script: bool = True):
+                 start_recording: bool = False, load_script: bool = True, extra_scripts: tuple[Path, ...] = ()):
         self.home, self.sources, self.canvas, self.fps = home, sources, canvas, fps
         self.extra_env, self.start_recording, self.load_script = env or {}, start_recording, load_script
+        self.extra_scripts = extra_scripts
         self.password = secrets.token_hex(12)
         self.port = free_port()
         self.record_dir = home / "recordings"
@@ -104,7 +105,8 @@ class ObsSession:
                  for i, s in enumerate(self.sources)]
         scene = {"id": "scene", "versioned_id": "scene", "name": "Scene", "uuid": secrets.token_hex(8),
                  "settings": {"items": items, "id_counter": len(items)}, "filters": [], "enabled": True, "mixers": 0}
-        modules = {"scripts-tool": [{"path": str(SCRIPT), "settings": {}}]} if self.load_script else {}
+        scripts = ([SCRIPT] if self.load_script else []) + list(self.extra_scripts)
+        modules = {"scripts-tool": [{"path": str(p), "settings": {}} for p in scripts]}
         (cfg / "basic" / "scenes" / f"{COLLECTION}.json").write_text(json.dumps({
             "name": COLLECTION, "current_scene": "Scene", "current_program_scene": "Scene",
             "scene_order": [{"name": "Scene"}], "sources": [scene, *self.sources], "modules": modules,
