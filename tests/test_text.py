@@ -149,6 +149,18 @@ def test_word_gaps_place_spaces_and_edges_from_ink():
     assert edges.tolist() == [0.0, 12.0, 22.0, 42.0, 52.0, 100.0]
 
 
+@pytest.mark.parametrize("text, plate", [
+    ("AB12 CDE", True), ("ABC 1234", True), ("B-MW 1234", True), ("AB-123-CD", True), ("123-ABC", True),
+    ("7ABC123", True), ("WA 12345", True),
+    ("NO PARKING", False), ("STOP", False), ("2024-05-01", False), ("19:45", False), ("SCORE 3-1", False),
+    ("v2.3.1", False), ("$1,299", False), ("Ab12 Cde", False), ("AB1", False), ("ABCD 12345 XYZ", False),
+])
+def test_plate_text_patterns(text, plate):
+    from inference_server.detectors.plates import plate_text
+
+    assert plate_text(text) is plate
+
+
 def test_plates_are_covered_whole(street, boxes):
     s, _, found = street
     plates = [r for r in found if r.kind == "plate"]

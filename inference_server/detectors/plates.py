@@ -11,7 +11,9 @@ text detector and recognised by these rules:
   rejects "NO PARKING", "STOP", dates, times, prices, versions, "SCORE 3-1");
 * a plate-shaped line the recogniser could not read confidently is still a
   plate when its pixels look like one (``looks_like_plate``): a row of
-  characters on an even background.  For privacy the doubt goes to covering.
+  characters on an even background.  For privacy the doubt goes to covering;
+* a plate the text detector split at a wide gap ("AB12  CDE" read as "AB12"
+  and "CDE") is judged, and covered, as one row.
 """
 
 from __future__ import annotations
