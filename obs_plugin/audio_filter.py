@@ -122,7 +122,7 @@ class AudioFilter(LinkedFilter):
             out = self._read(out_first, n)
             if out is None:
                 out = np.zeros_like(x)
-            if out_first >= 0:
+            if out_first + n > 0:  # any real sample in this packet needs a decision
                 self._apply_decisions(out, out_first, n)
             for c, p in enumerate(planes):
                 np.ctypeslib.as_array(p, shape=(n,))[:] = out[c]

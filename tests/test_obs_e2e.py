@@ -7,7 +7,9 @@ speech with a phone number), recorded.  Asserts on the recording:
     muted from the next deadline on;
   - OBS exits with status 0.
 Each clip frame carries its index in a barcode strip (bottom left, no PII), so recorded frames
-are matched to the clip's ground truth whatever the loop position.
+are matched to the clip's ground truth whatever the loop position.  Faces under FACE_MIN px are
+not asserted here: at this 640x360 canvas they are the detector's recall limit, which
+scripts/eval_vision.py measures; this test is about the OBS path drawing what the server decides.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ pytestmark = [pytest.mark.slow,
 
 SIZE = (640, 360)
 SECONDS = 10
-DELAY_S = 2.0
+DELAY_S = 3.0
 BITS, BIT_W, BIT_H = 9, 16, 8
 PLAIN = "Hello everyone and welcome back to the stream, today we look at the garden."
 PII = "You can call me on five five five, one two three, four five six seven."
 PLAIN_AT, PII_AT = 0.3, 5.0
+FACE_MIN = 40
 WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 12.0, 5.0
 
 
@@ -119,7 +122,7 @@ def test_faces_and_pii_text_covered_after_warm_up(recording, clip):
             if not truth.sensitive or truth.kind not in ("face", "text"):
                 continue
             x0, y0, x1, y1 = (int(round(v)) for v in truth.box)
-            if (x1 - x0) < 12 or (y1 - y0) < 8:
+            if (x1 - x0) < (FACE_MIN if truth.kind == "face" else 12) or (y1 - y0) < 8:
                 continue
             diff = np.abs(frame[y0:y1, x0:x1].astype(int) - original[index][y0:y1, x0:x1]).mean()
             assert diff > 12, f"{truth.kind} {truth.label or ''} uncovered in clip frame {index} (recorded {n})"

@@ -1,0 +1,163 @@
+"""The OBS plugin's pure-Python parts, without OBS: struct layouts, settings, region texels and
+the audio filter's sample ring (delay, bleep placement, reverse, mute when undecided).
+
+The audio filter is driven with a stand-in for libobs (a mock: these functions only read OBS's
+audio/video format and settings) and tests/obs_fake_client.py; the real thing runs in
+tests/test_obs_av.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from inference_server.regions import Region
+from obs_plugin.audio_filter import AudioFilter
+from obs_plugin.bleep import BEEP_LEVEL
+from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
+from obs_plugin.settings import DEFAULTS, delay_frames, parse_custom_terms, settings_from_values
+from obs_plugin.video_filter import MAX_REGIONS, bounding_box, region_texels
+
+RATE = 48000
+
+
+def test_struct_layouts_match_libobs_x86_64():
+    assert ctypes.sizeof(ObsSourceInfo) == 232
+    assert ObsSourceInfo.free_type_data.offset == 224
+    assert ObsAudioData.frames.offset == 64 and ObsAudioData.timestamp.offset == 72
+
+
+def test_settings_defaults_and_bad_values_fall_back_to_the_safe_side():
+    s = settings_from_values({})
+    assert s["fail_policy"] == "closed" and s["targets"] == {"faces": True, "plates": True, "text": True, "speech": True}
+    assert (s["style_face"], s["style_text"], s["style_plate"]) == ("pixelate", "fill", "fill")
+    bad = settings_from_values({"fail_policy": "sometimes", "style_face": "none", "delay_s": 60.0, "strength_face": 7})
+    assert bad["fail_policy"] == "closed" and bad["style_face"] == "pixelate"
+    assert bad["delay_s"] == 3.0 and bad["strength_face"] == 1.0
+    assert set(DEFAULTS) >= {"custom_terms", "bleep_mode", "mouth_blur"}
+
+
+def test_custom_terms_one_per_line_or_comma():
+    assert parse_custom_terms("Jane Doe\n Elm Street , jane@x.org\n\nJane Doe") == ["Jane Doe", "Elm Street", "jane@x.org"]
+
+
+def test_delay_frames_rounds_to_whole_frames():
+    assert delay_frames(1.0, 1 / 30) == 30 and delay_frames(0.5, 1 / 60) == 30 and delay_frames(0.01, 1 / 30) == 1
+
+
+def test_region_texels_and_bounding_box():
+    settings = settings_from_values({"style_plate": "blur", "strength_text": 0.25})
+    regions = [Region("face", (64, 36, 128, 108)), Region("text", (0, 0, 320, 18)), Region("plate", (600, 300, 700, 380)),
+               Region("mouth", (80, 80, 100, 90))]
+    t = region_texels(regions, settings, 640, 360)
+    assert t.shape == (1, 2 * MAX_REGIONS, 4) and t.dtype == np.float32
+    np.testing.assert_allclose(t[0, 0], (0.1, 0.1, 0.2, 0.3))
+    assert tuple(t[0, 1][:2]) == (0.0, 1.0)  # face: pixelate, ellipse
+    assert tuple(t[0, 3][:3]) == (2.0, 0.0, 0.25)  # text: fill, box, its own strength
+    assert t[0, 5][0] == 1.0  # plate: blur
+    assert tuple(t[0, 7][:2]) == (0.0, 1.0)  # mouth: drawn like a face
+    assert not t[0, 8:].any()
+    assert bounding_box(regions, 640, 360) == (0, 0, 640, 360)
+    assert bounding_box([Region("face", (10.5, 20.2, 30.7, 40.9))], 640, 360) == (10, 20, 31, 41)
+    assert bounding_box([], 640, 360) == (0, 0, 0, 0)
+
+
+class FakeObs(SimpleNamespace):
+    """The few libobs calls AudioFilter makes: format queries and settings reads."""
+
+    def __init__(self, settings: dict):
+        super().__init__(settings=settings)
+
+    def obs_get_audio(self):
+        return 1
+
+    def audio_output_get_sample_rate(self, _):
+        return RATE
+
+    def audio_output_get_channels(self, _):
+        return 2
+
+    def obs_get_video(self):
+        return 1
+
+    def video_output_get_frame_time(self, _):
+        return 33_333_333
+
+    def obs_source_get_name(self, _):
+        return b"Mic"
+
+    def obs_source_update_properties(self, _):
+        pass
+
+    def obs_data_get_bool(self, _, key):
+        return bool(self.settings.get(key.decode(), DEFAULTS[key.decode()]))
+
+    def obs_data_get_double(self, _, key):
+        return float(self.settings.get(key.decode(), DEFAULTS[key.decode()]))
+
+    def obs_data_get_string(self, _, key):
+        return str(self.settings.get(key.decode(), DEFAULTS[key.decode()])).encode()
+
+
+def run_audio(signal: np.ndarray, settings: dict, monkeypatch, client: str = "tests.obs_fake_client:FakeClient"):
+    """Feeds `signal` (mono) through AudioFilter in 1024-sample packets; returns the output (channel 0)."""
+    monkeypatch.setenv("PRIVASTREAM_OBS_CLIENT", client)
+    f = AudioFilter(FakeObs(settings), 0, 0)
+    out = []
+    planes = [(ctypes.c_float * 1024)() for _ in range(2)]
+    packet = ObsAudioData()
+    for c in range(2):
+        packet.data[c] = ctypes.cast(planes[c], ctypes.POINTER(ctypes.c_uint8))
+    for i in range(0, len(signal) - 1023, 1024):
+        for c in range(2):
+            np.ctypeslib.as_array(planes[c])[:] = signal[i:i + 1024]
+        packet.frames, packet.timestamp = 1024, 5_000_000_000 + i * 1_000_000_000 // RATE
+        assert f.filter_audio(ctypes.addressof(packet)) == ctypes.addressof(packet)
+        out.append(np.ctypeslib.as_array(planes[0]).copy())
+    f.destroy()
+    return np.concatenate(out), f.delay_samples
+
+
+def tone(seconds: float, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.02 * np.sin(2 * np.pi * hz * t)).astype(np.float32)  # quiet: below the fake's "loud" threshold
+
+
+def test_audio_is_delayed_by_exactly_the_video_delay(monkeypatch):
+    signal = tone(2.0)
+    out, delay = run_audio(signal, {"delay_s": 0.5}, monkeypatch)
+    assert delay == 15 * 1600  # 15 frames of 1/30 s
+    assert not out[:delay].any()
+    np.testing.assert_array_equal(out[delay:], signal[: len(out) - delay])
+
+
+@pytest.mark.parametrize("mode", ["beep", "silence", "reverse"])
+def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
+    """The fake client returns loud spans as bleep intervals: they must be replaced, D later, and nothing else."""
+    signal = tone(3.0)
+    loud = slice(47 * 1024, 57 * 1024)  # packet-aligned: the fake client reports whole packets
+    signal[loud] = np.float32(0.5) * np.sign(np.sin(np.arange(10 * 1024) / 7)).astype(np.float32)
+    out, delay = run_audio(signal, {"delay_s": 0.3, "bleep_mode": mode}, monkeypatch)
+    span = slice(loud.start + delay, loud.stop + delay)
+    if mode == "beep":
+        assert np.abs(out[span]).max() == pytest.approx(BEEP_LEVEL, rel=1e-3)
+    elif mode == "silence":
+        assert not out[span].any()
+    else:
+        np.testing.assert_array_equal(out[span], signal[loud][::-1])
+    # Everything else is the input, delayed.
+    expected = np.concatenate([np.zeros(delay, np.float32), signal])[: len(out)]
+    keep = np.ones(len(out), bool)
+    keep[span] = False
+    np.testing.assert_array_equal(out[keep], expected[keep])
+
+
+def test_no_client_mutes_everything_unless_fail_open(monkeypatch):
+    signal = tone(1.5)
+    muted, _ = run_audio(signal, {"delay_s": 0.3}, monkeypatch, client="no_such_module:Client")
+    assert not muted.any()
+    opened, delay = run_audio(signal, {"delay_s": 0.3, "fail_policy": "open"}, monkeypatch, client="no_such_module:Client")
+    np.testing.assert_array_equal(opened[delay:], signal[: len(opened) - delay])
