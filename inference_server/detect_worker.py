@@ -1,14 +1,16 @@
-"""Detection in a child process of the live server (issue 4).
+"""Detection in child processes of the live server (issue 4).
 
 Under load the detectors' Python pre- and post-processing (resizing, NMS, OCR crops, the PII
 classifier) held the server's GIL for long stretches, so heartbeats starved and clients
-wrongly failed closed.  The server now only schedules: one worker process (spawned, never
-forked, so it starts with no server threads or sockets) owns the models and reads each
-frame it is asked about straight from the client's shared-memory slot.  Only the slot's
-name travels to it and only regions come back, over a pipe (as frigate does with its
-detector process); pixels are never pickled and never touch disk.
+wrongly failed closed.  The server now only schedules: one worker process per detector
+group ("faces"; "text" = OCR for text and plates), spawned, never forked, so it starts with
+no server threads or sockets, owns that group's models and reads each frame it is asked
+about straight from the client's shared-memory slot.  Only the slot's name travels to it
+and only regions come back, over a pipe (as frigate does with its detector process);
+pixels are never pickled and never touch disk.  Two processes, so that a long OCR run
+never holds back a face run.
 
-    worker = DetectWorker(threads=0, provider="auto")
+    worker = DetectWorker("faces", threads=0, provider="auto")
     worker.load(settings)                                   # models load in the worker
     regions = worker.detect(FrameRef(ring, slot, seq), t, ("face",), settings)
     worker.close()
@@ -52,17 +54,20 @@ class FrameRef:
     seq: int
 
 
-def _settings_key(settings: dict) -> str:
-    """Only what changes detection: enabled targets and custom terms (styles do not)."""
-    return json.dumps({"targets": settings.get("targets", {}), "custom_terms": list(settings.get("custom_terms", ()))},
-                      sort_keys=True)
+def _group_settings(group: str, settings: dict) -> dict:
+    """What changes this group's detection: its own enabled targets (others off) and custom terms."""
+    from .vision import DETECTOR_OF_KIND, TARGET_OF_KIND
+
+    targets = {TARGET_OF_KIND[k]: settings.get("targets", {}).get(TARGET_OF_KIND[k], True) and g == group
+               for k, g in DETECTOR_OF_KIND.items()}
+    return {"targets": targets, "custom_terms": list(settings.get("custom_terms", ()))}
 
 
 class DetectWorker:
-    """The server's handle on its detection process; one call at a time (callers also share a gate)."""
+    """The server's handle on one group's detection process; one call at a time (callers also share a gate)."""
 
-    def __init__(self, threads: int = 0, provider: str = "auto"):
-        self.threads, self.provider = threads, provider
+    def __init__(self, group: str, threads: int = 0, provider: str = "auto"):
+        self.group, self.threads, self.provider = group, threads, provider
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._proc = None
@@ -74,16 +79,16 @@ class DetectWorker:
             return
         if self._proc is not None:
             self.restarts += 1
-            log.error("_ensure() | detection worker died; starting it again [exitcode:%s restarts:%d]",
-                      self._proc.exitcode, self.restarts)
+            log.error("_ensure() | detection worker died; starting it again [group:%s exitcode:%s restarts:%d]",
+                      self.group, self._proc.exitcode, self.restarts)
             self._conn.close()
         parent, child = self._ctx.Pipe(duplex=True)
         self._proc = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.provider),
-                                       name="privastream-detect", daemon=True)
+                                       name=f"privastream-{self.group}", daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
-        log.info("_ensure() | detection worker started [pid:%d]", self._proc.pid)
+        log.info("_ensure() | detection worker started [group:%s pid:%d]", self.group, self._proc.pid)
 
     def _call(self, request: tuple, timeout: float):
         with self._lock:
@@ -112,12 +117,12 @@ class DetectWorker:
         return self._proc.pid if self._proc is not None else None
 
     def load(self, settings: dict) -> None:
-        """Load the models these settings enable, in the worker."""
-        self._call(("load", settings), LOAD_TIMEOUT_S)
+        """Load this group's models that the settings enable, in the worker."""
+        self._call(("load", _group_settings(self.group, settings)), LOAD_TIMEOUT_S)
 
     def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: dict):
         """Regions of ``kinds`` in the frame at ``ref``, or None if the slot no longer holds it."""
-        return self._call(("detect", settings, ref, t, kinds), CALL_TIMEOUT_S)
+        return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds), CALL_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop the worker (closing the pipe ends its loop).  Safe to call twice."""
@@ -131,21 +136,30 @@ class DetectWorker:
                 self._proc = None
 
 
-class WorkerDetector:
-    """One session's view of the shared worker: its settings, for the scheduler's detection thread."""
+def start_workers(threads: int = 0, provider: str = "auto") -> dict[str, DetectWorker]:
+    """One worker per detector group (they start on their first call)."""
+    from .vision import DETECTOR_OF_KIND
 
-    def __init__(self, worker: DetectWorker, settings: dict):
-        self.worker = worker
+    return {group: DetectWorker(group, threads, provider) for group in dict.fromkeys(DETECTOR_OF_KIND.values())}
+
+
+class WorkerDetector:
+    """One session's view of the shared workers: its settings, for the scheduler's detection threads."""
+
+    def __init__(self, workers: dict[str, DetectWorker], settings: dict):
+        self.workers = workers
         self.settings = dict(settings)
 
     def update_settings(self, settings: dict) -> None:
         self.settings = {**self.settings, **settings}
 
-    def load(self) -> None:
-        self.worker.load(self.settings)
+    def load(self, group: str) -> None:
+        self.workers[group].load(self.settings)
 
     def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...]):
-        return self.worker.detect(ref, t, kinds, self.settings)
+        from .vision import DETECTOR_OF_KIND
+
+        return self.workers[DETECTOR_OF_KIND[kinds[0]]].detect(ref, t, kinds, self.settings)
 
 
 # ---------------------------------------------------------------- the child process
@@ -161,7 +175,7 @@ class _Models:
     def engine(self, settings: dict):
         from .vision import VisionEngine
 
-        key = _settings_key(settings)
+        key = json.dumps(settings, sort_keys=True)
         if key not in self.engines:
             self.engines[key] = VisionEngine(settings, threads=self.threads, provider=self.provider)
             while len(self.engines) > ENGINES_KEPT:

@@ -17,10 +17,13 @@ Frame t arrives at about t and is shown at t + D.  Each session has two threads:
   frame is ever detected on, so a slow detector never builds a queue, and a run longer
   than D never delays a decision.
 
-Detector runs of all sessions share one gate (a semaphore): on a CPU two concurrent
-onnxruntime runs only slow each other down.  The cadence of each group adapts to the time
-its runs take and to the number of sessions sharing the gate, text at a lower cadence than
-faces (tracking and interpolation fill the frames in between).
+Each detector group (faces; text and plates, one OCR run) has its own detection thread and
+worker process, so a long OCR run never holds back the face runs that settle most frames.
+Runs of one group share one gate across sessions (a semaphore): two concurrent runs of the
+same models only slow each other down.  The cadence of each group adapts to the time its
+runs take and to the number of sessions, text at a lower cadence than faces and using at
+most half of its worker's time, so faces keep most of the CPU (tracking and interpolation
+fill the frames in between).
 
 Published estimates are audited: when a frame published as an estimate later settles, a
 settled region that the estimate did not cover counts as ``estimate_misses`` (dashboard,
@@ -33,11 +36,12 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from .coverage import DEFAULT_POLICIES
 from .errors import StateError
 from .regions import FrameDecision, Region
 
@@ -45,8 +49,9 @@ log = logging.getLogger("privastream.scheduler")
 
 PUBLISH_MARGIN_S = 0.03
 """Publish this long before a frame's deadline, for the trip back to the client."""
-GATE_UTILISATION = 0.85
-"""Share of the detection gate the cadences aim to fill, leaving room for observe/decide/transport."""
+GATE_UTILISATION = {"faces": 0.85, "text": 0.5}
+"""Share of each group's gate the cadences aim to fill: faces leave room for observe/decide/transport,
+text (running beside faces) leaves the CPU to faces half the time."""
 TEXT_CADENCE_RATIO = 3.0
 """Text runs at most a third as often as faces: OCR is ~7x slower and text moves little."""
 MIN_INTERVAL_S = {"faces": 1 / 30, "text": 0.25}
@@ -57,6 +62,10 @@ DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
 AUDITED_KEPT = 512
 """Estimates kept until their frame settles, to count the regions they missed."""
+LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=0.4)}
+"""Faces move fast: a live estimate extrapolates a face at most 0.4 s past its newest run (the
+default 1 s let a face crossing the frame at 200 px/s leave its box); beyond that the frame
+fails closed.  Text and plates barely move and keep their longer reach."""
 LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
 
 
@@ -109,10 +118,10 @@ class SessionStats:
 
 
 class DetectionGate:
-    """One detector run at a time across sessions, and how many sessions share it."""
+    """One run per detector group at a time across sessions, and how many sessions share them."""
 
     def __init__(self):
-        self.semaphore = threading.Semaphore(1)
+        self.semaphores = {group: threading.Semaphore(1) for group in GROUP_KINDS}
         self.sessions = 0
         self._lock = threading.Lock()
 
@@ -151,7 +160,7 @@ class VideoScheduler(_SessionWorker):
 
     Two threads: the decision thread decides from ``engine`` (whose coverage the detections
     feed and ``add_frame`` tells of scene cuts) and never waits for a detector; the detection thread runs the detectors
-    through ``detector`` (``load()``, ``update_settings(dict)``, ``detect(ref, t, kinds) ->
+    through ``detector`` (``load(group)``, ``update_settings(dict)``, ``detect(ref, t, kinds) ->
     list[Region] | None``; detect_worker.WorkerDetector in the server) and hands the regions to
     ``engine``'s coverage under a short lock.  So an OCR run longer than D never delays a decision.
     """
@@ -162,9 +171,10 @@ class VideoScheduler(_SessionWorker):
         self.engine = engine
         self.detector = detector
         self._engine_lock = threading.Lock()
-        self._reload = threading.Event()
-        self._detector_thread = threading.Thread(target=self._detect_loop, name=f"privastream-detect-{name}",
-                                                 daemon=True)
+        self._settings_generation = 0
+        """Bumped by every settings change; each detection thread reloads its models when it sees a new one."""
+        self._detector_threads = [threading.Thread(target=self._detect_loop, args=(group,), daemon=True,
+                                                   name=f"privastream-{group}-{name}") for group in GROUP_KINDS]
         self.delay_s = delay_s
         self.gate = gate
         self.publish = publish
@@ -177,7 +187,8 @@ class VideoScheduler(_SessionWorker):
         self._last_t: float | None = None
         gate.join()
         self._thread.start()
-        self._detector_thread.start()
+        for thread in self._detector_threads:
+            thread.start()
 
     # ------------------------------------------------------------ called from the server's loop thread
 
@@ -214,7 +225,8 @@ class VideoScheduler(_SessionWorker):
 
     def stop(self) -> None:
         super().stop()
-        self._detector_thread.join(timeout=5.0)
+        for thread in self._detector_threads:
+            thread.join(timeout=5.0)
         self.gate.leave()
 
     # ------------------------------------------------------------ worker thread
@@ -232,7 +244,7 @@ class VideoScheduler(_SessionWorker):
                     with self._engine_lock:
                         self.engine.update_settings(settings)
                     self.detector.update_settings(settings)
-                    self._reload.set()
+                    self._settings_generation += 1
                 self._settle()
                 self._fallback(time.monotonic() + 2 * DECISION_PERIOD_S)
         except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
@@ -245,25 +257,27 @@ class VideoScheduler(_SessionWorker):
         self.error = f"inference failed ({exc.__class__.__name__}: {exc}); covering everything"
         self._fail_all(self.error)
 
-    def _detect_loop(self) -> None:
-        """Detection thread: the most overdue detector group on the newest frame, one run at a time."""
+    def _detect_loop(self, group: str) -> None:
+        """Detection thread of one group: runs on the newest frame whenever the group is due."""
+        loaded = -1
         try:
-            self.detector.load()  # model loading must not count as a detector run's duration
             while not self._stopped and self.error is None:
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self.detector.load()
-                group = self._due_group()
-                if group is None:
+                if not self._enabled(group):
+                    time.sleep(0.05)
+                    continue
+                if loaded != self._settings_generation:
+                    loaded = self._settings_generation
+                    self.detector.load(group)  # model loading must not count as a run's duration
+                if not self._is_due(group):
                     time.sleep(DECISION_PERIOD_S)
-                elif self.gate.semaphore.acquire(timeout=0.05):
+                elif self.gate.semaphores[group].acquire(timeout=0.05):
                     try:
                         self._detect(group)
                     except StateError as exc:  # the worker died or hung; it restarts on the next run
                         log.error("_detect_loop() | detection run failed [group:%s]: %s", group, exc)
                         time.sleep(0.1)
                     finally:
-                        self.gate.semaphore.release()
+                        self.gate.semaphores[group].release()
         except Exception as exc:
             self._crashed(exc)
 
@@ -339,37 +353,33 @@ class VideoScheduler(_SessionWorker):
 
     # ------------------------------------------------------------ cadence
 
-    def _intervals(self) -> dict[str, float]:
-        """Seconds between runs per enabled group, from measured durations and the gate's load."""
-        groups = {g for g, kinds in GROUP_KINDS.items() if any(k in self.engine.kinds for k in kinds)}
-        share = GATE_UTILISATION / max(1, self.gate.sessions)
-        d_face = self._duration["faces"] if "faces" in groups else 0.0
-        d_text = self._duration["text"] / TEXT_CADENCE_RATIO if "text" in groups else 0.0
-        base = max(self._frame_interval, (d_face + d_text) / share)
-        out = {}
-        if "faces" in groups:
-            out["faces"] = max(MIN_INTERVAL_S["faces"], base)
-        if "text" in groups:
-            out["text"] = max(MIN_INTERVAL_S["text"], base * TEXT_CADENCE_RATIO)
-        self.stats.interval_s = out
-        return out
+    def _enabled(self, group: str) -> bool:
+        return any(k in self.engine.kinds for k in GROUP_KINDS[group])
+
+    def _interval(self, group: str) -> float:
+        """Seconds between runs of a group, from its measured run time and the number of sessions."""
+        sessions = max(1, self.gate.sessions)
+        faces = max(MIN_INTERVAL_S["faces"], self._frame_interval,
+                    self._duration["faces"] * sessions / GATE_UTILISATION["faces"])
+        if group == "faces":
+            interval = faces
+        else:
+            interval = max(MIN_INTERVAL_S["text"], self._duration["text"] * sessions / GATE_UTILISATION["text"],
+                           faces * TEXT_CADENCE_RATIO if self._enabled("faces") else 0.0)
+        self.stats.interval_s[group] = interval
+        return interval
 
     def _newest(self) -> PendingFrame | None:
         with self._cond:
             return self._frames[-1] if self._frames else None
 
-    def _due_group(self) -> str | None:
+    def _is_due(self, group: str) -> bool:
         newest = self._newest()
         if newest is None:
-            return None
-        best, best_over = None, 0.0
-        for group, interval in self._intervals().items():
-            last = self._last_run.get(group)
-            # A group that never ran, or ran at a later t (clock went back: a new scene), is due now.
-            over = float("inf") if last is None or newest.t < last else (newest.t - last) / interval
-            if over >= 1.0 and over > best_over:
-                best, best_over = group, over
-        return best
+            return False
+        last = self._last_run.get(group)
+        # A group that never ran, or ran at a later t (clock went back: a new scene), is due now.
+        return last is None or newest.t < last or newest.t - last >= self._interval(group)
 
     def _detect(self, group: str) -> None:
         newest = self._newest()

@@ -7,8 +7,8 @@ One process, one asyncio loop (websockets) on 127.0.0.1 only:
 - ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock).
 
 Each video session is scheduled by two threads (inference_server/scheduler.py); the
-detectors themselves run in one child process shared by all sessions
-(inference_server/detect_worker.py), which reads frames straight from the clients' rings,
+detectors themselves run in child processes shared by all sessions, one per detector group
+(inference_server/detect_worker.py), which read frames straight from the clients' rings,
 so detection never holds this process's GIL and the loop keeps answering heartbeats.  This
 process reads only a thumbnail of each frame, in place.  Nothing here writes a frame or a
 sample anywhere but the client's own shared memory.
@@ -37,8 +37,8 @@ from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGB
                        Message, MuteUpdate, RingAnnounce, SettingsUpdate, Welcome, decision_to_message,
                        parse_message, state_file_path)
 from .regions import FrameDecision
-from .detect_worker import DetectWorker, FrameRef, WorkerDetector
-from .scheduler import AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
+from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
+from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
@@ -130,7 +130,7 @@ class Session:
         self.last_audio_pts = float("-inf")
         if self.kind == KIND_VIDEO:
             # This engine only observes and decides (its detectors never load here): detection is the worker's.
-            engine, detector = VisionEngine(self.settings), WorkerDetector(server.worker, self.settings)
+            engine, detector = VisionEngine(self.settings, policies=LIVE_POLICIES), WorkerDetector(server.workers, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}")
         else:
@@ -251,7 +251,7 @@ class LiveServer:
             raise StateError(f"the live server binds to loopback only (got --host {host})")
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(24)
-        self.worker = DetectWorker(threads=threads, provider=provider)
+        self.workers = start_workers(threads, provider)
         self.gate = DetectionGate()
         self.sessions: dict[int, Session] = {}
         self._ids = itertools.count(1)
@@ -404,9 +404,10 @@ def add_arguments(parser) -> None:
                         help="load models on a session's first detection instead of at start")
 
 
-def _preload(worker: DetectWorker) -> None:
+def _preload(workers: dict[str, DetectWorker]) -> None:
     try:
-        worker.load({})
+        for worker in workers.values():
+            worker.load({})
     except PrivaStreamError as exc:  # sessions will fail closed with the same message
         log.warning("_preload() | models not preloaded: %s", exc)
 
@@ -420,7 +421,7 @@ def run(args) -> int:
     server = LiveServer(args.host, args.port, threads=args.threads, provider=args.provider)
     if not args.no_preload:
         # Before serving, so that the first session's first runs are not spent loading models.
-        _preload(server.worker)
+        _preload(server.workers)
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
@@ -445,5 +446,6 @@ def run(args) -> int:
     except OSError as exc:
         raise StateError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     finally:
-        server.worker.close()
+        for worker in server.workers.values():
+            worker.close()
     return 0

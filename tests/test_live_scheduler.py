@@ -55,7 +55,7 @@ class SquareFinder:
         self.reader = RingReader(ring_name)
         self.runs = 0
 
-    def load(self) -> None:
+    def load(self, group: str) -> None:
         pass
 
     def update_settings(self, settings: dict) -> None:
