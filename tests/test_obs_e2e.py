@@ -121,7 +121,8 @@ def test_faces_and_pii_text_covered_after_warm_up(recording, clip):
         for truth in truths[index]:
             if not truth.sensitive or truth.kind not in ("face", "text"):
                 continue
-            x0, y0, x1, y1 = (int(round(v)) for v in truth.box)
+            x0, y0 = max(int(round(truth.box[0])), 0), max(int(round(truth.box[1])), 0)
+            x1, y1 = min(int(round(truth.box[2])), SIZE[0]), min(int(round(truth.box[3])), SIZE[1])
             if (x1 - x0) < (FACE_MIN if truth.kind == "face" else 12) or (y1 - y0) < 8:
                 continue
             diff = np.abs(frame[y0:y1, x0:x1].astype(int) - original[index][y0:y1, x0:x1]).mean()
