@@ -21,6 +21,7 @@ from ..regions import Region, clip_box
 from .frame_input import ms_since, rgb_view
 from .ocr import PaddleOcr, TextLine
 from .plates import find_plates
+from .readings import readings
 
 log = logging.getLogger("privastream.detectors.text")
 
@@ -94,32 +95,24 @@ class TextDetector:
         return regions
 
     def _pii_regions(self, lines: list[TextLine], width: int, height: int) -> list[Region]:
-        """Regions over the PII spans of each line.
-
-        A line with spaces put back from ink gaps is classified twice, as spaced
-        and as the recogniser read it, and both answers are covered: a space
-        wrongly put inside an e-mail (wide gaps in a monospace font) must not
-        hide the e-mail, and a missing one must not hide an address.
-        """
+        """Regions over the PII spans found in any reading of each line (see ``readings``)."""
         if not lines:
             return []
         texts, owners = [], []
         for line in lines:
-            texts.append(line.text)
-            owners.append((line, None))
-            if line.inserted_spaces:
-                inserted = set(line.inserted_spaces)
-                kept = [i for i in range(len(line.text)) if i not in inserted]
-                texts.append("".join(line.text[i] for i in kept))
-                owners.append((line, kept))
+            for text, index_map in readings(line):
+                texts.append(text)
+                owners.append((line, index_map))
         regions = []
-        for (line, kept), spans in zip(owners, self.pii.find_batch(texts)):
+        for (line, index_map), spans in zip(owners, self.pii.find_batch(texts)):
             pad_x, pad_y = SPAN_PAD_X * line.height, SPAN_PAD_Y * line.height
             for span in spans:
-                start, end = (span.start, span.end) if kept is None else (kept[span.start], kept[span.end - 1] + 1)
+                start, end = span.start, span.end
+                if index_map is not None:
+                    start, end = index_map[start], index_map[end - 1] + 1
                 x0, y0, x1, y1 = line.span_box(start, end)
                 box = clip_box((x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y), width, height)
                 region = Region(kind="text", box=box, score=float(span.score), label=span.label)
-                if region not in regions:  # both readings of a line usually agree
+                if region not in regions:  # the readings of a line usually agree
                     regions.append(region)
         return regions
