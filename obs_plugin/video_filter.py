@@ -91,6 +91,7 @@ class VideoFilter(LinkedFilter):
         self.tick_pts = 0.0
         self.captures = 0
         self._set_delay()
+        self.k = self.wanted_k
         self.ring: list[int] = []
         self.ring_ids: list[int] = []
         self.ring_pts: list[float] = []
@@ -102,11 +103,13 @@ class VideoFilter(LinkedFilter):
     # --- settings and panel -------------------------------------------------------------
     def update(self, settings_data: int) -> None:
         if self._apply_settings(settings_from_data(self.obs, settings_data)):
-            self._set_delay()  # the ring is rebuilt (and covered until full) on the next render
+            self._set_delay()
 
     def _set_delay(self) -> None:
+        """update() runs on another thread than render: the render thread adopts `wanted_k` itself
+        (and rebuilds the ring, covered until full) at the start of its next frame."""
         self.frame_time = video_frame_time_s(self.obs)
-        self.k = delay_frames(self.settings["delay_s"], self.frame_time)
+        self.wanted_k = delay_frames(self.settings["delay_s"], self.frame_time)
 
     def properties(self) -> int:
         self.status_shown = self.status()
@@ -167,16 +170,16 @@ class VideoFilter(LinkedFilter):
 
     def _send_previous(self, which: int, width: int, height: int) -> None:
         """Map the surface staged one tick ago and give it to the client (one copy, into shared memory)."""
-        pending = self.staged[which]
+        pending, client = self.staged[which], self.client  # one read: update() may swap the client
         self.staged[which] = None
-        if pending is None or self.client is None:
+        if pending is None or client is None:
             return
         ptr, linesize = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
         if not self.obs.gs_stagesurface_map(self.stage[which], ctypes.byref(ptr), ctypes.byref(linesize)):
             return
         try:
             rows = np.ctypeslib.as_array(ptr, shape=(height, linesize.value))
-            self.client.submit_frame(pending[0], pending[1], rows[:, : width * 4].reshape(height, width, 4))
+            client.submit_frame(pending[0], pending[1], rows[:, : width * 4].reshape(height, width, 4))
         finally:
             self.obs.gs_stagesurface_unmap(self.stage[which])
 
@@ -205,13 +208,14 @@ class VideoFilter(LinkedFilter):
 
     def _decision_for(self, frame_id: int):
         """-> (regions, cover_all, reason)."""
-        decision = self.client.frame_decision(frame_id) if self.client is not None else None
+        client = self.client
+        decision = client.frame_decision(frame_id) if client is not None else None
         if decision is None or decision.fail_closed:
             if self.settings["fail_policy"] == "open":
                 return [], False, ""  # the user's explicit choice, warned about in the panel
             if decision is not None:
                 return [], True, decision.reason or "server failed closed"
-            return [], True, "no final decision at the deadline" if self.client else f"no server ({self.problem})"
+            return [], True, "no final decision at the deadline" if client else f"no server ({self.problem})"
         if len(decision.regions) > MAX_REGIONS:
             return [], True, f"{len(decision.regions)} regions > {MAX_REGIONS}"
         return decision.regions, False, ""
@@ -225,6 +229,7 @@ class VideoFilter(LinkedFilter):
         if not width or not height:
             obs.obs_source_skip_video_filter(self.source)
             return
+        self.k = self.wanted_k
         self._ensure_gpu(width, height)
         if self.drawn_tick != self.tick:
             self._new_frame(width, height)
