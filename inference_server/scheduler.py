@@ -185,6 +185,7 @@ class VideoScheduler(_SessionWorker):
         self._duration = dict(INITIAL_DURATION_S)
         self._frame_interval = 1 / 30
         self._last_t: float | None = None
+        self._last_cut = float("-inf")
         gate.join()
         self._thread.start()
         for thread in self._detector_threads:
@@ -203,7 +204,8 @@ class VideoScheduler(_SessionWorker):
         failed = self.error or (None if thumb is not None else "frame lost in transport")
         if not failed:
             with self._engine_lock:
-                self.engine.observe(t, thumb, size=size)
+                if self.engine.observe(t, thumb, size=size):
+                    self._last_cut = t
             if self._last_t is not None and t > self._last_t:
                 self._frame_interval = 0.9 * self._frame_interval + 0.1 * (t - self._last_t)
             self._last_t = t
@@ -307,9 +309,11 @@ class VideoScheduler(_SessionWorker):
             if settled is None:
                 break  # later frames settle later
             estimate = self._estimates.pop(t)
-            if not settled.fail_closed and any(_covered_share(r.box, estimate) < 0.5 for r in settled.regions):
+            missed = [] if settled.fail_closed else [r for r in settled.regions if _covered_share(r.box, estimate) < 0.5]
+            if missed:
                 self.stats.estimate_misses += 1
-                log.warning("_audit_estimates() | an estimate missed a region [t:%.3f]", t)
+                log.warning("_audit_estimates() | an estimate missed regions [t:%.3f kinds:%s origins:%s]", t,
+                            ",".join(r.kind for r in missed), ",".join(r.origin for r in missed))
 
     def _fallback(self, horizon: float) -> None:
         """Frames whose deadline comes before ``horizon`` get the best estimate now."""
@@ -378,8 +382,10 @@ class VideoScheduler(_SessionWorker):
         if newest is None:
             return False
         last = self._last_run.get(group)
-        # A group that never ran, or ran at a later t (clock went back: a new scene), is due now.
-        return last is None or newest.t < last or newest.t - last >= self._interval(group)
+        # A group that has not run in the newest frame's scene (or ran at a later t: the clock
+        # went back) is due now: until it runs there, that scene's frames cannot be vouched for.
+        return (last is None or newest.t < last or last < self._last_cut <= newest.t
+                or newest.t - last >= self._interval(group))
 
     def _detect(self, group: str) -> None:
         newest = self._newest()

@@ -397,7 +397,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--state-file", type=Path, default=None, metavar="PATH",
                         help=f"where to write port and token for clients (default {state_file_path()})")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="onnxruntime threads per detector run (default 0 = one per core)")
+                        help="onnxruntime threads per detection worker (default 0 = the cores split between "
+                        "the face and the text worker)")
     parser.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto",
                         help="execution provider (default auto: the best this machine has)")
     parser.add_argument("--no-preload", action="store_true",
