@@ -116,3 +116,12 @@ def test_mouth_regions_follow_landmarks_only_while_muted():
     nx0, ny0, nx1, ny1 = regions[1].box
     assert 300 < nx0 < nx1 < 400 and ny0 > 160 and ny1 >= 220
     assert mouth_regions(3.05, [face], ivs), "lips move a little after the sound"
+
+
+def test_downmix_keeps_speech_that_cancels_in_the_mix():
+    """Phase-inverted stereo sums to silence, yet every word is audible on each channel."""
+    from inference_server.speech.resample import sanitize
+    voice = tone(0.5, channels=1)[0]
+    mono = sanitize(np.stack([voice, -voice]))
+    assert np.allclose(mono, voice) or np.allclose(mono, -voice)
+    assert np.allclose(sanitize(np.stack([voice, voice])), voice)

@@ -2,9 +2,11 @@
 
 Audio arrives in chunks stamped with the caller's clock.  It is resampled into
 a 16 kHz mono ring; every ``step_s`` seconds the last ``window_s`` seconds are
-decoded with word timestamps.  Words on which two consecutive hypotheses agree
-are committed (LocalAgreement), and committed words stay as context for the PII
-rules, so "my password is" said in one window still covers the next one.
+decoded with word timestamps.  Words behind the watermark are committed and
+stay as context for the PII rules, so "my password is" said in one window
+still covers the next one.  Where two consecutive hypotheses disagree about the
+words being decided (LocalAgreement's test), both are checked and the PII of
+either is muted: an unstable transcript costs a longer bleep, never a leak.
 
 The watermark ``decided_until`` trails the newest audio by ``hold`` seconds
 (less than the latency bound L, leaving a step and some compute for the next
@@ -55,7 +57,7 @@ class SpeechOptions:
     """How often the window is decoded (compute grows as this shrinks)."""
     window_s: float = 8.0
     """Audio per decode: context for Whisper; must exceed L."""
-    pad_s: float = 0.12
+    pad_s: float = 0.15
     """Added before an entity's first word and after its last (Whisper's word times are ~0.1 s coarse)."""
     merge_gap_s: float = 0.3
     """Intervals closer than this become one."""
@@ -81,8 +83,12 @@ class SpeechOptions:
         return self
 
 
-def _same_word(a: Word, b: Word) -> bool:
-    return a.text.strip(" .,?!").lower() == b.text.strip(" .,?!").lower()
+def _key(w: Word) -> str:
+    return w.text.strip(" .,?!").lower()
+
+
+def _in(w: Word, zone: tuple[float, float]) -> bool:
+    return w.end > zone[0] and w.start < zone[1]
 
 
 class SpeechRedactor:
@@ -100,11 +106,12 @@ class SpeechRedactor:
     """
 
     def __init__(self, *, latency_s: float = 2.0, step_s: float = 0.5, window_s: float = 8.0,
-                 pad_s: float = 0.12, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
+                 pad_s: float = 0.15, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
                  use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
                  background: bool = False, recognizer: Recognizer | None = None,
                  detector: SpokenPiiDetector | None = None):
-        asr = AsrOptions(model=model, threads=threads, device=device)
+        asr = AsrOptions(model=model, threads=threads, device=device,
+                         hotwords=", ".join(t for t in custom_terms if not t.startswith("re:")))
         self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_s=pad_s,
                                      merge_gap_s=merge_gap_s, custom_terms=tuple(custom_terms), use_ner=use_ner,
                                      asr=asr).check()
@@ -224,47 +231,53 @@ class SpeechRedactor:
         with self._lock:
             if self._ring_t0 is None or now > self._ring_end() + 1e-9 or self._decided is None:
                 return  # the stream restarted while decoding
-            self._decide(words, now, final)
+            self._decide(words, now, start, final)
             keep_from = max(0, int((now - o.window_s - 1.0 - self._ring_t0) * TARGET_RATE))
             if keep_from > 0:
                 self._ring = self._ring[keep_from:]
                 self._ring_t0 += keep_from / TARGET_RATE
 
-    def _decide(self, words: list[Word], now: float, final: bool) -> None:
+    def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
         o = self.options
-        commit_time = self._committed[-1].end if self._committed else -np.inf
-        hyp = [w for w in words if (w.start + w.end) / 2 > commit_time]
-        agreed = 0
-        while agreed < min(len(hyp), len(self._hypothesis)) and _same_word(hyp[agreed], self._hypothesis[agreed]):
-            agreed += 1
-        # Words already behind the watermark are frozen as well: their fate is sealed.
-        while agreed < len(hyp) and hyp[agreed].end <= self._decided:
-            agreed += 1
-        self._committed.extend(hyp[:agreed])
-        self._committed = [w for w in self._committed if w.end > now - CONTEXT_S]
-        self._hypothesis = hyp[agreed:]
+        # A word at the head of the window may be cut in two; the previous windows heard it whole.
+        head = window_start + 0.3 if window_start > self._ring_t0 + 1e-6 else -np.inf
+        current = [w for w in words if w.start >= head]
+        first = current[0].start if current else now
+        older = [w for w in self._committed if w.end <= first]
 
         target = now if final else now - o.hold
-        for w in self._hypothesis:
+        for w in current:
             # Do not cut a word in two while the next step can still decide it in time.
             if w.start < target < w.end and now - w.start < o.latency_s - o.step_s - o.compute_margin_s:
                 target = w.start
                 break
         target = max(target, self._decided)
 
-        context = self._committed + self._hypothesis
-        open_end = not final and bool(context) and context[-1].end > now - 1.0
-        try:
-            entities = self._detector.find([w.text for w in context], open_end=open_end)
-        except Exception as exc:
-            log.error("_decide() | PII detection failed, failing closed [error:%s]", exc)
-            self._issue_failclosed(self._decided, max(target, now), "detection error")
-            return
-        for e in entities:
-            a = context[e.first].start - o.pad_s
-            b = context[e.last].end + o.pad_s
-            if a < target and b > self._decided - o.pad_s:
-                self._issue(MuteInterval(a, b, e.label))
+        # LocalAgreement: where this window and the previous one disagree about the words being
+        # decided now, both readings are checked and either one's PII is muted.
+        readings = [older + current]
+        zone = (self._decided - 1.0, target)
+        if [_key(w) for w in current if _in(w, zone)] != [_key(w) for w in self._hypothesis if _in(w, zone)]:
+            readings.append([w for w in self._committed if w.end <= (self._hypothesis or current or [None])[0].start]
+                            + self._hypothesis if self._hypothesis else [])
+        for reading in readings:
+            if not reading:
+                continue
+            open_end = not final and reading[-1].end > now - 1.0
+            try:
+                entities = self._detector.find([w.text for w in reading], open_end=open_end)
+            except Exception as exc:
+                log.error("_decide() | PII detection failed, failing closed [error:%s]", exc)
+                self._issue_failclosed(self._decided, max(target, now), "detection error")
+                return
+            for e in entities:
+                a = reading[e.first].start - o.pad_s
+                b = reading[e.last].end + o.pad_s
+                if a < target and b > self._decided - o.pad_s:
+                    self._issue(MuteInterval(a, b, e.label))
+        # What lies behind the watermark is final: it becomes the context later windows build on.
+        self._committed = [w for w in older + [w for w in current if w.end <= target] if w.end > now - CONTEXT_S]
+        self._hypothesis = current
         self._advance(target)
 
     # ---- output -----------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ def check_rate(sample_rate: int) -> int:
 def sanitize(planar: np.ndarray) -> np.ndarray:
     """(channels, n) or (n,) audio -> mono float32 with NaN/inf zeroed and clipped to [-1, 1].
 
+    Channels are averaged, unless they cancel out (see below).
+
     Bad samples must not poison the filter state (one NaN would spread through
     every later output); the redactor still treats chunks with bad samples as
     suspicious, see ``SpeechRedactor.push``.
@@ -48,8 +50,15 @@ def sanitize(planar: np.ndarray) -> np.ndarray:
         raise MediaError(f"audio must be shaped (channels, samples); got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.number):
         raise MediaError(f"audio samples must be numbers; got dtype {a.dtype}")
-    mono = a.astype(np.float32, copy=False).mean(axis=0, dtype=np.float32)
-    return np.clip(np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    a = np.clip(np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+    mono = a.mean(axis=0)
+    if a.shape[0] > 1 and mono.size:
+        # Channels in opposite phase cancel in the mix while a listener hears every word:
+        # then the loudest channel is what is listened to.
+        rms = np.sqrt(np.mean(a * a, axis=1))
+        if np.sqrt(np.mean(mono * mono)) < 0.5 * rms.max():
+            mono = a[int(np.argmax(rms))]
+    return mono
 
 
 class StreamResampler:

@@ -14,7 +14,8 @@ number words.  On top of it come rules that only make sense for speech:
   digit, or from its first after a number cue ("my number is 5"), and an
   address being spelt out ("at john.", "jon.mit", "dot com");
 * "my password is ...", "my PIN is ...", "my address is ...": everything after
-  the cue up to the end of the sentence (at most ``CUE_MAX_WORDS`` words);
+  the cue up to the end of the sentence (at most ``CUE_MAX_WORDS`` words, and
+  an address ends at its street word);
 * "I was born on ...": the date words that follow.
 """
 
@@ -30,7 +31,12 @@ from .spoken import NormalizedText, normalize_words
 
 MIN_DIGIT_RUN = 8
 OPEN_RUN_DIGITS = 3
-CUE_MAX_WORDS = 6
+CUE_MAX_WORDS = 5
+# Whisper often runs sentences together without a full stop; a cue's value ends where a new clause starts.
+_NEW_CLAUSE = re.compile(r"(?i)(?<=\s)(?:my|and|but|so|i|i'm|then|please|thanks|thank)\b")
+# An address said after "I live at" ends with its street word ("... Elm Street"), if one is heard.
+_STREET_WORD = re.compile(r"(?i)\b(?:street|st|avenue|ave|road|rd|lane|drive|boulevard|way|court|place|close"
+                          r"|crescent|terrace|square|parkway|highway)\b\.?")
 
 _DIGIT_RUN = re.compile(r"(?<![\w.])\d+(?:[ -]+\d+)*")
 _SECRET_CUE = re.compile(
@@ -42,8 +48,12 @@ _NUMBER_CUE = re.compile(
     r"(?i)\b(?:number|phone|mobile|cell|card|account|pin|code|call me(?: on| at)?|dial|ssn|id|is)[:,]?\s+$")
 # An address still being spelt at the end of the transcript: "at john.", "jon.mit", "dot com".
 _OPEN_ADDRESS = re.compile(
-    r"(?i)(?:(?<=\s)|^)(?:(?:at|dot)\s+(?!(?:home|work|school|the|a|an|least|all|this|that|first|last|night|once)\b)\S+"
-    r"|\S*\w[.@]\w\S*|\S*@)(?:\s+\S+){0,3}\s*$")
+    r"(?i)(?:(?<=\s)|^)(?:"
+    r"at\s+(?!(?:home|work|school|the|a|an|least|all|this|that|first|last|night|once)\b)[a-z]\S*"  # "at john"
+    r"|\S+\s+dot\b(?:\s+\S+)?"  # "smith dot", "smith dot co"
+    r"|\S*[a-z][.@][a-z]\S*"  # Whisper's "jon.mit", "smith@"
+    r"|\S*@\S*"
+    r")\s*$")
 _DOB_CUE = re.compile(r"(?i)\b(?:born on|born in|date of birth is|birthday is|birth date is|dob is)\s+")
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -85,7 +95,10 @@ def _cue_values(text: str) -> list[PiiSpan]:
         value = re.match(rf"(?:[^\s.?!]+(?:\.(?=\S))?[^\s.?!]*\s*){{1,{CUE_MAX_WORDS}}}", text[m.end():])
         if value and value.group().strip():
             label = "address" if re.search(r"(?i)address|live", m.group()) else "account"
-            spans.append(PiiSpan(m.end(), m.end() + len(value.group().rstrip()), label, 0.8))
+            clause = _NEW_CLAUSE.search(value.group(), 1)
+            length = clause.start() if clause else len(value.group().rstrip())
+            street = _STREET_WORD.search(value.group()) if label == "address" else None
+            spans.append(PiiSpan(m.end(), m.end() + (street.end() if street else length), label, 0.8))
     for m in _DOB_CUE.finditer(text):
         end = m.end()
         for word in re.finditer(r"\S+", text[m.end():]):

@@ -1,0 +1,230 @@
+"""The spoken-PII engine end to end: real Whisper tiny.en on espeak-ng speech, real PII classifier.
+
+Each recording is built from parts whose times are known to the sample (scripts/eval_audio.py),
+streamed through the engine in 0.1 s chunks like the live path, and the mute intervals are
+checked against the PII words.  The model and classifier load once per module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from inference_server.errors import MediaError, StateError
+from inference_server.speech import FAILCLOSED, MuteInterval, SpeechRedactor, redact_audio
+from inference_server.speech.asr import AsrOptions, Recognizer
+from inference_server.speech.spoken_pii import SpokenPiiDetector
+from scripts.eval_audio import RATE, covered, synthesize
+
+PII_SENTENCES = [
+    [("My phone number is", None), ("five five five, one two three, four five six seven", "phone"),
+     ("so call me.", None)],
+    [("You can email me at", None), ("john dot smith at example dot com", "email")],
+    [("I live at", None), ("forty two Elm Street", "address")],
+    [("My card number is", None),
+     ("four five three nine, one four eight eight, oh three four three, six four six seven", "card")],
+    [("I grew up in", None), ("Grimsby", "custom"), ("by the sea.", None)],
+]
+CLEAN_SENTENCES = [[("I have two cats and three dogs, and the score was ten to eight.", None)],
+                   [("We just shipped version three point two of the game.", None)]]
+
+
+@pytest.fixture(scope="module")
+def engine() -> dict:
+    return {"recognizer": Recognizer(AsrOptions(hotwords="Grimsby")),
+            "detector": SpokenPiiDetector(custom_terms=("Grimsby",))}
+
+
+def redact(engine, audio, rate=RATE, **kw):
+    return redact_audio(audio, rate, recognizer=engine["recognizer"], detector=engine["detector"], **kw)
+
+
+def streamer(engine, **kw) -> SpeechRedactor:
+    return SpeechRedactor(recognizer=engine["recognizer"], detector=engine["detector"], **kw)
+
+
+@pytest.fixture(scope="module")
+def pii_recording(engine):
+    rec = synthesize(PII_SENTENCES)
+    decisions: list = []
+    intervals, redacted = redact(engine, np.stack([rec.audio, rec.audio]), decisions_out=decisions)
+    return rec, intervals, redacted, decisions
+
+
+def test_every_pii_word_is_bleeped(pii_recording):
+    rec, intervals, _, _ = pii_recording
+    missed = [(round(a, 2), label) for a, b, label in rec.pii_words if covered(a, b, intervals) < 0.9 * (b - a)]
+    assert not missed, f"PII words not covered: {missed}; intervals: {intervals}"
+    for a, b, label in rec.entities:  # whole entities, from first word's start to last word's end
+        assert covered(a, b, intervals) >= 0.95 * (b - a), (label, a, b, intervals)
+
+
+def test_speech_around_the_pii_mostly_passes(pii_recording):
+    rec, intervals, _, _ = pii_recording
+    clean = sum(b - a for a, b in rec.clean)
+    altered = sum(covered(a, b, intervals) for a, b in rec.clean)
+    assert altered / clean < 0.25, f"{altered:.2f} s of {clean:.2f} s of non-PII speech muted"
+    assert not [iv for iv in intervals if iv.kind == FAILCLOSED]
+
+
+def test_redacted_audio_is_bleeped_sample_accurately(pii_recording):
+    rec, intervals, redacted, _ = pii_recording
+    assert redacted.shape == (2, rec.audio.size)
+    iv = intervals[0]
+    inside = redacted[:, int(np.ceil(iv.start * RATE)) + 1:int(iv.end * RATE)]
+    assert np.allclose(inside[0], inside[1])
+    beep = 0.25 * np.sin(2 * np.pi * 1000 * (np.arange(inside.shape[1]) / RATE))
+    assert np.corrcoef(inside[0], beep)[0, 1] > 0.99 or np.abs(inside[0]).max() > 0.2
+    before = int((iv.start - 0.05) * RATE)
+    assert np.array_equal(redacted[0, :before], rec.audio[:before])
+
+
+def test_decisions_stay_within_the_latency_bound(pii_recording):
+    _, _, _, decisions = pii_recording
+    lags = [pushed - start for pushed, start, _ in decisions]
+    assert decisions and max(lags) <= 2.0 + 1e-6, max(lags)
+    assert all(b > a for _, a, b in decisions)
+
+
+def test_pii_free_speech_is_untouched(engine):
+    rec = synthesize(CLEAN_SENTENCES)
+    intervals, redacted = redact(engine, rec.audio[None, :])
+    assert intervals == [], intervals
+    assert np.array_equal(redacted[0], rec.audio)
+
+
+def test_other_sample_rate_stereo_and_clipped_speech(engine):
+    """44.1 kHz stereo, driven 8x into clipping: resampled and still bleeped."""
+    rec = synthesize(PII_SENTENCES[:1])
+    loud = np.clip(resample_poly(rec.audio, 147, 160) * 8, -1, 1).astype(np.float32)
+    intervals, _ = redact(engine, np.stack([loud, -loud]), rate=44100)
+    for a, b, _ in rec.pii_words:
+        assert covered(a, b, intervals) >= 0.9 * (b - a), (a, b, intervals)
+
+
+def test_long_silence_and_empty_chunks_are_decided_without_bleeps(engine):
+    r = streamer(engine)
+    for i in range(300):  # 30 s of silence with an empty chunk between every real one
+        r.push(i * 0.1, np.zeros((2, 4800), np.float32), RATE)
+        r.push(i * 0.1 + 0.1, np.zeros((2, 0), np.float32), RATE)
+    intervals, decided = r.flush()
+    assert intervals == [] and decided == pytest.approx(30.0)
+
+
+def test_nan_chunks_and_gaps_fail_closed(engine):
+    rec = synthesize(CLEAN_SENTENCES[:1])
+    r = streamer(engine)
+    chunk = 4800
+    for i in range(0, rec.audio.size, chunk):
+        piece = rec.audio[None, i:i + chunk].copy()
+        pts = i / RATE
+        if i == 10 * chunk:
+            piece[0, 100] = np.nan
+        if i == 20 * chunk:
+            continue  # a lost chunk: a gap in the caller's timeline
+        r.push(pts, piece, RATE)
+    intervals, decided = r.flush()
+    fc = merge_failclosed(intervals)
+    assert covered(1.0, 1.1, fc) == pytest.approx(0.1), fc
+    assert covered(2.0, 2.1, fc) == pytest.approx(0.1), fc
+    assert decided == pytest.approx(rec.audio.size / RATE)
+
+
+def merge_failclosed(intervals: list[MuteInterval]) -> list[MuteInterval]:
+    return [iv for iv in intervals if iv.kind == FAILCLOSED]
+
+
+def test_timeline_restart_fails_closed_the_undecided_span(engine):
+    r = streamer(engine)
+    for i in range(20):
+        r.push(100 + i * 0.1, np.zeros((1, 4800), np.float32), RATE)
+    _, decided = r.poll()
+    r.push(5.0, np.zeros((1, 4800), np.float32), RATE)  # the source restarted its clock
+    intervals, decided_after = r.poll()
+    assert intervals and intervals[-1].kind == FAILCLOSED and intervals[-1].end == pytest.approx(102.0)
+    assert intervals[-1].start == pytest.approx(decided)
+    assert decided_after == pytest.approx(5.0)
+
+
+class BrokenRecognizer(Recognizer):
+    """Mock: a decoder that fails on demand cannot be produced with the real model."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = True):
+        self.delay, self.fail = delay, fail
+
+    def transcribe(self, samples, t0):
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return []
+
+
+def test_recognition_errors_fail_closed(engine):
+    r = SpeechRedactor(recognizer=BrokenRecognizer(), detector=engine["detector"])
+    for i in range(30):
+        r.push(i * 0.1, np.full((1, 4800), 0.1, np.float32), RATE)
+    intervals, decided = r.poll()
+    assert decided > 2.0 and intervals[0].start == 0.0
+    assert covered(0.0, decided, intervals) == pytest.approx(decided)
+    assert {iv.kind for iv in intervals} == {FAILCLOSED}
+
+
+def test_live_decoder_later_than_latency_bound_fails_closed(engine):
+    """Background mode with a decoder slower than real time: poll mutes what is older than L."""
+    r = SpeechRedactor(recognizer=BrokenRecognizer(delay=5.0, fail=False), detector=engine["detector"],
+                       background=True, latency_s=1.0, step_s=0.25, window_s=4.0)
+    try:
+        start = time.perf_counter()
+        for i in range(40):  # 2 s of audio in real time
+            time.sleep(max(0.0, start + i * 0.05 - time.perf_counter()))
+            r.push(i * 0.05, np.full((1, 2400), 0.1, np.float32), RATE)
+        intervals, decided = r.poll()
+    finally:
+        r.close()
+        r.close()  # idempotent
+    assert decided == pytest.approx(1.0, abs=0.01)
+    assert covered(0.0, 1.0, intervals) == pytest.approx(1.0) and intervals[0].kind == FAILCLOSED
+
+
+def test_bad_input_is_refused_with_a_clear_message(engine):
+    r = streamer(engine)
+    with pytest.raises(MediaError, match="unsupported sample rate 0"):
+        r.push(0.0, np.zeros((1, 480), np.float32), 0)
+    with pytest.raises(MediaError, match=r"shaped \(channels, samples\)"):
+        r.push(0.0, np.zeros((1, 2, 480), np.float32), RATE)
+    with pytest.raises(MediaError, match="must be numbers"):
+        r.push(0.0, np.array([["a", "b"]]), RATE)
+    with pytest.raises(MediaError, match="pts must be a finite"):
+        r.push(float("nan"), np.zeros((1, 480), np.float32), RATE)
+    with pytest.raises(StateError, match="latency_s must be"):
+        streamer(engine, latency_s=0.1)
+    r.close()
+    with pytest.raises(StateError, match="closed"):
+        r.push(0.0, np.zeros((1, 480), np.float32), RATE)
+
+
+def test_push_and_poll_from_two_threads(engine):
+    """The live service pushes from the audio thread and polls from its event loop."""
+    r = streamer(engine, background=True)
+    got: list = []
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set():
+            got.extend(r.poll()[0])
+            time.sleep(0.01)
+
+    t = threading.Thread(target=poller)
+    t.start()
+    try:
+        for i in range(30):
+            r.push(i * 0.1, np.zeros((2, 4800), np.float32), RATE)
+    finally:
+        stop.set()
+        t.join()
+        r.close()
+    assert all(iv.end > iv.start for iv in got)
