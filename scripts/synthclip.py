@@ -12,6 +12,7 @@ on what "the face" or "the e-mail" is.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -63,7 +64,7 @@ def background(name: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def paste_face(frame: np.ndarray, face: Face, center: tuple[float, float], face_width: float,
-               context: float = 0.5, name: str = "face") -> Truth | None:
+               context: float = 0.5, name: str = "face", owner: np.ndarray | None = None) -> Truth | None:
     """Paste the face photo so its face is ``face_width`` px wide at ``center``; return its true box (clipped)."""
     fx0, fy0, fx1, fy1 = face.face
     scale = face_width / (fx1 - fx0)
@@ -82,6 +83,8 @@ def paste_face(frame: np.ndarray, face: Face, center: tuple[float, float], face_
     if x1 <= x0 or y1 <= y0:
         return None
     frame[y0:y1, x0:x1] = crop[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    if owner is not None:
+        owner[y0:y1, x0:x1] = zlib.crc32(name.encode())
     box = (ox + (fx0 - cx0) * scale, oy + (fy0 - cy0) * scale, ox + (fx1 - cx0) * scale, oy + (fy1 - cy0) * scale)
     clipped = (max(0, box[0]), max(0, box[1]), min(W, box[2]), min(H, box[3]))
     if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
@@ -142,17 +145,20 @@ def render_plate(frame: np.ndarray, center: tuple[float, float], text: str, heig
     return Truth("plate", (x0, y0, x0 + width, y0 + height), True, "plate")
 
 
-def _visible(truth: Truth | None, occluder) -> Truth | None:
-    """The face box minus an occluder that hides one of its sides (a hidden pixel is not sensitive)."""
+def _visible(truth: Truth | None, owner: np.ndarray) -> Truth | None:
+    """The part of a face box still showing that face after later pastes and occluders.
+
+    A hidden pixel is not sensitive; a face hidden for the most part is no face at all.
+    """
     if truth is None:
         return None
-    x0, y0, x1, y1 = truth.box
-    if occluder[1] <= y0 and occluder[3] >= y1:  # spans the face's height: trim the covered side
-        if occluder[0] <= x0 < occluder[2]:
-            x0 = occluder[2]
-        elif occluder[0] < x1 <= occluder[2]:
-            x1 = occluder[0]
-    return Truth(truth.kind, (x0, y0, x1, y1), truth.sensitive, truth.label) if x1 - x0 >= 2 else None
+    x0, y0, x1, y1 = (int(round(v)) for v in truth.box)
+    mine = owner[y0:y1, x0:x1] == (zlib.crc32(truth.label.encode()))
+    if mine.mean() < 0.5:
+        return None
+    rows, cols = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
+    box = (x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1)
+    return Truth(truth.kind, tuple(float(v) for v in box), truth.sensitive, truth.label)
 
 
 @dataclass
@@ -176,30 +182,33 @@ class Clip:
         W, H = self.width, self.height
         fc = faces()
         truths: list[Truth] = []
+        owner = np.zeros((H, W), np.int64)
         if i < self.cut:
             frame = background("coffee", (W, H)).copy()
             u = i / max(1, self.cut - 1)
             # Small faces, 24-44 px, drifting.
             for k in range(4):
                 truths.append(paste_face(frame, fc[k % 2], (W * (0.1 + 0.22 * k) + 30 * math.sin(t + k), H * 0.85),
-                                         24 + 6 * k, context=0.3, name=f"small{k}"))
+                                         24 + 6 * k, context=0.3, name=f"small{k}", owner=owner))
             # Grace Hopper: enters from beyond the right edge.
-            truths.append(paste_face(frame, fc[1], (W * (1.15 - 0.35 * u), H * 0.55), 110, name="grace"))
+            truths.append(paste_face(frame, fc[1], (W * (1.15 - 0.35 * u), H * 0.55), 110, name="grace", owner=owner))
             # Astronaut: crosses the frame while growing from 60 to 200 px; an occluder sweeps in from the left.
-            astro = paste_face(frame, fc[0], (W * (0.15 + 0.5 * u), H * 0.45), 60 + 140 * u, name="astronaut")
+            truths.append(paste_face(frame, fc[0], (W * (0.15 + 0.5 * u), H * 0.45), 60 + 140 * u, name="astronaut",
+                                     owner=owner))
             ox0, ox1 = int(W * 0.05 + W * 0.5 * u * 0.8), int(W * 0.05 + W * 0.5 * u * 0.8) + 50
             oy0, oy1 = int(H * 0.3), int(H * 0.5)
             frame[oy0:oy1, ox0:ox1] = (90, 90, 90)
-            truths.append(_visible(astro, (ox0, oy0, ox1, oy1)))
+            owner[oy0:oy1, ox0:ox1] = -1
         else:
             frame = background("rocket", (W, H)).copy()
             u = (i - self.cut) / max(1, self.frames - self.cut - 1)
-            truths.append(paste_face(frame, fc[1], (W * (0.75 - 0.2 * u), H * 0.35), 150 - 60 * u, name="grace2"))
-            truths.append(paste_face(frame, fc[0], (W * 0.6, H * 0.15 + 40 * u), 36, context=0.3, name="small4"))
+            truths.append(paste_face(frame, fc[1], (W * (0.75 - 0.2 * u), H * 0.35), 150 - 60 * u, name="grace2", owner=owner))
+            truths.append(paste_face(frame, fc[0], (W * 0.6, H * 0.15 + 40 * u), 36, context=0.3, name="small4", owner=owner))
             truths += render_text(frame, (40, int(H * 0.42)))
             truths.append(render_plate(frame, (W * 0.82 - 60 * u, H * 0.84), "AB12 CDE"))
             truths.append(render_plate(frame, (W * 0.55, H * 0.9), "KX 4821", height=28, color=(250, 210, 40)))
-        return frame, [tr for tr in truths if tr is not None]
+        faces_seen = [_visible(tr, owner) if tr is not None and tr.kind == "face" else tr for tr in truths]
+        return frame, [tr for tr in faces_seen if tr is not None]
 
     def __iter__(self):
         for i in range(self.frames):
