@@ -12,7 +12,7 @@ The watermark ``decided_until`` trails the newest audio by ``hold`` seconds
 (less than the latency bound L, leaving a step and some compute for the next
 decode); it never cuts a word in two while time allows.  Each time it moves,
 every entity that starts before the new watermark is issued as a mute interval
-from its first word's start to its last word's end, padded by ``pad_s`` and
+from its first word's start to its last word's end, padded (``pad_before_s``, ``pad_after_s``) and
 merged with a neighbour closer than ``merge_gap_s``.  An issued interval is
 final: it may reach past the watermark, it is never withdrawn or shortened.
 
@@ -45,6 +45,7 @@ PTS_JITTER_S = 0.02
 """Timestamps this close to the expected one are the same instant (OBS rounds audio pts)."""
 MAX_GAP_FILL_S = 10.0
 """A longer jump in the caller's clock (or one backwards) restarts the stream."""
+GAP_STRETCH_S = 0.4
 CONTEXT_S = 20.0
 """Committed words kept as context for the PII rules."""
 
@@ -57,8 +58,11 @@ class SpeechOptions:
     """How often the window is decoded (compute grows as this shrinks)."""
     window_s: float = 8.0
     """Audio per decode: context for Whisper; must exceed L."""
-    pad_s: float = 0.15
-    """Added before an entity's first word and after its last (Whisper's word times are ~0.1 s coarse)."""
+    pad_before_s: float = 0.25
+    """Added before an entity's first word: Whisper tends to start a word late, by up to ~0.2 s
+    for the first digit after "is" on our espeak corpus."""
+    pad_after_s: float = 0.15
+    """Added after its last word."""
     merge_gap_s: float = 0.3
     """Intervals closer than this become one."""
     compute_margin_s: float = 0.3
@@ -91,6 +95,19 @@ def _in(w: Word, zone: tuple[float, float]) -> bool:
     return w.end > zone[0] and w.start < zone[1]
 
 
+def _entity_span(words: list[Word], first: int, last: int, before: float, after: float) -> tuple[float, float]:
+    """Time span of words[first..last], padded, and stretched over the pauses that separate it from
+    its neighbours (at most GAP_STRETCH_S): Whisper's word edges fall late or early by a tenth of
+    a second or so, and muting a pause costs nothing a viewer can hear."""
+    a = words[first].start - before
+    b = words[last].end + after
+    if first > 0:
+        a = min(a, max(words[first - 1].end, words[first].start - GAP_STRETCH_S))
+    if last + 1 < len(words):
+        b = max(b, min(words[last + 1].start, words[last].end + GAP_STRETCH_S))
+    return a, b
+
+
 class SpeechRedactor:
     """Streaming spoken-PII redaction for one audio source.
 
@@ -106,13 +123,13 @@ class SpeechRedactor:
     """
 
     def __init__(self, *, latency_s: float = 2.0, step_s: float = 0.5, window_s: float = 8.0,
-                 pad_s: float = 0.15, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
+                 pad_before_s: float = 0.25, pad_after_s: float = 0.15, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
                  use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
                  background: bool = False, recognizer: Recognizer | None = None,
                  detector: SpokenPiiDetector | None = None):
         asr = AsrOptions(model=model, threads=threads, device=device,
                          hotwords=", ".join(t for t in custom_terms if not t.startswith("re:")))
-        self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_s=pad_s,
+        self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_before_s=pad_before_s, pad_after_s=pad_after_s,
                                      merge_gap_s=merge_gap_s, custom_terms=tuple(custom_terms), use_ner=use_ner,
                                      asr=asr).check()
         self._recognizer = recognizer or Recognizer(asr)
@@ -271,9 +288,8 @@ class SpeechRedactor:
                 self._issue_failclosed(self._decided, max(target, now), "detection error")
                 return
             for e in entities:
-                a = reading[e.first].start - o.pad_s
-                b = reading[e.last].end + o.pad_s
-                if a < target and b > self._decided - o.pad_s:
+                a, b = _entity_span(reading, e.first, e.last, o.pad_before_s, o.pad_after_s)
+                if a < target and b > self._decided - o.pad_after_s:
                     self._issue(MuteInterval(a, b, e.label))
         # What lies behind the watermark is final: it becomes the context later windows build on.
         self._committed = [w for w in older + [w for w in current if w.end <= target] if w.end > now - CONTEXT_S]
@@ -291,9 +307,9 @@ class SpeechRedactor:
         """Issue the part of ``iv`` not yet covered, never before the watermark."""
         if iv.start < self._decided:
             missed = min(iv.end, self._decided) - iv.start
-            if missed > self.options.pad_s + 1e-6 and not self._covered(iv.start, min(iv.end, self._decided)):
+            if missed > self.options.pad_before_s + 1e-6 and not self._covered(iv.start, min(iv.end, self._decided)):
                 log.warning("_issue() | entity found after its start was decided [kind:%s, late_s:%.2f]",
-                            iv.kind, missed - self.options.pad_s)
+                            iv.kind, missed - self.options.pad_before_s)
             iv = replace(iv, start=self._decided)
         last = self._issued[-1] if self._issued else None
         if last and iv.start - last.end < self.options.merge_gap_s and iv.start >= last.start:
