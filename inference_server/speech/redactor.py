@@ -56,8 +56,8 @@ class SpeechOptions:
     """L: every sample is decided at most this long after it was pushed."""
     step_s: float = 0.5
     """How often the window is decoded (compute grows as this shrinks)."""
-    window_s: float = 8.0
-    """Audio per decode: context for Whisper; must exceed L."""
+    window_s: float = 9.0
+    """Audio per decode: context for Whisper; must exceed L and fit the encoder input."""
     pad_before_s: float = 0.25
     """Added before an entity's first word: Whisper tends to start a word late, by up to ~0.2 s
     for the first digit after "is" on our espeak corpus."""
@@ -77,8 +77,8 @@ class SpeechOptions:
         return max(0.0, self.latency_s - self.step_s - self.compute_margin_s)
 
     def check(self) -> "SpeechOptions":
-        if not 0.5 <= self.latency_s <= 30:
-            raise StateError(f"latency_s must be 0.5..30 seconds (got {self.latency_s})")
+        if not 0.3 <= self.latency_s <= 8:
+            raise StateError(f"latency_s must be 0.3..8 seconds (got {self.latency_s})")
         if not 0.1 <= self.step_s < self.latency_s:
             raise StateError(f"step_s must be at least 0.1 s and below latency_s={self.latency_s} (got {self.step_s})")
         if not self.latency_s < self.window_s <= self.asr.encoder_s:
@@ -122,11 +122,13 @@ class SpeechRedactor:
     whatever is older than L and still undecided.
     """
 
-    def __init__(self, *, latency_s: float = 2.0, step_s: float = 0.5, window_s: float = 8.0,
+    def __init__(self, *, latency_s: float = 2.0, step_s: float | None = None, window_s: float = 9.0,
                  pad_before_s: float = 0.25, pad_after_s: float = 0.15, merge_gap_s: float = 0.3, custom_terms: Sequence[str] = (),
                  use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
                  background: bool = False, recognizer: Recognizer | None = None,
                  detector: SpokenPiiDetector | None = None):
+        if step_s is None:  # a short L needs frequent decodes; 0.5 s is the CPU-friendly default
+            step_s = min(0.5, max(0.1, latency_s / 3))
         asr = AsrOptions(model=model, threads=threads, device=device,
                          hotwords=", ".join(t for t in custom_terms if not t.startswith("re:")))
         self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_before_s=pad_before_s, pad_after_s=pad_after_s,
@@ -147,6 +149,7 @@ class SpeechRedactor:
 
     # ---- input ---------------------------------------------------------------------------------
     def _reset_stream(self, t0: float | None) -> None:
+        self._generation = getattr(self, "_generation", 0) + 1  # a decode of an older stream is dropped
         self._rs: StreamResampler | None = None
         self._ring = np.zeros(0, np.float32)
         self._ring_t0 = t0  # caller time of _ring[0]; None until the first chunk
@@ -204,8 +207,14 @@ class SpeechRedactor:
             self._rs = StreamResampler(rate)
 
     def _append(self, samples: np.ndarray) -> None:
-        if samples.size:
-            self._ring = np.concatenate([self._ring, samples])
+        if not samples.size:
+            return
+        self._ring = np.concatenate([self._ring, samples])
+        # Only the newest window is ever decoded; a stuck decoder must not grow the ring forever.
+        excess = self._ring.size - int((self.options.window_s + 1.0) * TARGET_RATE)
+        if excess > 0:
+            self._ring = self._ring[excess:]
+            self._ring_t0 += excess / TARGET_RATE
 
     def _ring_end(self) -> float:
         return self._ring_t0 + self._ring.size / TARGET_RATE
@@ -238,21 +247,19 @@ class SpeechRedactor:
             start = max(self._ring_t0, now - o.window_s)
             window = self._ring[int(round((start - self._ring_t0) * TARGET_RATE)):]
             self._last_step = now
+            generation = self._generation
         try:
             words = self._recognizer.transcribe(window, start)
         except Exception as exc:  # any engine failure: mute, say so, keep going
             log.error("_step() | recognition failed, failing closed [error:%s]", exc)
             with self._lock:
-                self._issue_failclosed(self._decided, now, "recognition error")
+                if generation == self._generation:
+                    self._issue_failclosed(self._decided, now, "recognition error")
             return
         with self._lock:
-            if self._ring_t0 is None or now > self._ring_end() + 1e-9 or self._decided is None:
+            if generation != self._generation:
                 return  # the stream restarted while decoding
             self._decide(words, now, start, final)
-            keep_from = max(0, int((now - o.window_s - 1.0 - self._ring_t0) * TARGET_RATE))
-            if keep_from > 0:
-                self._ring = self._ring[keep_from:]
-                self._ring_t0 += keep_from / TARGET_RATE
 
     def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
         o = self.options
@@ -274,9 +281,9 @@ class SpeechRedactor:
         # decided now, both readings are checked and either one's PII is muted.
         readings = [older + current]
         zone = (self._decided - 1.0, target)
-        if [_key(w) for w in current if _in(w, zone)] != [_key(w) for w in self._hypothesis if _in(w, zone)]:
-            readings.append([w for w in self._committed if w.end <= (self._hypothesis or current or [None])[0].start]
-                            + self._hypothesis if self._hypothesis else [])
+        previous = self._hypothesis
+        if previous and [_key(w) for w in current if _in(w, zone)] != [_key(w) for w in previous if _in(w, zone)]:
+            readings.append([w for w in self._committed if w.end <= previous[0].start] + previous)
         for reading in readings:
             if not reading:
                 continue
