@@ -144,7 +144,7 @@ def test_word_gaps_place_spaces_and_edges_from_ink():
     ink = np.zeros(100, bool)
     for x0, x1 in ((2, 10), (14, 22), (42, 50), (54, 62)):
         ink[x0:x1] = True
-    text, edges, inserted = lay_out(list("abcd"), np.array([6.0, 18.0, 46.0, 58.0]), ink, 100)
+    text, edges, inserted = lay_out(list("abcd"), np.array([6.0, 18.0, 46.0, 58.0]), (ink, ink), 100)
     assert text == "ab cd" and inserted == (2,)
     assert edges.tolist() == [0.0, 12.0, 22.0, 42.0, 52.0, 100.0]
 
@@ -169,6 +169,8 @@ def test_readings_map_back_to_the_line():
     line = TextLine(quad=np.zeros((4, 2), np.float32), box_score=1.0, text="Ilive at 4l Elm", inserted_spaces=(5,))
     assert readings(line) == [("Ilive at 4l Elm", None), ("Iliveat 4l Elm", [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
                               ("Ilive at 41 Elm", None)]
+    line = TextLine(quad=np.zeros((4, 2), np.float32), box_score=1.0, text="mail jo @x.io")
+    assert readings(line) == [("mail jo @x.io", None), ("mail jo@x.io", [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12])]
 
 
 @pytest.mark.parametrize("text, plate", [

@@ -4,8 +4,9 @@ OCR errors that hide PII are predictable, so a line is classified in up to
 three readings and every PII span found in any of them is covered:
 
 * as read, with the spaces put back from ink gaps (``word_gaps``);
-* without those spaces: a space wrongly put inside an e-mail (wide gaps in a
-  monospace font) must not hide the e-mail;
+* without those spaces, and without any space next to an "@": a space wrongly
+  put inside an e-mail (wide gaps in a monospace font, or the recogniser's
+  own "jane.doe @example.com") must not hide the e-mail;
 * with look-alike letters turned into digits inside number-like tokens: at
   some sizes the recogniser reads the DejaVu "1" as "l", so "4111 1111" comes
   out "4111 1lll" and neither the Luhn check nor a phone pattern can match.
@@ -42,12 +43,14 @@ def digit_reading(text: str) -> str:
 def readings(line: TextLine) -> list[tuple[str, list[int] | None]]:
     """(text, index map) per distinct reading; the map gives, for each character of the
     reading, its index in ``line.text`` (None: the same indices)."""
-    out: list[tuple[str, list[int] | None]] = [(line.text, None)]
-    if line.inserted_spaces:
-        inserted = set(line.inserted_spaces)
-        kept = [i for i in range(len(line.text)) if i not in inserted]
-        out.append(("".join(line.text[i] for i in kept), kept))
-    digits = digit_reading(line.text)
-    if digits != line.text:
+    text = line.text
+    out: list[tuple[str, list[int] | None]] = [(text, None)]
+    doubtful = set(line.inserted_spaces) | {
+        i for i, c in enumerate(text) if c == " " and "@" in text[max(i - 1, 0):i] + text[i + 1:i + 2]}
+    if doubtful:
+        kept = [i for i in range(len(text)) if i not in doubtful]
+        out.append(("".join(text[i] for i in kept), kept))
+    digits = digit_reading(text)
+    if digits != text:
         out.append((digits, None))
     return out

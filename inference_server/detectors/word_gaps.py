@@ -24,11 +24,14 @@ MAX_WORD_GAP = 20.0
 WORD_GAP_SHARE = 0.55
 
 
-def ink_columns(crop: np.ndarray) -> np.ndarray:
-    """Per crop column: whether it holds ink (the minority tone of an Otsu split).
+def ink_columns(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per crop column: whether it holds ink (the minority tone of an Otsu split), in the
+    middle band (top and bottom 15 % left out) and in nearly the full height.
 
-    The top and bottom 15 % are left out: the detector's margin there can catch
-    the edge of a panel or of the next line.
+    Gaps are found in the middle band: the detector's margin can catch the edge
+    of a panel or of the next line, which would fill every gap.  The full band
+    then narrows a gap to the descenders and hooks that reach into it (the tail
+    of a serif "J" runs under the space before it).
     """
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     _, split = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -36,7 +39,9 @@ def ink_columns(crop: np.ndarray) -> np.ndarray:
     if ink.mean() > 0.5:
         ink = ~ink
     rows = ink.shape[0]
-    return ink[int(rows * 0.15):int(rows * 0.85)].any(axis=0)
+    middle = ink[int(rows * 0.15):int(rows * 0.85)].any(axis=0)
+    full = ink[int(rows * 0.03):rows - int(rows * 0.03)].any(axis=0)
+    return middle, full
 
 
 def widest_blank(ink: np.ndarray, left: float, right: float) -> tuple[float, float] | None:
@@ -54,10 +59,20 @@ def widest_blank(ink: np.ndarray, left: float, right: float) -> tuple[float, flo
     return float(lo + starts[k]), float(lo + ends[k])
 
 
-def lay_out(chars: list[str], centres: np.ndarray, ink: np.ndarray, width: float):
+def _gap(ink: tuple[np.ndarray, np.ndarray], left: float, right: float) -> tuple[float, float] | None:
+    """The blank run between two characters, narrowed to what is blank over the full height."""
+    middle, full = ink
+    gap = widest_blank(middle, left, right)
+    if gap is None:
+        return None
+    return widest_blank(full, gap[0] - 1, gap[1] + 1) or gap
+
+
+def lay_out(chars: list[str], centres: np.ndarray, ink: tuple[np.ndarray, np.ndarray], width: float):
     """Text with restored spaces, its character edges and the indices of the inserted spaces.
 
-    ``chars``/``centres``: the recogniser's characters and their crop x.  Returns
+    ``chars``/``centres``: the recogniser's characters and their crop x; ``ink``:
+    the two column profiles of ``ink_columns``.  Returns
     (text, edges, inserted) with len(edges) == len(text) + 1: character i lies
     between edges i and i+1; a space spans its blank run.
     """
@@ -69,7 +84,7 @@ def lay_out(chars: list[str], centres: np.ndarray, ink: np.ndarray, width: float
             before = sum(1 for ch in chars[:i] if ch != " ")
             if 0 < before < len(glyphs):
                 read_space.add(before)
-    gaps = [widest_blank(ink, glyphs[k - 1][1], glyphs[k][1]) for k in range(1, len(glyphs))]
+    gaps = [_gap(ink, glyphs[k - 1][1], glyphs[k][1]) for k in range(1, len(glyphs))]
     widths = [g[1] - g[0] for g in gaps if g is not None]
     threshold = min(MAX_WORD_GAP, max(MIN_WORD_GAP, WORD_GAP_SHARE * max(widths, default=0.0)))
     text, edges, inserted = [], [0.0], []
