@@ -1,17 +1,22 @@
 """SFU fan-out benchmark: one 720p H.264 stream at 2.5 Mbit/s to N viewers, N growing.
 
 Prints, per step: RTP packets/s leaving the SFU, Mbit/s, mediasoup worker CPU (all
-workers together, % of one core), CPU per viewer, and loss.
+workers together, % of one core), CPU per viewer, loss, routers used, and the
+packets/s the SFU receives from the publisher (a drop there means the machine
+starves the publisher or the worker's receive path, not the fan-out).
 
 How it drives N viewers on a 2-core machine: a viewer is an SRTP PlainTransport
 consuming audio + video through the SFU's admin `rtp-out` API, placed and spread
 over workers by the same code as browser viewers (a router per
 `--router-max-consumers`, pipeToRouter between them). The SFU encrypts and sends
 every packet to every viewer exactly as for a browser; only ICE/DTLS and the
-receiver's congestion feedback are absent. All viewers send to one UDP sink in a
-separate process, which counts packets and sequence gaps per SSRC without
-decrypting (RTP headers are clear in SRTP). The publisher is aiortc sending x264
-packets over WHIP. Everything runs in a network namespace (root needed).
+receiver's congestion feedback are absent. Python cannot read ~100k packets/s on
+a shared 2-core machine, so every tenth viewer sends to a UDP sink process that
+counts packets and sequence gaps per SSRC without decrypting (RTP headers are
+clear in SRTP), which gives the loss; the others send to a socket nobody reads,
+where the kernel drops them. Packets/s out is the namespace's kernel UDP count
+(delivered + dropped for a full buffer), i.e. everything the SFU sent. The publisher is aiortc sending x264
+packets over WHIP (`whip_client.py`, in its own process). Everything runs in a network namespace (root needed).
 
     sudo .venv/bin/python scripts/bench_sfu.py --viewers 50,100,200,300 --seconds 10
 """
@@ -21,18 +26,21 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import whip_client  # noqa: E402
 from sfu_netns import Netns, SfuProcess  # noqa: E402
 
 SINK_PORT = 5004
+BLACKHOLE_PORT = 5006
+SAMPLE_EVERY = 10
 SO_RCVBUFFORCE = 33
 
 
@@ -43,7 +51,10 @@ def sink(ip: str, conn, stop) -> None:
     # hiccups from being counted as SFU loss.
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 * 1024 * 1024)
     sock.bind((ip, SINK_PORT))
-    sock.settimeout(0.05)
+    blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never read
+    blackhole.bind((ip, BLACKHOLE_PORT))
+    # A kernel receive timeout instead of settimeout(): one syscall per packet, not two.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50_000))
     seqs: dict[int, list[int]] = {}  # ssrc -> [first extended seq, last extended seq]
     packets = nbytes = 0
     buf = bytearray(2048)
@@ -56,10 +67,13 @@ def sink(ip: str, conn, stop) -> None:
             seqs, packets, nbytes = {}, 0, 0
         try:
             n = sock.recv_into(buf)
-        except socket.timeout:
+        except BlockingIOError:
             continue
-        if n < 12 or (buf[1] & 0x7F) >= 72 and (buf[1] & 0x7F) <= 76:
-            continue  # RTCP (muxed), not media
+        payload_type = buf[1] & 0x7F
+        # Skip muxed RTCP (200-206 appear as 72-78 here), and mediasoup's bandwidth
+        # probation packets (PT 127, one SSRC shared by every transport).
+        if n < 12 or 72 <= payload_type <= 78 or payload_type == 127:
+            continue
         seq, ssrc = struct.unpack_from("!H4xI", buf, 2)
         packets += 1
         nbytes += n
@@ -73,8 +87,20 @@ def sink(ip: str, conn, stop) -> None:
             state[1] = last + delta
 
 
-def worker_cpu_ms(sfu: SfuProcess) -> float:
-    return sum(w["cpuUserMs"] + w["cpuSystemMs"] for w in sfu.stats()["workers"])
+def udp_datagrams_in() -> int:
+    """Datagrams that reached a UDP socket in this thread's namespace, queued or dropped for a full buffer."""
+    with open("/proc/thread-self/net/snmp") as snmp:
+        header, values = [line.split() for line in snmp if line.startswith("Udp:")][:2]
+    fields = dict(zip(header[1:], map(int, values[1:])))
+    return fields["InDatagrams"] + fields["RcvbufErrors"]
+
+
+def sfu_counters(sfu: SfuProcess) -> tuple[float, int]:
+    """(CPU ms of all mediasoup workers, RTP packets received from the publisher)."""
+    stats = sfu.stats()
+    publisher = stats["rooms"][0]["publisher"] if stats["rooms"] else None
+    return (sum(w["cpuUserMs"] + w["cpuSystemMs"] for w in stats["workers"]),
+            publisher["packetsReceived"] if publisher else 0)
 
 
 def admin(sfu: SfuProcess) -> dict[str, str]:
@@ -96,7 +122,7 @@ def main() -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     env = {"SFU_ROUTER_MAX_CONSUMERS": str(args.router_max_consumers), "SFU_RATE_LIMIT_PER_MINUTE": "100000",
-           "SFU_RTC_MAX_PORT": "49999", "SFU_LOG_LEVEL": "warn"}
+           "SFU_RTC_MAX_PORT": "49999"}
     if args.workers:
         env["SFU_WORKERS"] = str(args.workers)
     with Netns("ps-sfu-bench", "198.18.6.1/24") as ns, ns.entered():
@@ -106,44 +132,61 @@ def main() -> int:
         sink_proc = mp.Process(target=sink, args=(ns.ip, there, stop), daemon=True)
         sink_proc.start()
         assert here.recv() == "ready"
-        publisher = whip_client.BackgroundPublisher()
+        # The publisher (x264 + aiortc) gets a process of its own: in this one it would
+        # share the GIL with the measurement.
+        publisher = subprocess.Popen([sys.executable, str(Path(__file__).with_name("whip_client.py")),
+                                      f"{sfu.base_url}/whip/bench", f"--token={sfu.publish_token}",
+                                      "--seconds", "86400", "--size", args.size, "--bitrate", str(args.bitrate), "--loop"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            publisher.publish(f"{sfu.base_url}/whip/bench", sfu.publish_token,
-                              lambda: whip_client.X264PacketTrack(whip_client.moving_pattern(width, height), width,
-                                                                  height, fps=30, bitrate=args.bitrate),
-                              whip_client.ToneAudioTrack)
+            output = []
+            for line in publisher.stdout:
+                output.append(line)
+                if line.startswith("publishing"):
+                    break
+            else:
+                raise RuntimeError("publisher failed:\n" + "".join(output))
             time.sleep(2.0)
             print(f"publisher: {width}x{height} H.264 High at {args.bitrate / 1e6:.1f} Mbit/s + Opus; "
-                  f"workers: {len(sfu.stats()['workers'])}; window {args.seconds:.0f} s per step", flush=True)
+                  f"workers: {len(sfu.stats()['workers'])}; window {args.seconds:.0f} s per step; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
             print(f"{'viewers':>7} {'pkts/s out':>10} {'Mbit/s':>7} {'worker CPU':>10} "
-                  f"{'CPU/viewer':>10} {'loss':>7} {'routers':>7}", flush=True)
+                  f"{'CPU/viewer':>10} {'loss':>7} {'routers':>7} {'pkts/s in':>9}", flush=True)
             current = 0
             for target in steps:
                 while current < target:
+                    port = SINK_PORT if current % SAMPLE_EVERY == 0 else BLACKHOLE_PORT
                     status, _, body = sfu.request("POST", "/api/rooms/bench/rtp-out",
-                                                  json.dumps({"ip": ns.ip, "port": SINK_PORT}).encode(), admin(sfu))
+                                                  json.dumps({"ip": ns.ip, "port": port}).encode(), admin(sfu))
                     if status != 201:
                         raise RuntimeError(f"rtp-out answered {status}: {body!r}")
                     current += 1
                 time.sleep(2.0)  # let keyframes and new routers settle
                 here.send("reset")
                 here.recv()
-                cpu0, t0 = worker_cpu_ms(sfu), time.monotonic()
+                (cpu0, in0), udp0, t0 = sfu_counters(sfu), udp_datagrams_in(), time.monotonic()
                 time.sleep(args.seconds)
                 here.send("read")
                 counts = here.recv()
-                cpu1, t1 = worker_cpu_ms(sfu), time.monotonic()
+                (cpu1, in1), udp1, t1 = sfu_counters(sfu), udp_datagrams_in(), time.monotonic()
                 elapsed = t1 - t0
                 cpu_pct = (cpu1 - cpu0) / (elapsed * 1000) * 100
                 loss = 1 - counts["packets"] / counts["expected"] if counts["expected"] else float("nan")
                 routers = len(sfu.stats()["rooms"][0]["routers"])
-                print(f"{target:>7} {counts['packets'] / elapsed:>10.0f} {counts['bytes'] * 8 / elapsed / 1e6:>7.1f} "
-                      f"{cpu_pct:>9.0f}% {cpu_pct / target:>9.2f}% {loss * 100:>6.2f}% {routers:>7}", flush=True)
+                sampled = (target + SAMPLE_EVERY - 1) // SAMPLE_EVERY
+                mbits = counts["bytes"] * 8 / elapsed / 1e6 * target / sampled
+                print(f"{target:>7} {(udp1 - udp0) / elapsed:>10.0f} {mbits:>7.0f} "
+                      f"{cpu_pct:>9.0f}% {cpu_pct / target:>9.2f}% {loss * 100:>6.2f}% {routers:>7} {(in1 - in0) / elapsed:>9.0f}", flush=True)
         finally:
-            publisher.shutdown()
+            if publisher.poll() is not None:
+                print(f"publisher exited early ({publisher.returncode}):\n{publisher.stdout.read()}")
+            publisher.terminate()
+            publisher.wait(10)
             stop.set()
             sink_proc.join(5)
             sfu.stop()
+            for line in sfu.log_matches(r" (ERROR|WARN) "):
+                print(line)
     return 0
 
 

@@ -298,7 +298,10 @@ class X264PacketTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(self, frames: Callable[[int], np.ndarray], width: int = 1280, height: int = 720,
-                 fps: int = 30, bitrate: int = 2_500_000, profile: str = "high"):
+                 fps: int = 30, bitrate: int = 2_500_000, profile: str = "high", loop_frames: int = 0):
+        """`loop_frames` > 0: encode that many frames up front (a multiple of `fps`, so
+        the loop starts on a keyframe) and replay them, so that a benchmark's
+        publisher costs almost no CPU."""
         super().__init__()
         self._frames = frames
         self._fps = fps
@@ -315,16 +318,32 @@ class X264PacketTrack(MediaStreamTrack):
         self._codec.options = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0",
                                "g": str(fps), "keyint_min": str(fps),
                                "maxrate": str(bitrate), "bufsize": str(bitrate // 2)}
+        self._loop: list[av.Packet] = []
+        for index in range(loop_frames):
+            self._loop.extend(self._encode(index))
+        self._sent = 0
+
+    def _encode(self, index: int) -> list[av.Packet]:
+        frame = av.VideoFrame.from_ndarray(self._frames(index), format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        frame.time_base = fractions.Fraction(1, self._fps)
+        return list(self._codec.encode(frame))
 
     async def recv(self) -> av.Packet:
+        if self._loop:
+            # One packet per frame (no B-frames, zerolatency): pace by packet count.
+            self._start = self._start or time.monotonic()
+            await asyncio.sleep(max(0.0, self._start + self._sent / self._fps - time.monotonic()))
+            packet = self._loop[self._sent % len(self._loop)]
+            packet.pts = self._sent
+            packet.time_base = fractions.Fraction(1, self._fps)
+            self._sent += 1
+            return packet
         while not self._pending:
             self._start = self._start or time.monotonic()
             await asyncio.sleep(max(0.0, self._start + self._index / self._fps - time.monotonic()))
-            frame = av.VideoFrame.from_ndarray(self._frames(self._index), format="rgb24").reformat(format="yuv420p")
-            frame.pts = self._index
-            frame.time_base = fractions.Fraction(1, self._fps)
+            self._pending.extend(self._encode(self._index))
             self._index += 1
-            self._pending.extend(self._codec.encode(frame))
         packet = self._pending.pop(0)
         packet.time_base = fractions.Fraction(1, self._fps)
         return packet
@@ -364,17 +383,20 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720", metavar="WxH", help="video size (default 1280x720)")
     parser.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     parser.add_argument("--bitrate", type=int, default=2_500_000, help="video bits per second (default 2500000)")
+    parser.add_argument("--loop", action="store_true",
+                        help="encode 4 s once and replay it (near-zero publisher CPU, for benchmarks)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     async def run() -> None:
-        video = X264PacketTrack(moving_pattern(width, height), width, height, args.fps, args.bitrate)
+        video = X264PacketTrack(moving_pattern(width, height), width, height, args.fps, args.bitrate,
+                                loop_frames=4 * args.fps if args.loop else 0)
         publisher = await publish(args.url, args.token, video, ToneAudioTrack())
         print(f"publishing to {publisher.resource_url} for {args.seconds:.0f} s", flush=True)
         await asyncio.sleep(args.seconds)
         await publisher.close()
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         asyncio.run(run())
     except WhipError as error:

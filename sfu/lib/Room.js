@@ -56,9 +56,15 @@ class Room extends EventEmitter
 
 	// `payloadTypes` set: a router for WHEP players only (see lib/Whep.js), whose
 	// codecs carry the payload types one kind of player offered.
+	//
+	// One router per worker and room: a piped producer keeps its producer's id, and
+	// ids are unique within a worker. Returns null when every worker has one.
 	async _addRouter({ mediaCodecs = ROUTER_MEDIA_CODECS, payloadTypes = null } = {})
 	{
 		const used = new Set(this._routers.map((entry) => entry.worker));
+
+		if (used.size >= this._workerPool.workers.length)
+			return null;
 		const worker = this._workerPool.leastLoaded(used);
 		const router = await worker.createRouter({ mediaCodecs });
 		const entry = { router, worker, payloadTypes };
@@ -128,7 +134,13 @@ class Room extends EventEmitter
 		const roomy = this._routers.find((entry) => !entry.payloadTypes &&
 			(this._viewersOn(entry.router) + 1) * consumersPerViewer <= this._config.routerMaxConsumers);
 
-		return roomy || this._addRouter();
+		if (roomy)
+			return roomy;
+
+		// Past the threshold everywhere and no worker left: the emptiest router.
+		return await this._addRouter() || this._routers
+			.filter((entry) => !entry.payloadTypes)
+			.reduce((best, entry) => (this._viewersOn(entry.router) < this._viewersOn(best.router) ? entry : best));
 	}
 
 	// The router for WHEP players whose offer used these payload types, shared by
@@ -137,8 +149,18 @@ class Room extends EventEmitter
 	{
 		const key = JSON.stringify(mediaCodecs);
 
-		return this._routers.find((entry) => entry.payloadTypes === key) ||
-			this._addRouter({ mediaCodecs, payloadTypes: key });
+		const existing = this._routers.find((entry) => entry.payloadTypes === key);
+
+		if (existing)
+			return existing;
+
+		return this._addRouter({ mediaCodecs, payloadTypes: key }).then((entry) =>
+		{
+			if (!entry)
+				throw new HttpError(503, `room '${this.id}' has no worker left for another kind of WHEP player; use the room page`);
+
+			return entry;
+		});
 	}
 
 	async addViewer({ kind, mediaCodecs = null })
