@@ -345,7 +345,7 @@ async function main()
 			logger.info('main() | SFU_PUBLISH_TOKEN was not set, generated one [token:%s]', config.publishToken);
 		// Tests and the demo wait for this exact line.
 		logger.info('main() | listening [http:http://%s:%s, announcedIp:%s, workers:%s, mode:%s]',
-			config.listenIp, port, config.announcedIp, workerPool.workers.length,
+			config.listenIp, port, config.announcedIp || config.listenIp, workerPool.workers.length,
 			config.originUrl ? `edge of ${config.originUrl}` : 'origin');
 	});
 
