@@ -8,6 +8,7 @@ WebRTC gathers no candidates on loopback alone.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -94,6 +95,26 @@ def test_whip_http_errors(sfu):
     assert sfu.request("GET", "/nothing/here")[0] == 404
     # Nothing was created by any of these.
     assert sfu.stats()["totals"] == {"routers": 0, "transports": 0, "producers": 0, "consumers": 0}
+
+
+def test_view_tokens_and_rate_limit(sfu):
+    """Room links need the room's view token when SFU_VIEW_TOKEN is set; floods get 429."""
+    guarded = SfuProcess.start(sfu.base_url.split("//")[1].split(":")[0], port=8081, env={
+        "SFU_VIEW_TOKEN": "view-secret", "SFU_RATE_LIMIT_PER_MINUTE": "8",
+        "SFU_RTC_MIN_PORT": "41000", "SFU_RTC_MAX_PORT": "41999"})
+    try:
+        admin = {"Authorization": f"Bearer {guarded.admin_token}"}
+        status, _, body = guarded.request("GET", "/api/rooms/private/link", headers=admin)
+        link = json.loads(body)["path"]
+        assert status == 200 and link.startswith("/room/private?token=")
+        assert guarded.request("GET", "/room/private")[0] == 401
+        assert guarded.request("GET", "/room/private?token=wrong")[0] == 403
+        assert guarded.request("GET", link.replace("/private?", "/other?"))[0] == 403  # per room
+        assert guarded.request("GET", link)[0] == 200
+        statuses = [guarded.request("GET", "/healthz") for _ in range(6)]
+        assert statuses[-1][0] == 429 and int(statuses[-1][1]["Retry-After"]) > 0
+    finally:
+        guarded.stop()
 
 
 def test_viewers_decode_obs_shaped_h264_high_and_opus(sfu, viewers, publisher):
