@@ -86,6 +86,9 @@ class ObsSession:
             "General": general,
             "Basic": {"Profile": PROFILE, "ProfileDir": PROFILE, "SceneCollection": COLLECTION,
                       "SceneCollectionFile": COLLECTION},
+            # No preview: it doubles the llvmpipe render work, and on exit under load OBS 29 once
+            # crashed in Qt's event loop (QWidget::event) with it on.
+            "BasicWindow": {"PreviewEnabled": "false"},
             "OBSWebSocket": {"FirstLoad": "false", "ServerEnabled": "true", "ServerPort": self.port,
                              "AlertsEnabled": "false", "AuthRequired": "true", "ServerPassword": self.password},
         }))
