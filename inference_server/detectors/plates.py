@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .ocr import TextLine
+from .rows import group_rows
 
 MIN_ASPECT, MAX_ASPECT = 1.8, 8.0
 MIN_HEIGHT_PX = 8
@@ -35,7 +36,6 @@ MIN_TONE_DIFFERENCE = 35
 MIN_STROKE_CHANGES = 8
 # Plate box around its text: plates have a margin and a border around the characters.
 PAD_X, PAD_Y = 0.8, 0.5  # times the text height
-MAX_GROUP_GAP = 1.5  # times the text height: widest gap between the character groups of one plate
 
 _SEPARATORS = re.compile(r"[\s\-·•]+")
 _PLATE_CHARS = re.compile(r"^[A-Z0-9\s\-·•]+$")
@@ -106,18 +106,6 @@ def plate_box(line: TextLine) -> tuple[float, float, float, float]:
     return x0 - PAD_X * h, y0 - PAD_Y * h, x1 + PAD_X * h, y1 + PAD_Y * h
 
 
-def _same_row(left: TextLine, right: TextLine) -> bool:
-    """Whether ``right`` continues ``left`` on a plate: same height and centre line, a small gap."""
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = left.bounds(), right.bounds()
-    ha, hb = ay1 - ay0, by1 - by0
-    h = max(ha, hb)
-    if h <= 0 or min(ha, hb) < 0.7 * h:
-        return False
-    if abs((ay0 + ay1) / 2 - (by0 + by1) / 2) > 0.35 * h:
-        return False
-    return -0.6 * h <= bx0 - ax1 <= MAX_GROUP_GAP * h  # unclipped boxes of close groups overlap
-
-
 def _joined(group: list[TextLine]) -> TextLine:
     """One line standing for a row of text groups (axis-aligned union, texts joined by spaces)."""
     x0 = min(ln.bounds()[0] for ln in group)
@@ -129,23 +117,8 @@ def _joined(group: list[TextLine]) -> TextLine:
                     text=" ".join(ln.text for ln in group), confidence=min(ln.confidence for ln in group))
 
 
-def _rows(lines: list[TextLine]) -> list[list[int]]:
-    """Runs of 2-3 lines, left to right, that may be the character groups of one plate.
-
-    The text detector splits a plate at a wide gap ("AB12  CDE" comes out as
-    "AB12" and "CDE"); only lines of plate characters (or unreadable ones) join.
-    """
-    candidates = [i for i, ln in enumerate(lines)
-                  if _PLATE_CHARS.match(ln.text.strip() or "?") or ln.confidence < CONFIDENT_READ]
-    candidates.sort(key=lambda i: lines[i].bounds()[0])
-    rows: list[list[int]] = []
-    for i in candidates:
-        row = next((r for r in rows if len(r) < 3 and _same_row(lines[r[-1]], lines[i])), None)
-        if row is None:
-            rows.append([i])
-        else:
-            row.append(i)
-    return [r for r in rows if len(r) > 1]
+def _may_be_plate_part(line: TextLine) -> bool:
+    return bool(_PLATE_CHARS.match(line.text.strip() or "?")) or line.confidence < CONFIDENT_READ
 
 
 def find_plates(lines: list[TextLine], gray: np.ndarray) -> tuple[list[tuple[tuple[float, float, float, float], float]], list[TextLine]]:
@@ -155,7 +128,9 @@ def find_plates(lines: list[TextLine], gray: np.ndarray) -> tuple[list[tuple[tup
     not taken by a row is judged alone.
     """
     plates, taken = [], set()
-    for row in _rows(lines):
+    # Lines of plate characters (or unreadable ones) on one row may be the split groups of one plate.
+    groups = [r for r in group_rows(lines, accept=_may_be_plate_part, max_len=3) if len(r) > 1]
+    for row in groups:
         joined = _joined([lines[i] for i in row])
         if is_plate(joined, gray):
             plates.append((plate_box(joined), joined.box_score))

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import re
 
-from .ocr import TextLine
-
 # Letters the recogniser confuses with digits, as the digit.
 LOOKALIKE_DIGITS = str.maketrans({"l": "1", "I": "1", "|": "1", "O": "0", "o": "0", "S": "5", "B": "8", "Z": "2"})
 _LOOKALIKES = frozenset("lI|OoSBZ")
@@ -40,12 +38,12 @@ def digit_reading(text: str) -> str:
     return _TOKEN.sub(fix, text)
 
 
-def readings(line: TextLine) -> list[tuple[str, list[int] | None]]:
-    """(text, index map) per distinct reading; the map gives, for each character of the
-    reading, its index in ``line.text`` (None: the same indices)."""
-    text = line.text
+def readings(text: str, inserted_spaces=()) -> list[tuple[str, list[int] | None]]:
+    """(reading, index map) per distinct reading of ``text``; the map gives, for each character
+    of the reading, its index in ``text`` (None: the same indices).  ``inserted_spaces``:
+    indices of the spaces put back from ink gaps."""
     out: list[tuple[str, list[int] | None]] = [(text, None)]
-    doubtful = set(line.inserted_spaces) | {
+    doubtful = set(inserted_spaces) | {
         i for i, c in enumerate(text) if c == " " and "@" in text[max(i - 1, 0):i] + text[i + 1:i + 2]}
     if doubtful:
         kept = [i for i in range(len(text)) if i not in doubtful]

@@ -22,6 +22,7 @@ from .frame_input import ms_since, rgb_view
 from .ocr import PaddleOcr, TextLine
 from .plates import find_plates
 from .readings import readings
+from .rows import group_rows
 
 log = logging.getLogger("privastream.detectors.text")
 
@@ -95,24 +96,38 @@ class TextDetector:
         return regions
 
     def _pii_regions(self, lines: list[TextLine], width: int, height: int) -> list[Region]:
-        """Regions over the PII spans found in any reading of each line (see ``readings``)."""
-        if not lines:
-            return []
+        """Regions over the PII spans found in any reading (``readings``) of each row of lines
+        (``rows``: a row the detector split is classified as one text)."""
         texts, owners = [], []
-        for line in lines:
-            for text, index_map in readings(line):
+        for row in group_rows(lines):
+            members = [lines[i] for i in row]
+            offsets, inserted, pos = [], [], 0
+            for line in members:
+                offsets.append(pos)
+                inserted += [pos + i for i in line.inserted_spaces]
+                pos += len(line.text) + 1  # the lines are joined by one space
+            joined = " ".join(line.text for line in members)
+            for text, index_map in readings(joined, inserted):
                 texts.append(text)
-                owners.append((line, index_map))
-        regions = []
-        for (line, index_map), spans in zip(owners, self.pii.find_batch(texts)):
-            pad_x, pad_y = SPAN_PAD_X * line.height, SPAN_PAD_Y * line.height
+                owners.append((members, offsets, index_map))
+        regions: list[Region] = []
+        for (members, offsets, index_map), spans in zip(owners, self.pii.find_batch(texts) if texts else []):
             for span in spans:
                 start, end = span.start, span.end
                 if index_map is not None:
                     start, end = index_map[start], index_map[end - 1] + 1
-                x0, y0, x1, y1 = line.span_box(start, end)
-                box = clip_box((x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y), width, height)
-                region = Region(kind="text", box=box, score=float(span.score), label=span.label)
-                if region not in regions:  # the readings of a line usually agree
-                    regions.append(region)
+                for line, offset in zip(members, offsets):
+                    lo, hi = max(start, offset), min(end, offset + len(line.text))
+                    if lo < hi:  # the part of the span on this line
+                        self._add_span_region(regions, line, lo - offset, hi - offset, span, width, height)
         return regions
+
+    @staticmethod
+    def _add_span_region(regions: list[Region], line: TextLine, start: int, end: int, span, width: int,
+                         height: int) -> None:
+        pad_x, pad_y = SPAN_PAD_X * line.height, SPAN_PAD_Y * line.height
+        x0, y0, x1, y1 = line.span_box(start, end)
+        box = clip_box((x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y), width, height)
+        region = Region(kind="text", box=box, score=float(span.score), label=span.label)
+        if region not in regions:  # the readings of a line usually agree
+            regions.append(region)
