@@ -43,7 +43,7 @@ import numpy as np
 
 from .coverage import DEFAULT_POLICIES
 from .errors import StateError
-from .regions import FrameDecision, Region
+from .regions import FrameDecision, Region, clip_box
 
 log = logging.getLogger("privastream.scheduler")
 
@@ -62,6 +62,8 @@ DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
 AUDITED_KEPT = 512
 """Estimates kept until their frame settles, to count the regions they missed."""
+MAX_QUEUED_PACKETS = 512
+"""Audio packets (~11 s of OBS's 1024-sample packets) queued with their samples for the recogniser."""
 LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=0.4)}
 """Faces move fast: a live estimate extrapolates a face at most 0.4 s past its newest run (the
 default 1 s let a face crossing the frame at 200 px/s leave its box); beyond that the frame
@@ -166,8 +168,10 @@ class VideoScheduler(_SessionWorker):
     """
 
     def __init__(self, engine, detector, delay_s: float, gate: DetectionGate,
-                 publish: Callable[[PendingFrame, FrameDecision], None], name: str = "video"):
+                 publish: Callable[[PendingFrame, FrameDecision], None], name: str = "video", speech=None):
         super().__init__(name)
+        self.speech = speech
+        """The stream's speech_link.SpeechLink (mouth blur while speech is bleeped), or None."""
         self.engine = engine
         self.detector = detector
         self._engine_lock = threading.Lock()
@@ -298,6 +302,8 @@ class VideoScheduler(_SessionWorker):
             with self._engine_lock:
                 decision = self.engine.decide(f.t, final=True)
             if decision is not None:
+                decision = self._with_mouths(f.t, decision, final=False)
+            if decision is not None:  # else: settled, but the audio around it is not decided yet
                 self._emit(f, decision, settled=True)
         self._audit_estimates()
 
@@ -322,10 +328,23 @@ class VideoScheduler(_SessionWorker):
         for f in frames:
             with self._engine_lock:
                 decision = self.engine.decide(f.t, final=False)
+            decision = self._with_mouths(f.t, decision, final=True)
             if self._emit(f, decision, settled=False) and not decision.fail_closed:
                 self._estimates[f.t] = decision.regions
                 while len(self._estimates) > AUDITED_KEPT:
                     self._estimates.popitem(last=False)
+
+    def _with_mouths(self, t: float, decision: FrameDecision, final: bool) -> FrameDecision | None:
+        """The decision plus mouth regions while the stream's speech is bleeped (None: audio not decided yet)."""
+        if decision.fail_closed or self.speech is None or not self.engine.settings.get("mouth_blur", True):
+            return decision
+        mouths = self.speech.mouths(t, decision.regions, final)
+        if not mouths:
+            return None if mouths is None else decision
+        w, h = self.engine.frame_size or (0, 0)
+        if w and h:
+            mouths = [r.with_box(clip_box(r.box, w, h)) for r in mouths]
+        return FrameDecision(regions=decision.regions + mouths)
 
     def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> bool:
         """Publish f's decision once; True when this published regions (not fail-closed, not a repeat)."""
@@ -433,7 +452,7 @@ class AudioScheduler(_SessionWorker):
         self.delay_s = delay_s
         self._settings = dict(settings)
         self._redactor = None
-        self._packets: collections.deque = collections.deque(maxlen=512)
+        self._packets: collections.deque = collections.deque()
         self._thread.start()
 
     @property
@@ -441,10 +460,20 @@ class AudioScheduler(_SessionWorker):
         return bool(self._settings.get("targets", {}).get("speech", True))
 
     def add_packet(self, pts: float, planar: np.ndarray | None, sample_rate: int, n_samples: int) -> None:
+        """Queue a packet.  Beyond MAX_QUEUED_PACKETS (the recogniser loading or far behind) the oldest
+        queued packet loses its samples and is muted: a packet is never dropped unseen, since its
+        span would then count as decided once the watermark passes it."""
         with self._cond:
             self.stats.frames_in += 1
-            self.stats.dropped += planar is None
             self._packets.append((pts, planar, sample_rate, n_samples))
+            if planar is None:
+                self.stats.dropped += 1
+            elif len(self._packets) > MAX_QUEUED_PACKETS:
+                i = len(self._packets) - MAX_QUEUED_PACKETS - 1
+                old_pts, old_planar, rate, n = self._packets[i]
+                if old_planar is not None:
+                    self._packets[i] = (old_pts, None, rate, n)
+                    self.stats.dropped += 1
             self._cond.notify()
 
     def update_settings(self, settings: dict) -> None:
@@ -456,6 +485,8 @@ class AudioScheduler(_SessionWorker):
             self._cond.notify()
 
     def _run(self) -> None:
+        if self.speech_enabled:
+            self._load()  # before the first packet: loading Whisper takes seconds
         while True:
             with self._cond:
                 while not self._packets and not self._stopped:
@@ -485,21 +516,31 @@ class AudioScheduler(_SessionWorker):
                 decided = min(m[0] for m in mutes)
             self.publish(mutes, decided)
 
-    def _push(self, pts: float, planar: np.ndarray, rate: int) -> bool:
-        """Hand a packet to the speech redactor; False when speech redaction is unavailable."""
+    def _load(self) -> None:
+        """Build the speech redactor if there is none (sets ``error`` when it cannot be)."""
         try:
             if self._redactor is None and self.error is None:
                 self._redactor = _speech_redactor(self._settings, self.delay_s)
                 if self._redactor is None:
                     self.error = "speech redaction is not installed; muting all audio"
-            if self._redactor is None:
-                return False
+        except Exception as exc:  # a recogniser that cannot load must mute, not pass speech through
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        log.exception("_failed() | speech redaction failed; muting")
+        self.error = f"speech redaction failed ({exc.__class__.__name__}); muting all audio"
+        self._redactor = None
+
+    def _push(self, pts: float, planar: np.ndarray, rate: int) -> bool:
+        """Hand a packet to the speech redactor; False when speech redaction is unavailable."""
+        self._load()
+        if self._redactor is None:
+            return False
+        try:
             self._redactor.push(pts, planar, rate)
             return True
         except Exception as exc:  # a broken recogniser must mute, not pass speech through
-            log.exception("_push() | speech redaction failed; muting")
-            self.error = f"speech redaction failed ({exc.__class__.__name__}); muting all audio"
-            self._redactor = None
+            self._failed(exc)
             return False
 
 

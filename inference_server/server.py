@@ -40,6 +40,7 @@ from .regions import FrameDecision
 from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
 from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
+from .speech_link import SpeechLink
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
 log = logging.getLogger("privastream.server")
@@ -128,12 +129,14 @@ class Session:
         self.rings: dict[int, RingReader] = {}
         self.last_frame_id = -1
         self.last_audio_pts = float("-inf")
+        self.speech = server.speech_link(self.stream)
         if self.kind == KIND_VIDEO:
             # This engine only observes and decides (its detectors never load here): detection is the worker's.
             engine, detector = VisionEngine(self.settings, policies=LIVE_POLICIES), WorkerDetector(server.workers, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
-                                            name=f"{session_id}")
+                                            name=f"{session_id}", speech=self.speech)
         else:
+            self.speech.attach_audio()
             self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{session_id}")
 
     # called from scheduler threads
@@ -141,6 +144,7 @@ class Session:
         self._send_threadsafe(decision_to_message(frame.frame_id, decision))
 
     def _publish_mute(self, intervals: list, decided_until: float) -> None:
+        self.speech.add(intervals, decided_until)
         self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
 
     def _send_threadsafe(self, msg: Message) -> None:
@@ -233,6 +237,8 @@ class Session:
 
     def close(self) -> None:
         self.scheduler.stop()
+        if self.kind != KIND_VIDEO:
+            self.speech.detach_audio()
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()
@@ -254,11 +260,16 @@ class LiveServer:
         self.workers = start_workers(threads, provider)
         self.gate = DetectionGate()
         self.sessions: dict[int, Session] = {}
+        self._speech_links: dict[str, SpeechLink] = {}
         self._ids = itertools.count(1)
         self.started = time.monotonic()
         self.machine = MachineStats()
         self.refused = 0
         self.protocol_errors = 0
+
+    def speech_link(self, stream: str) -> SpeechLink:
+        """The link between the audio and video sessions of one stream key (mouth blur)."""
+        return self._speech_links.setdefault(stream, SpeechLink())
 
     # ------------------------------------------------------------ HTTP side: dashboard and stats
 
@@ -334,6 +345,8 @@ class LiveServer:
             beats.cancel()
             sender.cancel()
             del self.sessions[session.id]
+            if not any(s.stream == session.stream for s in self.sessions.values()):
+                self._speech_links.pop(session.stream, None)
             await asyncio.get_running_loop().run_in_executor(None, session.close)
             reclaim_stale_segments()  # a client that was killed leaves its rings behind
             log.info("_handler() | session closed [session:%d]", session.id)
@@ -402,7 +415,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto",
                         help="execution provider (default auto: the best this machine has)")
     parser.add_argument("--no-preload", action="store_true",
-                        help="load models on a session's first detection instead of at start")
+                        help="load models and the speech package on first use instead of at start")
+
+
+def _import_speech() -> None:
+    """Import the speech package before serving (seconds on a busy machine) rather than mid-session."""
+    try:
+        import inference_server.speech  # noqa: F401
+    except ImportError as exc:  # audio sessions with speech on will mute everything and say why
+        log.warning("_import_speech() | speech redaction unavailable: %s", exc)
 
 
 def _preload(workers: dict[str, DetectWorker]) -> None:
@@ -423,6 +444,7 @@ def run(args) -> int:
     if not args.no_preload:
         # Before serving, so that the first session's first runs are not spent loading models.
         _preload(server.workers)
+        _import_speech()
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()
