@@ -59,13 +59,14 @@ def widest_blank(ink: np.ndarray, left: float, right: float) -> tuple[float, flo
     return float(lo + starts[k]), float(lo + ends[k])
 
 
-def _gap(ink: tuple[np.ndarray, np.ndarray], left: float, right: float) -> tuple[float, float] | None:
-    """The blank run between two characters, narrowed to what is blank over the full height."""
+def _gap(ink: tuple[np.ndarray, np.ndarray], left: float, right: float):
+    """The width of the blank run between two characters (middle band), and the run itself
+    narrowed to what is blank over the full height; None where the ink shows no gap."""
     middle, full = ink
     gap = widest_blank(middle, left, right)
     if gap is None:
         return None
-    return widest_blank(full, gap[0] - 1, gap[1] + 1) or gap
+    return gap[1] - gap[0], widest_blank(full, gap[0] - 1, gap[1] + 1) or gap
 
 
 def lay_out(chars: list[str], centres: np.ndarray, ink: tuple[np.ndarray, np.ndarray], width: float):
@@ -77,21 +78,22 @@ def lay_out(chars: list[str], centres: np.ndarray, ink: tuple[np.ndarray, np.nda
     between edges i and i+1; a space spans its blank run.
     """
     glyphs = [(c, float(x)) for c, x in zip(chars, centres) if c != " "]
-    # A space the recogniser did read is kept even where the ink shows no gap.
-    read_space = set()
-    for i, c in enumerate(chars):
-        if c == " ":
-            before = sum(1 for ch in chars[:i] if ch != " ")
-            if 0 < before < len(glyphs):
-                read_space.add(before)
-    gaps = [_gap(ink, glyphs[k - 1][1], glyphs[k][1]) for k in range(1, len(glyphs))]
-    widths = [g[1] - g[0] for g in gaps if g is not None]
-    threshold = min(MAX_WORD_GAP, max(MIN_WORD_GAP, WORD_GAP_SHARE * max(widths, default=0.0)))
+    # A space the recogniser did read is kept even where the ink shows no gap:
+    # read_space holds the index of the glyph each read space comes before.
+    read_space, seen = set(), 0
+    for c in chars:
+        if c != " ":
+            seen += 1
+        elif 0 < seen < len(glyphs):
+            read_space.add(seen)
+    found = [_gap(ink, glyphs[k - 1][1], glyphs[k][1]) for k in range(1, len(glyphs))]
+    threshold = min(MAX_WORD_GAP, max(MIN_WORD_GAP, WORD_GAP_SHARE * max((f[0] for f in found if f), default=0.0)))
     text, edges, inserted = [], [0.0], []
     for k, (char, x) in enumerate(glyphs):
         if k:
-            gap, middle = gaps[k - 1], (glyphs[k - 1][1] + x) / 2
-            wide = gap is not None and gap[1] - gap[0] >= threshold
+            middle = (glyphs[k - 1][1] + x) / 2
+            gap = found[k - 1][1] if found[k - 1] else None
+            wide = found[k - 1] is not None and found[k - 1][0] >= threshold
             if wide or k in read_space:
                 if k not in read_space:
                     inserted.append(len(text))
