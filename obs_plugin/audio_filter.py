@@ -149,7 +149,8 @@ class AudioFilter(LinkedFilter):
                 src = self._read(lo_abs + hi_abs - (out_first + b), b - a)
                 return None if src is None else src[:, ::-1]
 
-            render_span(out, lo, hi, mode, out_first, self.rate, mirrored)
+            # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped.
+            render_span(out, lo, hi, "silence" if kind == "failclosed" else mode, out_first, self.rate, mirrored)
         decided_s = min(max(decided_until - start, 0.0), n / self.rate)  # the watermark may be +-inf
         undecided_from = n if fail_open else min(math.ceil(decided_s * self.rate), n)
         out[:, undecided_from:] = 0.0

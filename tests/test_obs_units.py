@@ -161,3 +161,25 @@ def test_no_client_mutes_everything_unless_fail_open(monkeypatch):
     assert not muted.any()
     opened, delay = run_audio(signal, {"delay_s": 0.3, "fail_policy": "open"}, monkeypatch, client="no_such_module:Client")
     np.testing.assert_array_equal(opened[delay:], signal[: len(opened) - delay])
+
+
+class FailClosedClient:
+    """Reports every span as the real client does while the server is gone."""
+
+    def __init__(self, **_):
+        pass
+
+    def submit_audio(self, pts, planar, sample_rate=48000):
+        return False
+
+    def audio_decision(self, start, end):
+        return [(start, end, "failclosed")], end
+
+    def close(self):
+        pass
+
+
+def test_failclosed_spans_are_muted_not_bleeped(monkeypatch):
+    out, delay = run_audio(tone(1.0), {"delay_s": 0.3, "bleep_mode": "beep"}, monkeypatch,
+                           client="test_obs_units:FailClosedClient")
+    assert not out.any()
