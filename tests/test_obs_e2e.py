@@ -36,7 +36,7 @@ PLAIN = "Hello everyone and welcome back to the stream, today we look at the gar
 PII = "You can call me on five five five, one two three, four five six seven."
 PLAIN_AT, PII_AT = 0.3, 5.0
 FACE_MIN = 40
-WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 12.0, 5.0
+WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 12.0, 8.0
 
 
 def stamp(frame: np.ndarray, index: int) -> None:
