@@ -5,7 +5,8 @@
 
 For each model, espeak-ng speech from the evaluation corpus is streamed twice:
   1. as fast as possible (offline mode, decode inline): RTF = wall time / audio
-     time, and the median time of one window decode;
+     time, CPU seconds used per audio second (what an idle machine would need,
+     spread over its cores), and the median time of one window decode;
   2. paced in real time in 20 ms chunks (live mode, background decoder):
      decision latency p50/p95 in wall-clock terms, and how much audio had to
      be failed closed because decoding fell behind L.
@@ -15,6 +16,7 @@ Target (issue 3): RTF <= 0.5 with tiny.en and L <= 2 s.  Medians are quoted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,7 +51,7 @@ def run(model: str, audio: np.ndarray, latency: float, threads: int, live: bool)
                               background=live)
     chunk = RATE // 50 if live else RATE // 10
     failclosed = 0.0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         for i in range(0, audio.size, chunk):
             if live:  # pace pushes like a sound card would
@@ -59,11 +61,13 @@ def run(model: str, audio: np.ndarray, latency: float, threads: int, live: bool)
                 failclosed += sum(iv.duration for iv in redactor.poll()[0] if iv.kind == "failclosed")
         if not live:
             redactor.flush()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         redactor.close()
     p50, p95 = latency_quantiles(redactor.decisions)
-    return {"wall": wall, "decode_median": float(np.median(recognizer.times)), "decodes": len(recognizer.times),
+    o = redactor.options
+    return {"wall": wall, "cpu": cpu, "decode_median": float(np.median(recognizer.times)),
+            "decodes": len(recognizer.times), "setup": f"step {o.step_s} s, window {o.window_s} s",
             "p50": p50, "p95": p95, "failclosed": failclosed}
 
 
@@ -76,11 +80,13 @@ def main() -> int:
     args = ap.parse_args()
     audio = synthesize(CORPUS).audio[: int(args.seconds * RATE)]
     duration = audio.size / RATE
-    print(f"{duration:.1f} s of espeak-ng speech, L = {args.latency:.1f} s, step 0.5 s, window 8 s")
+    print(f"{duration:.1f} s of espeak-ng speech, L = {args.latency:.1f} s, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes share these cores)")
     for model in args.models.split(","):
         fast = run(model, audio, args.latency, args.threads, live=False)
         live = run(model, audio, args.latency, args.threads, live=True)
-        print(f"{model:>16}: streaming RTF {fast['wall'] / duration:.2f} (window decode median "
+        print(f"{model:>16} ({fast['setup']}): streaming RTF {fast['wall'] / duration:.2f}, "
+              f"{fast['cpu'] / duration:.2f} CPU-s per audio s (window decode median "
               f"{fast['decode_median'] * 1e3:.0f} ms x {fast['decodes']}); live: decision latency p50 "
               f"{live['p50']:.2f} s, p95 {live['p95']:.2f} s, failed closed {live['failclosed']:.2f} s "
               f"of {duration:.0f} s ({live['failclosed'] / duration:.1%})")
