@@ -427,6 +427,14 @@ class VideoScheduler(_SessionWorker):
         self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)
 
 
+def import_speech() -> None:
+    """Import the speech package (seconds on a busy machine); without it audio is muted, and says why."""
+    try:
+        import inference_server.speech  # noqa: F401
+    except ImportError as exc:
+        log.warning("import_speech() | speech redaction unavailable: %s", exc)
+
+
 def _speech_redactor(settings: dict, delay_s: float):
     """The speech package's live redactor, or None when it is not installed (then speech fails closed)."""
     try:
@@ -487,6 +495,8 @@ class AudioScheduler(_SessionWorker):
     def _run(self) -> None:
         if self.speech_enabled:
             self._load()  # before the first packet: loading Whisper takes seconds
+        else:  # in the background: not in a video session's decision thread (mouth blur), not before packets
+            threading.Thread(target=import_speech, name="privastream-import-speech", daemon=True).start()
         while True:
             with self._cond:
                 while not self._packets and not self._stopped:

@@ -38,7 +38,8 @@ from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGB
                        parse_message, state_file_path)
 from .regions import FrameDecision
 from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
-from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler
+from .scheduler import (LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler,
+                        import_speech)
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
 from .speech_link import SpeechLink
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
@@ -136,7 +137,7 @@ class Session:
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}", speech=self.speech)
         else:
-            self.speech.attach_audio()
+            self.speech.count_audio(+1)
             self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{session_id}")
 
     # called from scheduler threads
@@ -238,7 +239,7 @@ class Session:
     def close(self) -> None:
         self.scheduler.stop()
         if self.kind != KIND_VIDEO:
-            self.speech.detach_audio()
+            self.speech.count_audio(-1)
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()
@@ -418,14 +419,6 @@ def add_arguments(parser) -> None:
                         help="load models and the speech package on first use instead of at start")
 
 
-def _import_speech() -> None:
-    """Import the speech package before serving (seconds on a busy machine) rather than mid-session."""
-    try:
-        import inference_server.speech  # noqa: F401
-    except ImportError as exc:  # audio sessions with speech on will mute everything and say why
-        log.warning("_import_speech() | speech redaction unavailable: %s", exc)
-
-
 def _preload(workers: dict[str, DetectWorker]) -> None:
     try:
         for worker in workers.values():
@@ -444,7 +437,7 @@ def run(args) -> int:
     if not args.no_preload:
         # Before serving, so that the first session's first runs are not spent loading models.
         _preload(server.workers)
-        _import_speech()
+        import_speech()
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()

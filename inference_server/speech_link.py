@@ -31,13 +31,10 @@ class SpeechLink:
         self.decided_until = float("-inf")
         self.audio_sessions = 0
 
-    def attach_audio(self) -> None:
+    def count_audio(self, delta: int) -> None:
+        """+1 when an audio session of the stream opens, -1 when it closes."""
         with self._lock:
-            self.audio_sessions += 1
-
-    def detach_audio(self) -> None:
-        with self._lock:
-            self.audio_sessions = max(0, self.audio_sessions - 1)
+            self.audio_sessions = max(0, self.audio_sessions + delta)
 
     def add(self, intervals, decided_until: float) -> None:
         """New mute intervals ([start, end, kind] each) and the audio's decided-up-to pts."""

@@ -48,7 +48,8 @@ def test_every_frame_gets_its_decision_before_the_deadline(server):
         assert all(stream(client, 0, 45))
         wait_for(lambda: client.frame_decision(44) is not None, 1.0)
         decisions = [client.frame_decision(i) for i in range(45)]
-        assert all(d is not None and not d.fail_closed and d.regions == [] for d in decisions)
+        assert all(d is not None and not d.fail_closed and d.regions == [] for d in decisions), \
+            [(i, d and d.reason) for i, d in enumerate(decisions) if d is None or d.fail_closed]
         status = client.status
         assert status.state == "connected" and 0 < status.latency_ms < 500 and status.fps > 10
 
@@ -60,7 +61,8 @@ def test_frame_size_change_mid_stream(server):
         assert all(stream(client, 5, 5, size=(1080, 1920)))
         assert all(stream(client, 10, 5, size=(90, 160)))
         wait_for(lambda: client.frame_decision(14) is not None, 1.0)
-        assert all(not client.frame_decision(i).fail_closed for i in range(15))
+        assert all(not client.frame_decision(i).fail_closed for i in range(15)), \
+            [(i, client.frame_decision(i).reason) for i in range(15)]
 
 
 def test_two_clients_at_once(server):

@@ -24,6 +24,9 @@ from inference_server.protocol import FORMAT_RGBA8
 from inference_server.regions import Region
 from inference_server.scheduler import DetectionGate, VideoScheduler
 from inference_server.shm import RingReader, RingWriter, SlotOverwritten, slot_size_for_video
+from inference_server.speech_link import SpeechLink
+
+import inference_server.speech  # noqa: F401  (the server imports it before serving; here it is not timed)
 from inference_server.vision import VisionEngine
 
 W, H, FPS = 640, 360, 30
@@ -76,11 +79,11 @@ def inside(inner, outer) -> bool:
     return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 
-def test_estimates_never_miss_the_new_scene_while_observing_lags():
+def stream(frames: int, delay_s: float, scene_of=lambda i: 0, speech=None, on_frame=lambda i: None):
+    """Frames through a real scheduler in real time; returns (decisions by frame id, scheduler, finder runs)."""
     writer = RingWriter(FORMAT_RGBA8, 6, slot_size_for_video(W, H))
     decisions: dict[int, object] = {}
     done = threading.Event()
-    frames = 120
 
     def publish(frame, decision):
         decisions[frame.frame_id] = decision
@@ -88,21 +91,29 @@ def test_estimates_never_miss_the_new_scene_while_observing_lags():
             done.set()
 
     finder = SquareFinder(writer.name)
-    sched = VideoScheduler(VisionEngine(FACES_ONLY), finder, 1.0, DetectionGate(), publish, name="test")
+    sched = VideoScheduler(VisionEngine(FACES_ONLY), finder, delay_s, DetectionGate(), publish, name="test",
+                           speech=speech)
     reader = RingReader(writer.name)
     try:
         start = time.monotonic()
         for i in range(frames):
             time.sleep(max(0.0, start + i / FPS - time.monotonic()))
-            slot, seq = writer.write(scene_frame(i * 2 // frames), i, i / FPS, time.monotonic())
+            slot, seq = writer.write(scene_frame(scene_of(i)), i, i / FPS, time.monotonic())
             header, thumb = reader.thumbnail(slot, seq)
             sched.add_frame(i, i / FPS, header.submitted, thumb, size=(W, H), ref=FrameRef(writer.name, slot, seq))
-        assert done.wait(3.0)
+            on_frame(i)
+        assert done.wait(delay_s + 2.0)
     finally:
         sched.stop()
         reader.close()
         finder.reader.close()
         writer.close()
+    return decisions, sched, finder.runs
+
+
+def test_estimates_never_miss_the_new_scene():
+    frames = 120
+    decisions, sched, runs = stream(frames, 1.0, scene_of=lambda i: i * 2 // frames)
     vouched = {i: d for i, d in decisions.items() if not d.fail_closed}
     for i, d in vouched.items():
         square = SQUARE_A if i < frames // 2 else SQUARE_B
@@ -110,4 +121,30 @@ def test_estimates_never_miss_the_new_scene_while_observing_lags():
     # The test means something only if the new scene got decisions that are not fail-closed.
     assert sum(1 for i in vouched if i >= frames // 2) >= 10, sorted(vouched)
     assert sched.stats.estimate_misses == 0
-    assert finder.runs >= 10
+    assert runs >= 10
+
+
+def test_mouths_are_covered_while_the_stream_is_bleeped_and_while_its_audio_is_undecided():
+    """The audio side stands in here (intervals fed by hand); tests/test_live_speech.py runs the recogniser."""
+    link = SpeechLink()
+    link.count_audio(+1)
+
+    def audio(i):  # the recogniser's watermark trails the stream by 0.45 s and stops at t = 1.5 s
+        t = i / FPS
+        if t <= 1.5:
+            # Like SpeechRedactor: an interval is issued when the watermark passes its start.
+            link.add([[0.5, 0.8, "phone"]] if i == 29 else [], t - 0.45)  # frame 29: watermark 0.517 passes 0.5
+
+    decisions, _, _ = stream(75, 0.7, speech=link, on_frame=audio)
+    for i, d in decisions.items():
+        if d.fail_closed:
+            continue
+        t, mouths = i / FPS, [r for r in d.regions if r.kind == "mouth"]
+        if 0.5 <= t < 0.8:
+            assert [m.label for m in mouths] == ["phone"], (i, d)
+            assert inside(mouths[0].box, SQUARE_A) or mouths[0].box[1] >= SQUARE_A[1], mouths
+        elif t < 0.35:
+            assert mouths == [], (i, d)
+        elif t >= 1.1:  # audio never decided past 1.05 s: every mouth covered at the deadline
+            assert [m.label for m in mouths] == ["failclosed"], (i, d)
+    assert sum(1 for i, d in decisions.items() if 0.5 <= i / FPS < 0.8 and not d.fail_closed) >= 5
