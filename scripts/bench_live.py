@@ -15,6 +15,7 @@ per 1080p frame (the client's one write + the server's one in-place read).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import statistics
 import sys
@@ -84,6 +85,8 @@ class Feed:
 
     def report(self, first_id: int) -> dict:
         lat, final, safe = [], 0, 0
+        missed: collections.Counter = collections.Counter()  # frames on which each truth was left uncovered
+        reasons: collections.Counter = collections.Counter()
         for k, (_, truth) in enumerate(self.frames):
             fid = first_id + k
             d = self.client.frame_decision(fid)
@@ -91,11 +94,17 @@ class Feed:
                 lat.append((self.decided[fid] - self.submitted[fid]) * 1000)
             ok = d is not None and not d.fail_closed and self.decided.get(fid, 1e18) <= self.submitted[fid] + self.delay_s
             final += ok
-            sensitive = [t.box for t in truth if t.sensitive]
-            safe += d is not None and (d.fail_closed or all(covered(b, d.regions) for b in sensitive))
+            left = [] if d is not None and d.fail_closed else [t for t in truth if t.sensitive and (
+                d is None or not covered(t.box, d.regions))]
+            safe += not left
+            if d is not None and d.fail_closed:
+                reasons[d.reason] += 1
+            missed.update(f"{t.kind}:{t.label}" for t in left)
         q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0] * 99
         return {"n": len(self.frames), "p50": q[49], "p95": q[94], "p99": q[98],
-                "final": 100 * final / len(self.frames), "covered": 100 * safe / len(self.frames)}
+                "final": 100 * final / len(self.frames), "covered": 100 * safe / len(self.frames),
+                "missed": ", ".join(f"{name} {n}" for name, n in missed.most_common(4)) or "none",
+                "reasons": "; ".join(f"{why} {n}" for why, n in reasons.most_common(3)) or "none"}
 
 
 def session_stats(server: ServerProcess, source: str) -> dict:
@@ -128,7 +137,8 @@ def scenario(server, label: str, clips: list, fps: int, delay_s: float, warm_id:
               f"p99={r['p99']:6.0f} ms  final-before-deadline={r['final']:5.1f}%  covered={r['covered']:5.1f}%  "
               f"settled/estimated/fail-closed={st.get('settled')}/{st.get('tracked')}/{st.get('fail_closed')}  "
               f"estimate-misses={st.get('estimate_misses')}  runs/s={st.get('cadence_hz')}  "
-              f"CPU={cpu:4.0f}% of one core (server + worker)", flush=True)
+              f"CPU={cpu:4.0f}% of one core (server + workers)  uncovered frames by truth: {r['missed']}  "
+              f"fail-closed because: {r['reasons']}", flush=True)
         f.client.close()
     warm_id[0] += 10_000
 
