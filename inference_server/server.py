@@ -85,12 +85,13 @@ def _running_server(path: Path) -> int | None:
 # ---------------------------------------------------------------- machine figures
 
 class MachineStats:
-    """CPU (psutil) and GPU (nvidia-smi, when there is one) use, sampled in the background."""
+    """CPU and memory of the server and its detection workers (psutil), GPU use (nvidia-smi, when there is one)."""
 
     def __init__(self):
         import psutil
 
         self._proc = psutil.Process()
+        self._children: dict[int, object] = {}
         self._psutil = psutil
         self._proc.cpu_percent(None)
         psutil.cpu_percent(None)
@@ -110,9 +111,25 @@ class MachineStats:
                 self.gpu = f"nvidia-smi failed ({exc.__class__.__name__})"
             time.sleep(2.0)
 
+    def _workers(self) -> list:
+        """The detection worker processes, the same psutil objects between calls (cpu_percent needs them)."""
+        try:
+            alive = {p.pid: p for p in self._proc.children()}
+        except self._psutil.Error:
+            return []
+        self._children = {pid: self._children.get(pid, p) for pid, p in alive.items()}
+        return list(self._children.values())
+
     def snapshot(self) -> dict:
+        cpu, rss = 0.0, 0
+        for p in self._workers():
+            try:
+                cpu, rss = cpu + p.cpu_percent(None), rss + p.memory_info().rss
+            except self._psutil.Error:  # a worker exiting meanwhile
+                pass
         return {"cpu_percent": self._proc.cpu_percent(None), "system_cpu_percent": self._psutil.cpu_percent(None),
-                "cores": os.cpu_count(), "rss_mb": round(self._proc.memory_info().rss / 2**20, 1), "gpu": self.gpu}
+                "cores": os.cpu_count(), "rss_mb": round(self._proc.memory_info().rss / 2**20, 1),
+                "workers_cpu_percent": cpu, "workers_rss_mb": round(rss / 2**20, 1), "gpu": self.gpu}
 
 
 # ---------------------------------------------------------------- sessions

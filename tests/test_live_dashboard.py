@@ -52,9 +52,11 @@ def test_dashboard_shows_live_figures_per_client(server, tmp_path):
                 text = card.inner_text()
                 assert "frames in / out\t20 / 20" in text
                 assert "deadline misses\t0" in text and "fail-closed\t0" in text
+                assert "estimates that missed a region\t0" in text
                 assert page.locator(".hist div").count() == 11  # latency histogram bars
                 assert page.locator("#link").inner_text() == "live"
-                assert "%" in page.locator("#cpu").inner_text()
+                assert "detection" in page.locator("#cpu").inner_text()  # the worker processes count too
+                assert "detection" in page.locator("#rss").inner_text()
                 assert page.locator("#gpu").inner_text() != "–"
                 client.close()
                 page.wait_for_selector("p.empty", timeout=5000)  # the session leaves the page when it closes

@@ -35,7 +35,8 @@ function sessionCard(s) {
   const cadence = Object.entries(s.cadence_hz).map(([g, hz]) => `${g} ${hz}/s`).join(", ") || "none";
   const table = el("table", {},
     row("frames in / out", `${s.frames_in} / ${s.frames_out}`),
-    row("settled / tracked", `${s.settled} / ${s.tracked}`),
+    row("settled / estimated", `${s.settled} / ${s.tracked}`),
+    row("estimates that missed a region", s.estimate_misses, s.estimate_misses ? "bad" : ""),
     row("fail-closed", s.fail_closed, s.fail_closed ? "bad" : ""),
     row("deadline misses", s.deadline_misses, s.deadline_misses ? "bad" : ""),
     row("dropped in transport", s.dropped),
@@ -51,10 +52,11 @@ function sessionCard(s) {
 function render(stats) {
   const m = stats.server;
   document.getElementById("cpu").textContent =
-    `${m.cpu_percent.toFixed(0)}% of one core (machine ${m.system_cpu_percent.toFixed(0)}% of ${m.cores})`;
+    `server ${m.cpu_percent.toFixed(0)}% + detection ${m.workers_cpu_percent.toFixed(0)}% of one core ` +
+    `(machine ${m.system_cpu_percent.toFixed(0)}% of ${m.cores})`;
   document.getElementById("gpu").textContent = typeof m.gpu === "string" ? m.gpu
     : m.gpu.map((g) => `${g.name} ${g.util_percent}% ${g.mem_used_mb}/${g.mem_total_mb} MB`).join("; ");
-  document.getElementById("rss").textContent = `${m.rss_mb} MB`;
+  document.getElementById("rss").textContent = `server ${m.rss_mb} MB + detection ${m.workers_rss_mb} MB`;
   document.getElementById("nsessions").textContent = String(m.sessions);
   document.getElementById("refused").textContent = String(m.refused);
   const box = document.getElementById("sessions");
