@@ -317,7 +317,8 @@ class LiveServer:
         now = time.monotonic()
         return {"server": {"pid": os.getpid(), "port": self.port, "uptime_s": round(now - self.started, 1),
                            "sessions": len(self.sessions), "refused": self.refused,
-                           "protocol_errors": self.protocol_errors, **self.machine.snapshot()},
+                           "protocol_errors": self.protocol_errors, **self.machine.snapshot(),
+                           "workers": {g: {"pid": w.pid, "restarts": w.restarts} for g, w in self.workers.items()}},
                 "sessions": [s.stats(now) for s in list(self.sessions.values())]}
 
     # ------------------------------------------------------------ control channel

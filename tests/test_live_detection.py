@@ -5,7 +5,11 @@ here to keep the test short on 2 cores (tests/test_text.py covers OCR, scripts/b
 the full load).
 """
 
+import json
+import os
+import signal
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -30,35 +34,77 @@ def covered(inner, outer) -> bool:
     return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 
+class Camera:
+    """The astronaut, drifting a little (so tracking has something to follow), at 30 fps."""
+
+    def __init__(self, client: LiveClient):
+        rgb = skimage.data.astronaut()
+        self.rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+        self.client = client
+        self.frame_id = 0
+
+    def send(self, n: int) -> None:
+        for _ in range(n):
+            i = self.frame_id
+            self.client.submit_frame(i, i / 30, np.roll(self.rgba, i % 8, axis=1))
+            self.frame_id += 1
+            time.sleep(1 / 30)
+
+    def warm_up(self) -> None:
+        """The face model may still be loading: frames meanwhile fail closed."""
+        while self.frame_id < 300:
+            self.send(15)
+            d = self.client.frame_decision(self.frame_id - 30) if self.frame_id >= 30 else None
+            if d is not None and not d.fail_closed:
+                return
+
+    def face_at(self, i: int) -> tuple[int, int, int, int]:
+        shift = i % 8
+        return (ASTRONAUT_FACE[0] + shift, ASTRONAUT_FACE[1], ASTRONAUT_FACE[2] + shift, ASTRONAUT_FACE[3])
+
+    def vouched_frames_cover_the_face(self, first: int) -> list[int]:
+        """Asserts every decision not fail-closed covers the face; returns the fail-closed frame ids."""
+        closed = []
+        for i in range(first, self.frame_id):
+            d = self.client.frame_decision(i)
+            assert d is not None, i
+            if d.fail_closed:
+                closed.append(i)
+                continue
+            faces = [r.box for r in d.regions if r.kind == "face"]
+            assert any(covered(self.face_at(i), box) for box in faces), (i, faces)
+        return closed
+
+
 def test_streamed_face_is_covered_on_every_frame_before_its_deadline(server):
-    rgb = skimage.data.astronaut()
-    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     with LiveClient(source="cam", delay_s=1.0, settings=FACES_ONLY, state_file=server.state_file) as client:
         wait_for(lambda: client.status.state == "connected", 5.0)
-        frame_id = 0
-
-        def send(n):
-            nonlocal frame_id
-            for _ in range(n):
-                # Drift the picture a little so tracking has something to follow.
-                client.submit_frame(frame_id, frame_id / 30, np.roll(rgba, frame_id % 8, axis=1))
-                frame_id += 1
-                time.sleep(1 / 30)
-
-        # Warm-up: the face model loads on the first detection; frames meanwhile fail closed.
-        while frame_id < 300:
-            send(15)
-            d = client.frame_decision(frame_id - 30) if frame_id >= 30 else None
-            if d is not None and not d.fail_closed:
-                break
-        first = frame_id
-        send(60)
-        wait_for(lambda: client.frame_decision(frame_id - 1) is not None, 1.5)
-        for i in range(first, frame_id):
-            d = client.frame_decision(i)
-            assert d is not None and not d.fail_closed, (i, d)
-            shift = i % 8
-            face = (ASTRONAUT_FACE[0] + shift, ASTRONAUT_FACE[1], ASTRONAUT_FACE[2] + shift, ASTRONAUT_FACE[3])
-            faces = [r.box for r in d.regions if r.kind == "face"]
-            assert any(covered(face, box) for box in faces), (i, faces)
+        cam = Camera(client)
+        cam.warm_up()
+        first = cam.frame_id
+        cam.send(60)
+        wait_for(lambda: client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+        assert cam.vouched_frames_cover_the_face(first) == []
         assert client.status.detections.get("faces", 0) > 1
+
+
+def test_killed_detection_worker_fails_closed_and_is_restarted(server):
+    """kill -9 of the face worker mid-stream: no frame goes out uncovered, the server restarts it, nothing raises."""
+    with LiveClient(source="cam", delay_s=1.0, settings=FACES_ONLY, state_file=server.state_file) as client:
+        wait_for(lambda: client.status.state == "connected", 5.0)
+        cam = Camera(client)
+        cam.warm_up()
+        first = cam.frame_id
+        os.kill(workers(server)["faces"]["pid"], signal.SIGKILL)
+        cam.send(150)
+        wait_for(lambda: client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+        # Frames around the gap are either interpolated across it (the restart took less than D) or fail closed.
+        closed = cam.vouched_frames_cover_the_face(first)
+        assert not closed or closed[-1] < cam.frame_id - 30, "the restarted worker vouches for the last second again"
+        assert workers(server)["faces"]["restarts"] == 1
+        assert client.status.state in ("connected", "late")
+
+
+def workers(server) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stats.json", timeout=5) as r:
+        return json.load(r)["server"]["workers"]
