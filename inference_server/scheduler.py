@@ -60,6 +60,8 @@ INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
 """First guesses of a run's duration, replaced by measurements after the first run."""
 DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
+RESETTLE_PERIOD_S = 0.05
+"""Without a new run, pending frames are re-decided this often (mouth blur waits on the audio)."""
 AUDITED_KEPT = 512
 """Estimates kept until their frame settles, to count the regions they missed."""
 MAX_QUEUED_PACKETS = 512
@@ -193,6 +195,8 @@ class VideoScheduler(_SessionWorker):
         self._frame_interval = 1 / 30
         self._last_t: float | None = None
         self._last_cut = float("-inf")
+        self._runs_added = 0
+        """Detection runs handed to the coverage so far (the decision thread settles frames when it changes)."""
         gate.join()
         self._thread.start()
         for thread in self._detector_threads:
@@ -242,6 +246,7 @@ class VideoScheduler(_SessionWorker):
 
     def _run(self) -> None:
         """Decision thread: settle, and publish estimates just before deadlines."""
+        settled_at, settled_time = -1, 0.0
         try:
             while True:
                 with self._cond:
@@ -254,7 +259,11 @@ class VideoScheduler(_SessionWorker):
                         self.engine.update_settings(settings)
                     self.detector.update_settings(settings)
                     self._settings_generation += 1
-                self._settle()
+                if self._runs_added != settled_at or time.monotonic() - settled_time >= RESETTLE_PERIOD_S:
+                    # Only a new detection run can settle a frame (or, with mouth blur, audio decided
+                    # later): re-deciding every pending frame every 5 ms took the GIL from the heartbeats.
+                    settled_at, settled_time = self._runs_added, time.monotonic()
+                    self._settle()
                 self._fallback(time.monotonic() + 2 * DECISION_PERIOD_S)
         except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
             self._crashed(exc)
@@ -420,6 +429,7 @@ class VideoScheduler(_SessionWorker):
         with self._engine_lock:
             covered = tuple(k for k in GROUP_KINDS[group] if k in self.engine.kinds)
             self.engine.coverage.add_run(newest.t, covered, regions)
+            self._runs_added += 1
         with self._cond:
             self._cond.notify()  # frames this run settles are published at once
         # One slow run (a model loading, the machine busy) must not stretch the cadence for long.

@@ -76,33 +76,34 @@ class Camera:
         return closed
 
 
-def test_streamed_face_is_covered_on_every_frame_before_its_deadline(server):
+@pytest.fixture
+def cam(server):
     with LiveClient(source="cam", delay_s=1.0, settings=FACES_ONLY, state_file=server.state_file) as client:
         wait_for(lambda: client.status.state == "connected", 5.0)
-        cam = Camera(client)
-        cam.warm_up()
-        first = cam.frame_id
-        cam.send(60)
-        wait_for(lambda: client.frame_decision(cam.frame_id - 1) is not None, 1.5)
-        assert cam.vouched_frames_cover_the_face(first) == []
-        assert client.status.detections.get("faces", 0) > 1
+        camera = Camera(client)
+        camera.warm_up()
+        yield camera
 
 
-def test_killed_detection_worker_fails_closed_and_is_restarted(server):
+def test_streamed_face_is_covered_on_every_frame_before_its_deadline(cam):
+    first = cam.frame_id
+    cam.send(60)
+    wait_for(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+    assert cam.vouched_frames_cover_the_face(first) == []
+    assert cam.client.status.detections.get("faces", 0) > 1
+
+
+def test_killed_detection_worker_fails_closed_and_is_restarted(server, cam):
     """kill -9 of the face worker mid-stream: no frame goes out uncovered, the server restarts it, nothing raises."""
-    with LiveClient(source="cam", delay_s=1.0, settings=FACES_ONLY, state_file=server.state_file) as client:
-        wait_for(lambda: client.status.state == "connected", 5.0)
-        cam = Camera(client)
-        cam.warm_up()
-        first = cam.frame_id
-        os.kill(workers(server)["faces"]["pid"], signal.SIGKILL)
-        cam.send(150)
-        wait_for(lambda: client.frame_decision(cam.frame_id - 1) is not None, 1.5)
-        # Frames around the gap are either interpolated across it (the restart took less than D) or fail closed.
-        closed = cam.vouched_frames_cover_the_face(first)
-        assert not closed or closed[-1] < cam.frame_id - 30, "the restarted worker vouches for the last second again"
-        assert workers(server)["faces"]["restarts"] == 1
-        assert client.status.state in ("connected", "late")
+    first = cam.frame_id
+    os.kill(workers(server)["faces"]["pid"], signal.SIGKILL)
+    cam.send(150)
+    wait_for(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+    # Frames around the gap are either interpolated across it (the restart took less than D) or fail closed.
+    closed = cam.vouched_frames_cover_the_face(first)
+    assert not closed or closed[-1] < cam.frame_id - 30, "the restarted worker vouches for the last second again"
+    assert workers(server)["faces"]["restarts"] == 1
+    assert cam.client.status.state in ("connected", "late")
 
 
 def workers(server) -> dict:
