@@ -165,11 +165,12 @@ class _SessionWorker:
 class VideoScheduler(_SessionWorker):
     """Publishes one decision per frame, before its deadline.
 
-    Two threads: the decision thread decides from ``engine`` (whose coverage the detections
-    feed and ``add_frame`` tells of scene cuts) and never waits for a detector; the detection thread runs the detectors
-    through ``detector`` (``load(group)``, ``update_settings(dict)``, ``detect(ref, t, kinds) ->
-    list[Region] | None``; detect_worker.WorkerDetector in the server) and hands the regions to
-    ``engine``'s coverage under a short lock.  So an OCR run longer than D never delays a decision.
+    The decision thread decides from ``engine`` (whose coverage the detections feed and
+    ``add_frame`` tells of scene cuts) and never waits for a detector.  One detection thread
+    per detector group runs it through ``detector`` (``load(group)``, ``update_settings(dict)``,
+    ``detect(ref, t, kinds) -> list[Region] | None``; detect_worker.WorkerDetector in the
+    server) and hands the regions to ``engine``'s coverage under a short lock.  So an OCR run
+    longer than D never delays a decision, nor a face run.
     """
 
     def __init__(self, engine, detector, delay_s: float, gate: DetectionGate,
