@@ -47,8 +47,9 @@ from .regions import FrameDecision, Region, clip_box
 
 log = logging.getLogger("privastream.scheduler")
 
-PUBLISH_MARGIN_S = 0.03
-"""Publish this long before a frame's deadline, for the trip back to the client."""
+PUBLISH_MARGIN_S = 0.06
+"""Publish this long before a frame's deadline, for the trip back to the client (30 ms was sometimes too
+little on a busy machine: bench_live.py "no decision before the deadline")."""
 GATE_UTILISATION = {"faces": 0.85, "text": 0.5}
 """Share of each group's gate the cadences aim to fill: faces leave room for observe/decide/transport,
 text (running beside faces) leaves the CPU to faces half the time."""
