@@ -23,7 +23,7 @@ DEFAULTS = {
     "target_faces": True, "target_plates": True, "target_text": True, "target_speech": True,
     "style_face": "pixelate", "style_text": "fill", "style_plate": "fill",
     "strength_face": 0.7, "strength_text": 0.7, "strength_plate": 0.7,
-    "delay_s": 1.0, "mouth_blur": True, "custom_terms": "", "bleep_mode": "beep", "fail_policy": "closed",
+    "delay_s": 2.0, "mouth_blur": True, "custom_terms": "", "bleep_mode": "beep", "fail_policy": "closed",
 }
 
 
