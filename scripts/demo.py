@@ -87,7 +87,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: 0 = until Ctrl-C)")
     p.add_argument("--room", default="demo", help="SFU room (default: demo)")
     p.add_argument("--delay", type=float, default=2.0, help="stream delay D in seconds (default: 2.0)")
-    p.add_argument("--size", default="1280x720", help="clip size WxH (default: 1280x720)")
+    p.add_argument("--size", default="960x540", help="clip size WxH (default: 960x540)")
     p.add_argument("--ip", default=None, help="address the SFU listens on and announces (default: first non-loopback)")
     p.add_argument("--sfu-port", type=int, default=8080, help="SFU HTTP port (default: 8080)")
     p.add_argument("--server-port", type=int, default=7788, help="inference server port (default: 7788)")

@@ -46,18 +46,24 @@ class RedactedVideo:
         self.clip, self.client, self.masks = clip, client, masks
         self.lookahead = max(1, round(delay_s * clip.fps))
         self.shown = self.failed_closed = 0
+        self._rgba: dict[int, np.ndarray] = {}  # the clip loops: render each frame once
         self._latest = cover_all(clip.frame(0)[0])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="demo-video")
         self._thread.start()
 
     def _source(self, index: int) -> np.ndarray:
-        return self.clip.frame(index % self.clip.frames)[0]
+        """RGBA frame of the looping clip."""
+        key = index % self.clip.frames
+        if key not in self._rgba:
+            rgb = self.clip.frame(key)[0]
+            self._rgba[key] = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+        return self._rgba[key]
 
     def _submit(self, i: int, pending: deque) -> None:
-        rgb = self._source(i)
-        self.client.submit_frame(i, i / self.clip.fps, np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]))
-        pending.append((i, rgb))
+        rgba = self._source(i)
+        self.client.submit_frame(i, i / self.clip.fps, rgba)
+        pending.append((i, rgba))
 
     def _run(self) -> None:
         pending: deque[tuple[int, np.ndarray]] = deque()
@@ -72,7 +78,7 @@ class RedactedVideo:
                 self._submit(pending[-1][0] + 1, pending)
             while pending[0][0] < index:
                 pending.popleft()
-            frame = pending[0][1].copy()
+            frame = pending[0][1][..., :3].copy()
             decision = self.client.frame_decision(index)
             if decision is None or decision.fail_closed:
                 self.failed_closed += 1

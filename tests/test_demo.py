@@ -43,7 +43,7 @@ def demo():
     with Netns("ps-demo", "198.18.9.1/24") as ns, ns.entered():
         proc = subprocess.Popen(
             [sys.executable, "scripts/demo.py", "--seconds", "240", "--ip", ns.ip, "--size", "x".join(map(str, SIZE)),
-             "--sfu-port", "8091", "--server-port", "7791", "--delay", "1.5"],
+             "--sfu-port", "8091", "--server-port", "7791"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: list[str] = []
         live = threading.Event()
