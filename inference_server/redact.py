@@ -44,7 +44,7 @@ class RedactOptions:
     targets: tuple[str, ...] = TARGETS
     styles: dict[str, str] = field(default_factory=dict)
     strength: float = 1.0
-    face_every: int = 3
+    face_every: int = 4
     text_every: int = 30
     custom_terms: tuple[str, ...] = ()
     threads: int = 0
@@ -318,8 +318,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for kind, default in (("face", "pixelate"), ("text", "fill"), ("plate", "fill")):
         p.add_argument(f"--style-{kind}", choices=STYLES, default=default, help=f"how {kind}s are covered (default: {default})")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, coarseness of pixelate/blur (default: 1)")
-    p.add_argument("--face-every", type=int, default=3, metavar="N",
-                   help="detect faces every N frames; tracking covers the rest (default: 3; 1 = every frame)")
+    p.add_argument("--face-every", type=int, default=4, metavar="N",
+                   help="detect faces every N frames; tracking and interpolation cover the rest (default: 4; 1 = every frame)")
     p.add_argument("--text-every", type=int, default=30, metavar="N",
                    help="run OCR every N frames (default: 30; OCR is slow, on-screen text moves little)")
     p.add_argument("--custom-term", action="append", default=[], metavar="TERM",

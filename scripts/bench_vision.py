@@ -69,7 +69,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=5, help="runs per latency figure; medians are printed (default: 5)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: 0 = one per core)")
     p.add_argument("--provider", default="auto", help="execution provider (default: auto)")
-    p.add_argument("--face-every", type=int, default=3)
+    p.add_argument("--face-every", type=int, default=4)
     p.add_argument("--text-every", type=int, default=30)
     args = p.parse_args()
 

@@ -1,6 +1,6 @@
 """Coverage quality of the vision engine on a generated clip with exact ground truth.
 
-    .venv/bin/python scripts/eval_vision.py [--seconds 6] [--face-every 3] [--text-every 30]
+    .venv/bin/python scripts/eval_vision.py [--seconds 6] [--face-every 4] [--text-every 30]
 
 Runs the same lookahead pipeline as `redact` and prints, per kind: the share
 of ground-truth region-frames not fully covered, the share of non-sensitive
@@ -128,7 +128,7 @@ def _overlap(a, b) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=6.0, help="clip length (default: 6; a scene cut in the middle)")
-    p.add_argument("--face-every", type=int, default=3, help="frames between face detections (default: 3)")
+    p.add_argument("--face-every", type=int, default=4, help="frames between face detections (default: 4)")
     p.add_argument("--text-every", type=int, default=30, help="frames between OCR runs (default: 30)")
     p.add_argument("--targets", default="faces,text,plates", help="comma-separated targets (default: all)")
     p.add_argument("--threads", type=int, default=0)
