@@ -310,6 +310,18 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
     return RedactResult(frames=frames_out, fps=fps, seconds=seconds, regions=regions_out)
 
 
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """Detection cadence and runtime: shared by `redact` and the vision evaluation and benchmark."""
+    p.add_argument("--face-every", type=int, default=RedactOptions.face_every, metavar="N",
+                   help=f"detect faces every N frames; tracking and interpolation cover the rest "
+                        f"(default: {RedactOptions.face_every}; 1 = every frame)")
+    p.add_argument("--text-every", type=int, default=RedactOptions.text_every, metavar="N",
+                   help=f"run OCR every N frames (default: {RedactOptions.text_every}; OCR is slow, "
+                        "on-screen text moves little)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: 0 = one per core)")
+    p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default: auto)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, metavar="IN", help="any video FFmpeg can read")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="redacted video (H.264; audio kept)")
@@ -318,10 +330,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for kind, default in (("face", "pixelate"), ("text", "fill"), ("plate", "fill")):
         p.add_argument(f"--style-{kind}", choices=STYLES, default=default, help=f"how {kind}s are covered (default: {default})")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, coarseness of pixelate/blur (default: 1)")
-    p.add_argument("--face-every", type=int, default=4, metavar="N",
-                   help="detect faces every N frames; tracking and interpolation cover the rest (default: 4; 1 = every frame)")
-    p.add_argument("--text-every", type=int, default=30, metavar="N",
-                   help="run OCR every N frames (default: 30; OCR is slow, on-screen text moves little)")
     p.add_argument("--custom-term", action="append", default=[], metavar="TERM",
                    help='always cover this word or phrase ("re:" prefix for a regex); repeatable')
     p.add_argument("--no-speech", action="store_true", help="keep the audio as it is (default: bleep spoken PII)")
@@ -330,8 +338,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speech-model", choices=("whisper-tiny.en", "whisper-base"), default="whisper-tiny.en",
                    help="speech recogniser: tiny.en is fast, base more accurate (default: whisper-tiny.en)")
     p.add_argument("--no-mouth-blur", action="store_true", help="do not cover mouths while speech is bleeped")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: 0 = one per core)")
-    p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto", help="execution provider (default: auto)")
+    add_engine_arguments(p)
     p.add_argument("--report", type=Path, metavar="FILE.jsonl", help="per-frame record of what was covered (never the text)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference_server.masking import MaskOptions, apply_masks  # noqa: E402
-from inference_server.redact import LookaheadPipeline, RedactOptions  # noqa: E402
+from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments  # noqa: E402
 from inference_server.vision import VisionEngine, _face_detector, _text_detector  # noqa: E402
 from scripts.synthclip import Clip  # noqa: E402
 
@@ -67,10 +67,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=4.0, help="length of the 720p30 clip for throughput (default: 4)")
     p.add_argument("--repeat", type=int, default=5, help="runs per latency figure; medians are printed (default: 5)")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (default: 0 = one per core)")
-    p.add_argument("--provider", default="auto", help="execution provider (default: auto)")
-    p.add_argument("--face-every", type=int, default=4)
-    p.add_argument("--text-every", type=int, default=30)
+    add_engine_arguments(p)
     args = p.parse_args()
 
     import onnxruntime

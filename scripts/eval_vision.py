@@ -1,6 +1,6 @@
 """Coverage quality of the vision engine on a generated clip with exact ground truth.
 
-    .venv/bin/python scripts/eval_vision.py [--seconds 6] [--face-every 4] [--text-every 30]
+    .venv/bin/python scripts/eval_vision.py [--seconds 6] [--face-every N] [--text-every N] [--targets LIST]
 
 Runs the same lookahead pipeline as `redact` and prints, per kind: the share
 of ground-truth region-frames not fully covered, the share of non-sensitive
@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference_server.masking import MaskOptions, apply_masks  # noqa: E402
-from inference_server.redact import LookaheadPipeline, RedactOptions  # noqa: E402
+from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments  # noqa: E402
 from inference_server.vision import VisionEngine  # noqa: E402
 from scripts.synthclip import Clip  # noqa: E402
 
@@ -128,14 +128,12 @@ def _overlap(a, b) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=6.0, help="clip length (default: 6; a scene cut in the middle)")
-    p.add_argument("--face-every", type=int, default=4, help="frames between face detections (default: 4)")
-    p.add_argument("--text-every", type=int, default=30, help="frames between OCR runs (default: 30)")
     p.add_argument("--targets", default="faces,text,plates", help="comma-separated targets (default: all)")
-    p.add_argument("--threads", type=int, default=0)
+    add_engine_arguments(p)
     args = p.parse_args()
     clip = Clip(seconds=args.seconds)
     options = RedactOptions(targets=tuple(args.targets.split(",")), face_every=args.face_every,
-                            text_every=args.text_every, threads=args.threads)
+                            text_every=args.text_every, threads=args.threads, provider=args.provider)
     r = evaluate(clip, options)
     print(f"clip: {clip.width}x{clip.height} {clip.fps} fps, {clip.frames} frames, scene cut at frame {clip.cut}; "
           f"faces every {args.face_every} frames, OCR every {args.text_every}")
