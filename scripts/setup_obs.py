@@ -1,7 +1,7 @@
 """Configure a running OBS for PrivaStream over obs-websocket (OBS 28+, websocket protocol 5).
 
     .venv/bin/python scripts/setup_obs.py --source "Webcam" [--audio-source "Mic/Aux"] \\
-        [--password PW | $OBS_WEBSOCKET_PASSWORD] [--delay 1.0] [--whip-url URL --whip-token TOKEN]
+        [--password PW | $OBS_WEBSOCKET_PASSWORD] [--delay S] [--whip-url URL --whip-token TOKEN]
 
 Adds "PrivaStream Filter" to --source and "PrivaStream Audio Filter" to --audio-source (default:
 --source, when that source has audio), both with the same delay so audio and video stay in
@@ -18,8 +18,12 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 import simpleobsws
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from obs_plugin.settings import DEFAULTS  # noqa: E402  (numpy-free; loads no libobs)
 
 VIDEO_KIND, VIDEO_NAME = "privastream_filter", "PrivaStream Filter"
 AUDIO_KIND, AUDIO_NAME = "privastream_audio_filter", "PrivaStream Audio Filter"
@@ -39,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="obs-websocket password (default: $OBS_WEBSOCKET_PASSWORD)")
     parser.add_argument("--source", required=True, help="video source to protect (e.g. your camera or screen capture)")
     parser.add_argument("--audio-source", help="audio source to bleep (default: --source if it has audio)")
-    parser.add_argument("--delay", type=float, default=1.0, metavar="S",
-                        help="delay in seconds for both filters: more gives the server more time (default 1.0)")
+    parser.add_argument("--delay", type=float, default=DEFAULTS["delay_s"], metavar="S",
+                        help="delay in seconds for both filters: more gives the server more time "
+                             f"(default {DEFAULTS['delay_s']})")
     parser.add_argument("--whip-url", help="SFU WHIP endpoint to stream to (OBS 30+)")
     parser.add_argument("--whip-token", default="", help="publish token for the WHIP endpoint")
 
