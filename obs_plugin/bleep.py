@@ -1,17 +1,15 @@
 """Minimal bleep rendering for the audio filter: beep, silence or reversed speech over a span.
 
-Kept here (numpy only) because the filter runs inside OBS's embedded Python on the audio
-thread; the phase of the beep comes from the absolute sample index so a bleep that spans
-several packets is one continuous tone.
+Kept apart from `inference_server.speech.render` (whose tone it shares) because the filter
+bleeps packet by packet from a ring on OBS's audio thread; the phase of the beep comes from
+the absolute sample index so a bleep that spans several packets is one continuous tone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-BEEP_HZ = 1000.0
-BEEP_LEVEL = 0.25
-"""About -12 dBFS: clearly a bleep, not painful."""
+from inference_server.speech.render import BEEP_HZ, BEEP_LEVEL
 
 
 def beep(first_index: int, n: int, sample_rate: int) -> np.ndarray:

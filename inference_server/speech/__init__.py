@@ -6,10 +6,19 @@
     regions = mouth_regions(frame_t, face_regions, intervals)   # for the mask path
 """
 
+from importlib import import_module
+
 from .intervals import FAILCLOSED, MuteInterval, merge_intervals
 from .mouth import mouth_regions
-from .redactor import SpeechRedactor, redact_audio
 from .render import BLEEP_MODES, render
 
 __all__ = ["BLEEP_MODES", "FAILCLOSED", "MuteInterval", "SpeechRedactor", "merge_intervals", "mouth_regions",
            "redact_audio", "render"]
+
+
+def __getattr__(name: str):
+    """The redactor (and through it spaCy and Whisper) loads on first use, so the numpy-only
+    parts above load inside OBS's embedded Python on their own."""
+    if name in ("SpeechRedactor", "redact_audio"):
+        return getattr(import_module(".redactor", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
