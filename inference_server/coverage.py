@@ -34,7 +34,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from .regions import FrameDecision, Region, iou
+from .regions import KINDS, FrameDecision, Region, iou
 
 _EPS = 1e-6
 
@@ -120,8 +120,8 @@ class Coverage:
         self.kinds = tuple(kinds)
         self.policies = {**DEFAULT_POLICIES, **(policies or {})}
         self._cuts: list[float] = []
-        self._runs: dict[str, list[float]] = {k: [] for k in KINDS_ALL}
-        self._tracks: dict[str, list[_Track]] = {k: [] for k in KINDS_ALL}
+        self._runs: dict[str, list[float]] = {k: [] for k in KINDS}
+        self._tracks: dict[str, list[_Track]] = {k: [] for k in KINDS}
         self._ids = itertools.count()
 
     # -- input ---------------------------------------------------------------
@@ -340,5 +340,3 @@ class Coverage:
 def _center(box) -> tuple[float, float]:
     return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
-
-KINDS_ALL = ("face", "text", "plate", "mouth")

@@ -50,10 +50,7 @@ class VisionEngine:
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
         self.frame_size: tuple[int, int] | None = None
-        self.timings: dict[str, dict] = {}
         self.update_settings(settings or {})
-
-    detector_kinds = DETECTOR_OF_KIND
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -96,11 +93,10 @@ class VisionEngine:
     def detect(self, t: float, frame: np.ndarray, kinds) -> list[Region]:
         """Run the detectors for ``kinds`` on the frame at t and record what they found."""
         found: list[Region] = []
-        for group, detector in self._detectors_for(kinds).items():
+        for detector in self._detectors_for(kinds).values():
             regions = detector.detect(frame)
             covered = tuple(k for k in detector.kinds if k in self.coverage.kinds)
             self.coverage.add_run(t, covered, regions)
-            self.timings[group] = dict(getattr(detector, "last_timing", {}) or {})
             found.extend(regions)
         return found
 
