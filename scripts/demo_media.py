@@ -60,35 +60,34 @@ class RedactedVideo:
             self._rgba[key] = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
         return self._rgba[key]
 
-    def _submit(self, i: int, pending: deque) -> None:
-        rgba = self._source(i)
-        self.client.submit_frame(i, i / self.clip.fps, rgba)
-        pending.append((i, rgba))
-
     def _run(self) -> None:
+        # Like OBS: at wall-clock frame n, frame n is submitted (the camera's newest) and frame
+        # n - K is shown with its decision.  The first K frames have nothing to show yet.
         pending: deque[tuple[int, np.ndarray]] = deque()
-        for i in range(self.lookahead):
-            self._submit(i, pending)
         start = time.monotonic()
-        index = 0
+        n = 0
         while not self._stop.is_set():
-            # Each frame is shown at its own time; when behind, skip ahead rather than drift.
-            index = max(index, int((time.monotonic() - start) * self.clip.fps))
-            while pending[-1][0] < index + self.lookahead:
-                self._submit(pending[-1][0] + 1, pending)
-            while pending[0][0] < index:
+            # When behind, skip ahead rather than drift.
+            n = max(n, int((time.monotonic() - start) * self.clip.fps))
+            newest = pending[-1][0] + 1 if pending else n
+            for i in range(max(newest, n - self.lookahead), n + 1):
+                self.client.submit_frame(i, i / self.clip.fps, self._source(i))
+                pending.append((i, self._source(i)))
+            shown = n - self.lookahead
+            while pending and pending[0][0] < shown:
                 pending.popleft()
-            frame = pending[0][1][..., :3].copy()
-            decision = self.client.frame_decision(index)
-            if decision is None or decision.fail_closed:
-                self.failed_closed += 1
-                frame = cover_all(frame)
-            else:
-                frame = apply_masks(frame, decision.regions, self.masks)
-            self._latest = frame
-            self.shown += 1
-            index += 1
-            self._stop.wait(max(0.0, start + index / self.clip.fps - time.monotonic()))
+            if shown >= 0 and pending and pending[0][0] == shown:
+                frame = pending[0][1][..., :3].copy()
+                decision = self.client.frame_decision(shown)
+                if decision is None or decision.fail_closed:
+                    self.failed_closed += 1
+                    frame = cover_all(frame)
+                else:
+                    frame = apply_masks(frame, decision.regions, self.masks)
+                self._latest = frame
+                self.shown += 1
+            n += 1
+            self._stop.wait(max(0.0, start + n / self.clip.fps - time.monotonic()))
 
     def __call__(self, index: int) -> np.ndarray:
         return self._latest
@@ -109,8 +108,8 @@ class RedactedAudioTrack(MediaStreamTrack):
         speech = speak(DEMO_SPEECH, sample_rate=sample_rate)
         self.loop = np.concatenate([np.zeros(sample_rate // 2, np.float32), speech, np.zeros(sample_rate, np.float32)])
         self.chunk = int(AUDIO_PTIME * sample_rate)
-        self._sent = 0  # samples played
-        self._submitted = 0  # samples handed to the server
+        self._sent = 0  # samples played; the speech they come from is delay_s older
+        self._lag = int(delay_s * sample_rate)
         self._start: float | None = None
         self.muted_chunks = self.chunks = 0
 
@@ -121,14 +120,12 @@ class RedactedAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         self._start = self._start or time.monotonic()
         await asyncio.sleep(max(0.0, self._start + self._sent / self.rate - time.monotonic()))
-        ahead = self._sent + int(self.delay_s * self.rate)
-        while self._submitted < ahead + self.chunk:
-            block = self._samples(self._submitted, self.chunk)
-            self.client.submit_audio(self._submitted / self.rate, block[None, :], self.rate)
-            self._submitted += self.chunk
-        t0, t1 = self._sent / self.rate, (self._sent + self.chunk) / self.rate
-        pcm = self._samples(self._sent, self.chunk)[None, :].copy()
-        intervals, decided = self.client.audio_decision(t0, t1)
+        # Like a microphone: the newest chunk goes to the server now; what plays is delay_s older.
+        self.client.submit_audio(self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :], self.rate)
+        played = self._sent - self._lag
+        t0, t1 = played / self.rate, (played + self.chunk) / self.rate
+        pcm = self._samples(played, self.chunk)[None, :].copy()
+        intervals, decided = self.client.audio_decision(t0, t1) if played >= 0 else ([], -1.0)
         self.chunks += 1
         if decided < t1:
             pcm[:] = 0.0  # undecided speech is never played
