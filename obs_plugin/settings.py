@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
+from inference_server.speech.render import BLEEP_MODES  # numpy only: safe inside OBS
+
 from .libobs import LibObs
 
 TARGETS = ("faces", "plates", "text", "speech")
 STYLES = ("pixelate", "blur", "fill")
 STYLE_KINDS = ("face", "text", "plate")
-BLEEP_MODES = ("beep", "silence", "reverse")
 FAIL_POLICIES = ("closed", "open")
 DELAY_RANGE_S = (0.2, 3.0)
 """The GPU delay line holds delay*fps frames: 3 s of 1080p60 is already ~1.5 GB, so it stops there."""
