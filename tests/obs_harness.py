@@ -2,8 +2,13 @@
 
 `ObsSession` starts its own Xvfb, writes a complete OBS config (profile, scene collection that
 loads our script, websocket with a password) into a temporary HOME, starts
-`obs --minimize-to-tray`, talks obs-websocket through simpleobsws, and stops everything by pid:
-StopRecord first, then SIGINT (OBS 29 exits cleanly on it), then Xvfb.
+`obs --minimize-to-tray`, talks obs-websocket through simpleobsws, and stops it the way its
+close button does: StopRecord first, then WM_DELETE_WINDOW to its main window, then Xvfb.
+
+Not SIGINT: OBS 29.0's SIGINT handler calls QWidget::close() inside the signal handler, on top of
+whatever the main thread was doing.  Under load that crashed OBS in QWidget::event now and then
+(exit status -11 after a clean "Shutting down", reproduced with two busy cores and gdb attached).
+Under Xvfb there is no system tray, so --minimize-to-tray still leaves the main window mapped.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import simpleobsws
 from PIL import Image
+from Xlib import X, display as xdisplay, protocol
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "obs_plugin" / "privastream_filter.py"
@@ -70,6 +76,7 @@ class ObsSession:
         self.port = free_port()
         self.record_dir = home / "recordings"
         self.xvfb = self.obs = None
+        self.display = ""
         self.exit_code = None
         self._loop = asyncio.new_event_loop()
         self._ws = None
@@ -133,8 +140,8 @@ class ObsSession:
 
     def __enter__(self) -> "ObsSession":
         self._write_config()
-        display = self._start_xvfb()
-        env = {**os.environ, "HOME": str(self.home), "DISPLAY": display, "LIBGL_ALWAYS_SOFTWARE": "1",
+        self.display = self._start_xvfb()
+        env = {**os.environ, "HOME": str(self.home), "DISPLAY": self.display, "LIBGL_ALWAYS_SOFTWARE": "1",
                "XDG_CONFIG_HOME": str(self.home / ".config"), **self.extra_env}
         cmd = ["obs", "--minimize-to-tray", "--disable-updater", "--disable-shutdown-check"]
         if self.start_recording:
@@ -192,8 +199,30 @@ class ObsSession:
         logs = sorted((self.home / ".config" / "obs-studio" / "logs").glob("*.txt"))
         return logs[-1].read_text(errors="replace") if logs else ""
 
+    def _ask_to_quit(self) -> bool:
+        """WM_DELETE_WINDOW to OBS's main window, handled in Qt's own event loop. -> sent."""
+        try:
+            d = xdisplay.Display(self.display)
+        except Exception:
+            return False
+        try:
+            pid_atom, protocols, delete = (d.intern_atom(n) for n in ("_NET_WM_PID", "WM_PROTOCOLS", "WM_DELETE_WINDOW"))
+            sent = False
+            for w in d.screen().root.query_tree().children:
+                pid = w.get_full_property(pid_atom, X.AnyPropertyType)
+                name = w.get_wm_name() or ""
+                if pid is None or pid.value[0] != self.obs.pid or not str(name).startswith("OBS "):
+                    continue
+                w.send_event(protocol.event.ClientMessage(window=w, client_type=protocols,
+                                                          data=(32, [delete, X.CurrentTime, 0, 0, 0])))
+                sent = True
+            d.flush()
+            return sent
+        finally:
+            d.close()
+
     def close(self) -> int | None:
-        """Stops OBS (SIGINT, then waits) and Xvfb; returns OBS's exit status.  Idempotent."""
+        """Stops OBS (close its main window, then wait) and Xvfb; returns OBS's exit status.  Idempotent."""
         if self._ws is not None:
             try:
                 self._loop.run_until_complete(self._ws.disconnect())
@@ -201,8 +230,8 @@ class ObsSession:
                 pass
             self._ws = None
         if self.obs is not None and self.exit_code is None:
-            if self.obs.poll() is None:
-                self.obs.send_signal(signal.SIGINT)
+            if self.obs.poll() is None and not self._ask_to_quit():
+                self.obs.send_signal(signal.SIGINT)  # no main window (start-up failed): the only way left
             try:
                 self.exit_code = self.obs.wait(timeout=45)
             except subprocess.TimeoutExpired:

@@ -17,6 +17,7 @@ RATE = 48000
 TONE_HZ = 440.0
 EVENT_PERIOD_S = 1.0
 EVENT_S = 0.2
+TONE_MIN_S = 0.05
 
 
 def make_flash_clip(path: Path, size=(640, 360), fps: int = 30, seconds: int = 6) -> Path:
@@ -70,17 +71,19 @@ def rms_envelope(audio: np.ndarray, window_s: float = 0.005) -> np.ndarray:
     return np.sqrt((frames ** 2).mean(axis=1))
 
 
-def onsets(signal: np.ndarray, threshold: float, step_s: float) -> list[float]:
-    """Times (s) where `signal` rises above `threshold`."""
+def onsets(signal: np.ndarray, threshold: float, step_s: float, min_s: float = 0.0) -> list[float]:
+    """Times (s) where `signal` rises above `threshold` and stays there at least `min_s`
+    (the AAC encoder's start-up click is a 10 ms blip, not a tone)."""
     above = signal > threshold
     rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-    return [float(i * step_s) for i in rising]
+    hold = max(1, int(round(min_s / step_s)))
+    return [float(i * step_s) for i in rising if above[i:i + hold].all() and i + hold <= len(above)]
 
 
 def av_offsets(path: Path, fps: int = 30) -> list[float]:
     """Audio onset minus flash onset (s) for every flash with a tone within half a period."""
     flashes = onsets(read_video_brightness(path, fps), 128, 1 / fps)
-    tones = onsets(rms_envelope(read_audio(path)), 0.05, 0.005)
+    tones = onsets(rms_envelope(read_audio(path)), 0.05, 0.005, TONE_MIN_S)
     out = []
     for f in flashes:
         near = [a - f for a in tones if abs(a - f) < EVENT_PERIOD_S / 2]

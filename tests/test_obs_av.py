@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from obs_harness import ObsSession, filter_entry, media_source
-from obs_media import (EVENT_S, RATE, av_offsets, dominant_hz, make_flash_clip, onsets, read_audio,
+from obs_media import (EVENT_S, RATE, TONE_MIN_S, av_offsets, dominant_hz, make_flash_clip, onsets, read_audio,
                        read_video_brightness, rms_envelope)
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
@@ -60,7 +60,7 @@ def test_filters_keep_av_sync_and_bleep_decided_spans(tmp_path, clip, baseline):
     assert len(offsets) >= 3, f"flashes or tones missing in the filtered recording ({offsets})"
     assert abs(statistics.median(offsets) - baseline) <= 0.050, (offsets, baseline)
     audio = read_audio(path)
-    tones = onsets(rms_envelope(audio), 0.05, 0.005)
+    tones = onsets(rms_envelope(audio), 0.05, 0.005, TONE_MIN_S)
     spans = [audio[int((t + 0.03) * RATE): int((t + EVENT_S - 0.03) * RATE)] for t in tones]
     assert spans and all(abs(dominant_hz(s) - 1000.0) < 20 for s in spans if len(s) > RATE // 20)
 
