@@ -156,7 +156,7 @@ def _speech_windows(recording, clip):
     for start in range(-lag - len(source), len(audio), len(source)):
         if start + plain.start >= 0 and start + plain.stop <= len(audio):
             got = audio[start + plain.start:start + plain.stop]
-            plain_ok += np.corrcoef(got, source[plain])[0, 1] > 0.8
+            plain_ok += got.std() > 0 and np.corrcoef(got, source[plain])[0, 1] > 0.8
         if start + digits.start >= 0 and start + digits.stop <= len(audio):
             got = audio[start + digits.start:start + digits.stop]
             corr = np.corrcoef(got, source[digits])[0, 1] if got.std() > 0 else 0.0
