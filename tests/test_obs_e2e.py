@@ -36,7 +36,9 @@ PLAIN = "Hello everyone and welcome back to the stream, today we look at the gar
 PII = "You can call me on five five five, one two three, four five six seven."
 PLAIN_AT, PII_AT = 0.3, 5.0
 FACE_MIN = 40
-WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 12.0, 8.0
+# Before the kill, a clip length plus the longest window checked (3 s) plus slack: every window
+# then lies whole at least once, wherever in the loop the recording starts.
+WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 14.0, 8.0
 
 
 def stamp(frame: np.ndarray, index: int) -> None:
@@ -132,47 +134,48 @@ def test_faces_and_pii_text_covered_after_warm_up(recording, clip):
 
 
 def _best_lag(recorded: np.ndarray, source: np.ndarray) -> int:
-    """Sample offset of `source` (looped) inside `recorded`, from 100 Hz envelopes."""
-    def env(x):
-        n = RATE // 100
-        return np.sqrt((x[: len(x) // n * n].reshape(-1, n) ** 2).mean(axis=1))
-    r, s = env(recorded), env(source)
-    s_loop = np.concatenate([s, s])
-    scores = [np.dot(r[: len(s)], s_loop[k:k + len(s)]) for k in range(len(s))]
-    return int(np.argmax(scores)) * (RATE // 100)
+    """Sample offset of `source` (looped) inside `recorded`: the peak of their circular waveform
+    cross-correlation.  Beeps and silences do not correlate with speech, so only what passed
+    through counts (an envelope match was pulled off by a long beep)."""
+    n = len(source)
+    xc = np.fft.irfft(np.conj(np.fft.rfft(recorded[:n], n)) * np.fft.rfft(source, n), n)
+    return int(np.argmax(xc))
 
 
 def _speech_windows(recording, clip):
-    """(plain_ok, pii_ok): how many whole plain sentences came through, how many numbers were bleeped."""
+    """-> ([plain sentence intact?], [number bleeped?]) for every place where one lies whole."""
     out, _, _, killed_at = recording
     _, _, _, source = clip
     audio = read_audio(out)[: int(killed_at * RATE)]
     lag = _best_lag(audio, source)
-    plain_ok = pii_ok = 0
+    plain_ok, pii_ok = [], []
     plain = slice(int((PLAIN_AT + 0.5) * RATE), int((PLAIN_AT + 3.5) * RATE))
     digits = slice(int((PII_AT + 1.6) * RATE), int((PII_AT + 4.5) * RATE))
     # Every place in the recording where the looping clip's sentence (or number) lies whole;
-    # a loop need not fit whole: the recording before the kill is about one clip long.
+    # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):
         if start + plain.start >= 0 and start + plain.stop <= len(audio):
             got = audio[start + plain.start:start + plain.stop]
-            plain_ok += got.std() > 0 and np.corrcoef(got, source[plain])[0, 1] > 0.8
+            plain_ok.append(bool(got.std() > 0 and np.corrcoef(got, source[plain])[0, 1] > 0.8))
         if start + digits.start >= 0 and start + digits.stop <= len(audio):
             got = audio[start + digits.start:start + digits.stop]
             corr = np.corrcoef(got, source[digits])[0, 1] if got.std() > 0 else 0.0
-            pii_ok += corr < 0.3 and (got.std() < 1e-3 or abs(dominant_hz(got) - 1000) < 30)
+            pii_ok.append(bool(corr < 0.3 and (got.std() < 1e-3 or abs(dominant_hz(got) - 1000) < 30)))
     return plain_ok, pii_ok
 
 
 def test_pii_speech_bleeped(recording, clip):
-    assert _speech_windows(recording, clip)[1] >= 1, "the phone number was not bleeped"
+    bleeped = _speech_windows(recording, clip)[1]
+    assert bleeped and all(bleeped), f"the phone number was not bleeped every time ({bleeped})"
 
 
-@pytest.mark.xfail(strict=False, reason="known weakness (issues 3/5 still open): live, the speech redactor decodes "
-                   "later than L on 2 cores and an entity found late keeps muting into the next sentence, so the "
-                   "plain sentence after a spoken number is muted (fail closed) instead of passed through")
+@pytest.mark.xfail(strict=False, reason="known weakness (issue 3 open): with OBS, x264, the detectors and Whisper "
+                   "on 2 cores, a decode now and then takes longer than the margin left in L and a slice of the plain "
+                   "sentence is muted (fail closed), or Whisper tiny hears more digits over its first words; "
+                   "intact in 4 of 6 runs here")
 def test_other_speech_intact(recording, clip):
-    assert _speech_windows(recording, clip)[0] >= 1, "the sentence without PII did not come through intact"
+    intact = _speech_windows(recording, clip)[0]
+    assert intact and all(intact), f"the sentence without PII did not come through intact every time ({intact})"
 
 
 def test_server_killed_covers_and_mutes_from_next_deadline(recording):

@@ -4,17 +4,28 @@ Audio arrives in chunks stamped with the caller's clock.  It is resampled into
 a 16 kHz mono ring; every ``step_s`` seconds the last ``window_s`` seconds are
 decoded with word timestamps.  Words behind the watermark are committed and
 stay as context for the PII rules, so "my password is" said in one window
-still covers the next one.  Where two consecutive hypotheses disagree about the
-words being decided (LocalAgreement's test), both are checked and the PII of
-either is muted: an unstable transcript costs a longer bleep, never a leak.
+still covers the next one.
+
+Every sample is heard by several overlapping windows before it is due, so the
+words being decided are read by the newest three hypotheses (LocalAgreement's
+test, widened).  The newest reading is always checked for PII: it has heard the
+most right context.  An older reading is checked too when it agrees with
+another one; one that agrees with none is set aside (Whisper tiny's short
+digit loops, "seven, one, one, one" over "hello everyone", are such readings),
+and so is a reading that agrees with none when the others agree.  The PII of
+every reading checked is muted: an unstable transcript costs a longer bleep,
+never a leak.  Context for later windows comes from the newest reading that
+agrees with another.
 
 The watermark ``decided_until`` trails the newest audio by ``hold`` seconds
-(less than the latency bound L, leaving a step and some compute for the next
-decode); it never cuts a word in two while time allows.  Each time it moves,
+(less than the latency bound L, leaving a step and the time a decode takes);
+it never cuts a word in two while time allows.  Each time it moves,
 every entity that starts before the new watermark is issued as a mute interval
 from its first word's start to its last word's end, padded (``pad_before_s``, ``pad_after_s``) and
 merged with a neighbour closer than ``merge_gap_s``.  An issued interval is
-final: it may reach past the watermark, it is never withdrawn or shortened.
+final: it may reach past the watermark, it is never withdrawn or shortened.  (Issuing only up
+to the watermark, and leaving the rest to readings that have heard more, was tried: later
+readings split e-mail addresses differently and 9 of 53 PII words leaked in the evaluation.)
 
 Fail closed (issue 3, item 6): a gap in the caller's timeline, a chunk with
 NaN/inf samples, a recogniser error, a timeline reset, or (background mode) a
@@ -28,6 +39,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from typing import Sequence
 
 import numpy as np
@@ -48,6 +60,19 @@ MAX_GAP_FILL_S = 10.0
 GAP_STRETCH_S = 0.4
 CONTEXT_S = 20.0
 """Committed words kept as context for the PII rules."""
+READINGS = 3
+"""Hypotheses compared for agreement: the newest and the two before it."""
+LOOP_RUN = 5
+"""Identical words in a row that make a decoding loop (a real "five five five" is three)."""
+LOOP_LEAD_S = 0.2
+"""A loop is decoded again from this long before its first word."""
+AGREEMENT = 0.6
+"""Two readings agree when this share of their words being decided match (difflib's ratio)."""
+DECODE_TIMES = 8
+"""Recent decode durations the live compute margin is taken from (their maximum)."""
+MARGIN_SAFETY = 1.25
+MIN_HOLD_S = 1.2
+"""The right context the evaluation validates (L = 2 s offline: 2 - 0.5 step - 0.3 margin)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +93,8 @@ class SpeechOptions:
     merge_gap_s: float = 0.3
     """Intervals closer than this become one."""
     compute_margin_s: float = 0.3
-    """Time kept aside in L for decoding itself."""
+    """Time kept aside in L for decoding itself; live (background) decoding keeps aside what the
+    recent decodes really took, when that is more."""
     custom_terms: tuple[str, ...] = ()
     use_ner: bool = True
     asr: AsrOptions = field(default_factory=AsrOptions)
@@ -76,7 +102,10 @@ class SpeechOptions:
     @property
     def hold(self) -> float:
         """How far the watermark trails the newest audio: right context for the rules."""
-        return max(0.0, self.latency_s - self.step_s - self.compute_margin_s)
+        return self.hold_for(self.compute_margin_s)
+
+    def hold_for(self, margin_s: float) -> float:
+        return max(0.0, self.latency_s - self.step_s - margin_s)
 
     def check(self) -> "SpeechOptions":
         if not 0.3 <= self.latency_s <= 8:
@@ -95,6 +124,26 @@ def _key(w: Word) -> str:
 
 def _in(w: Word, zone: tuple[float, float]) -> bool:
     return w.end > zone[0] and w.start < zone[1]
+
+
+def loop_start(words: list[Word]) -> int | None:
+    """Index of the first word of a decoding loop: LOOP_RUN words in a row that say the same."""
+    run = 1
+    for i in range(1, len(words)):
+        run = run + 1 if _key(words[i]) and _key(words[i]) == _key(words[i - 1]) else 1
+        if run == LOOP_RUN:
+            return i - LOOP_RUN + 1
+    return None
+
+
+def agreeing(keys: list[list[str]]) -> list[int]:
+    """Indexes of the readings whose words (``keys``) are close to another reading's; all of them
+    when no two are, so a lone reading is never trusted over the others without a second voice.
+    Close, not equal: a word at the zone's edge is in or out of it as its timestamps jitter."""
+    def close(a: list[str], b: list[str]) -> bool:
+        return a == b or SequenceMatcher(None, a, b, autojunk=False).ratio() >= AGREEMENT
+    agree = [i for i, k in enumerate(keys) if any(close(k, other) for j, other in enumerate(keys) if j != i)]
+    return agree or list(range(len(keys)))
 
 
 def _entity_span(words: list[Word], first: int, last: int, before: float, after: float) -> tuple[float, float]:
@@ -143,8 +192,10 @@ class SpeechRedactor:
         self._closed = False
         self.decisions: list[tuple[float, float, float]] = []
         """(pushed_until, from, to) each time the watermark moved: the evaluation's latency record."""
+        self._decode_s: list[float] = []
         self._reset_stream(None)
         self._worker = None
+        self._background = background
         if background:
             self._worker = threading.Thread(target=self._run_worker, name="speech-redactor", daemon=True)
             self._worker.start()
@@ -159,7 +210,7 @@ class SpeechRedactor:
         self._decided = t0
         self._last_step = t0
         self._committed: list[Word] = []
-        self._hypothesis: list[Word] = []
+        self._recent: list[list[Word]] = []  # the previous hypotheses, newest first
         self._issued: list[MuteInterval] = []
         self._outbox: list[MuteInterval] = []
 
@@ -250,8 +301,9 @@ class SpeechRedactor:
             window = self._ring[int(round((start - self._ring_t0) * TARGET_RATE)):]
             self._last_step = now
             generation = self._generation
+        began = time.perf_counter()
         try:
-            words = self._recognizer.transcribe(window, start)
+            words, heard_until = self._transcribe(window, start)
         except Exception as exc:  # any engine failure: mute, say so, keep going
             log.error("_step() | recognition failed, failing closed [error:%s]", exc)
             with self._lock:
@@ -259,34 +311,66 @@ class SpeechRedactor:
                     self._issue_failclosed(self._decided, now, "recognition error")
             return
         with self._lock:
+            self._decode_s = (self._decode_s + [time.perf_counter() - began])[-DECODE_TIMES:]
             if generation != self._generation:
                 return  # the stream restarted while decoding
-            self._decide(words, now, start, final)
+            self._decide(words, now, start, final, heard_until)
 
-    def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
+    def _transcribe(self, window: np.ndarray, start: float) -> tuple[list[Word], float]:
+        """-> (words, the time after which this decode heard nothing trustworthy).
+
+        Whisper tiny falls into loops after spoken digits ("seven, one, one, one, one, ..." over
+        the next sentence), with the digits earlier in the window as its bait.  The audio from the
+        loop on is decoded again without them; if that loops too, the words stop there and the
+        watermark waits for a later window (or L, which mutes)."""
+        words = self._recognizer.transcribe(window, start)
+        k = loop_start(words)
+        if k is None:
+            return words, np.inf
+        loop_at = words[k].start
+        cut = max(start, loop_at - LOOP_LEAD_S)
+        again = self._recognizer.transcribe(window[int(round((cut - start) * TARGET_RATE)):], cut)
+        k2 = loop_start(again)
+        tail = [w for w in (again if k2 is None else again[:k2]) if w.start >= loop_at - LOOP_LEAD_S / 2]
+        log.info("_transcribe() | decoding loop, decoded again [at:%.2f, again_loops:%s]", loop_at, k2 is not None)
+        return words[:k] + tail, (np.inf if k2 is None else again[k2].start)
+
+    def _hold(self) -> float:
+        """Offline, the configured margin (results must not depend on CPU speed); live, what the
+        recent decodes took, so the next decode still lands before L when the CPU is busy, but
+        never less right context than MIN_HOLD_S: a shorter one decides words Whisper has not
+        heard yet (it drops a trailing partial word), and that leaks; undecided audio is muted."""
+        hold = self.options.hold
+        if self._background and self._decode_s:
+            measured = self.options.hold_for(MARGIN_SAFETY * max(self._decode_s))
+            hold = min(hold, max(measured, MIN_HOLD_S))
+        return hold
+
+    def _decide(self, words: list[Word], now: float, window_start: float, final: bool,
+                heard_until: float = np.inf) -> None:
         o = self.options
         # A word at the head of the window may be cut in two; the previous windows heard it whole.
         head = window_start + 0.3 if window_start > self._ring_t0 + 1e-6 else -np.inf
         current = [w for w in words if w.start >= head]
-        first = current[0].start if current else now
-        older = [w for w in self._committed if w.end <= first]
 
-        target = now if final else now - o.hold
+        hold = self._hold()
+        target = now if final else now - hold
         for w in current:
             # Do not cut a word in two while the next step can still decide it in time.
-            if w.start < target < w.end and now - w.start < o.latency_s - o.step_s - o.compute_margin_s:
+            if w.start < target < w.end and now - w.start < hold:
                 target = w.start
                 break
-        target = max(target, self._decided)
+        target = max(min(target, heard_until), self._decided)
 
-        # LocalAgreement: where this window and the previous one disagree about the words being
-        # decided now, both readings are checked and either one's PII is muted.
-        readings = [older + current]
+        # LocalAgreement over the newest readings (see the module doc).
+        hypotheses = [current] + self._recent
         zone = (self._decided - 1.0, target)
-        previous = self._hypothesis
-        if previous and [_key(w) for w in current if _in(w, zone)] != [_key(w) for w in previous if _in(w, zone)]:
-            readings.append([w for w in self._committed if w.end <= previous[0].start] + previous)
-        for reading in readings:
+        keys = [[_key(w) for w in h if _in(w, zone)] for h in hypotheses]
+        trusted = agreeing(keys)
+        if trusted[0] == 0 and len(keys) > 1 and keys[0] == keys[1]:
+            trusted = [0]  # the newest two agree: one reading says it all
+        readings = {i: self._in_context(hypotheses[i]) for i in [0] + [i for i in trusted if i]}
+        for reading in readings.values():
             if not reading:
                 continue
             open_end = not final and reading[-1].end > now - 1.0
@@ -300,10 +384,20 @@ class SpeechRedactor:
                 a, b = _entity_span(reading, e.first, e.last, o.pad_before_s, o.pad_after_s)
                 if a < target and b > self._decided - o.pad_after_s:
                     self._issue(MuteInterval(a, b, e.label))
-        # What lies behind the watermark is final: it becomes the context later windows build on.
-        self._committed = [w for w in older + [w for w in current if w.end <= target] if w.end > now - CONTEXT_S]
-        self._hypothesis = current
+        # What lies behind the watermark is final: the newest trusted reading becomes the context
+        # later windows build on, never one that was set aside.
+        self._committed = [w for w in readings[trusted[0]] if w.end <= target and w.end > now - CONTEXT_S]
+        self._recent = [current] + self._recent[:READINGS - 2]
         self._advance(target)
+        due = now + o.step_s - o.latency_s
+        if heard_until < due and due > self._decided:
+            # A loop that persists: what the next step would decide later than L is muted now.
+            self._issue_failclosed(self._decided, due, "decoding loop")
+
+    def _in_context(self, hypothesis: list[Word]) -> list[Word]:
+        """The committed words before ``hypothesis``, then it: one reading of everything heard."""
+        first = hypothesis[0].start if hypothesis else np.inf
+        return [w for w in self._committed if w.end <= first] + hypothesis
 
     # ---- output -----------------------------------------------------------------------------------
     def _advance(self, target: float) -> None:
@@ -375,7 +469,9 @@ class SpeechRedactor:
         self._step(final=True)
         with self._lock:
             if self._pushed_until is not None and self._pushed_until > self._decided:
-                self._advance(self._pushed_until)  # the filter's held-back tail is the last few samples
+                if self._pushed_until - self._decided > PTS_JITTER_S:  # e.g. a decoding loop to the end
+                    self._issue_failclosed(self._decided, self._pushed_until, "undecided at the end")
+                self._advance(self._pushed_until)  # else only the resampler's rounding is left
         return self.poll()
 
     def close(self) -> None:
