@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from .bleep import render_span
+from . import bleep
 from .client_link import CallTimer, LinkedFilter
 from .libobs import MAX_AV_PLANES, LibObs, ObsAudioData
 from .properties import audio_properties
@@ -132,25 +132,24 @@ class AudioFilter(LinkedFilter):
     def _apply_decisions(self, out: np.ndarray, out_first: int, n: int) -> None:
         start = self._pts_at(out_first)
         end = start + n / self.rate
+        fade_s = bleep.fade_samples(self.rate) / self.rate  # a span's fade may start in this packet
         fail_open = self.settings["fail_policy"] == "open"
         if self.client is None:
             intervals, decided_until = [], (math.inf if fail_open else -math.inf)
         else:
-            intervals, decided_until = self.client.audio_decision(start, end)
+            intervals, decided_until = self.client.audio_decision(start - fade_s, end + fade_s)
         mode = self.settings["bleep_mode"]
-        for s, e, kind in intervals:
-            if fail_open and kind == "failclosed":
-                continue  # the user's explicit choice, warned about in the panel
-            lo_abs, hi_abs = self._index_at(s), self._index_at(e)
-            lo, hi = max(lo_abs - out_first, 0), min(hi_abs - out_first, n)
+        # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped;
+        # fail open skips them: the user's explicit choice, warned about in the panel.
+        spans = [bleep.Span(self._index_at(s), self._index_at(e), "silence" if kind == "failclosed" else mode)
+                 for s, e, kind in intervals if not (fail_open and kind == "failclosed")]
 
-            def mirrored(a, b, lo_abs=lo_abs, hi_abs=hi_abs):
-                # Reversed speech: output sample j plays source sample lo_abs + hi_abs - 1 - j.
-                src = self._read(lo_abs + hi_abs - (out_first + b), b - a)
-                return None if src is None else src[:, ::-1]
+        def mirrored(span, lo, hi):
+            # Reversed speech: output sample j plays source sample span.first + span.stop - 1 - j.
+            src = self._read(span.first + span.stop - (out_first + hi), hi - lo)
+            return None if src is None else src[:, ::-1]
 
-            # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped.
-            render_span(out, lo, hi, "silence" if kind == "failclosed" else mode, out_first, self.rate, mirrored)
+        bleep.render(out, out_first, spans, self.rate, mirrored)
         decided_s = min(max(decided_until - start, 0.0), n / self.rate)  # the watermark may be +-inf
         undecided_from = n if fail_open else min(math.ceil(decided_s * self.rate), n)
         out[:, undecided_from:] = 0.0

@@ -1,15 +1,34 @@
-"""Minimal bleep rendering for the audio filter: beep, silence or reversed speech over a span.
+"""Bleep rendering for the audio filter: beep, silence or reversed speech over decided spans.
 
-Kept apart from `inference_server.speech.render` (whose tone it shares) because the filter
-bleeps packet by packet from a ring on OBS's audio thread; the phase of the beep comes from
-the absolute sample index so a bleep that spans several packets is one continuous tone.
+Kept apart from `inference_server.speech.render` (whose tone and fades it shares) because the
+filter bleeps packet by packet from a ring on OBS's audio thread.  Everything is indexed by
+absolute sample number, so a span that crosses packets renders exactly as if it were whole:
+the beep's phase, and the raised-cosine fades that lie *outside* each span (not one sample
+inside keeps any of the original, and the edges do not click).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from inference_server.speech.render import BEEP_HZ, BEEP_LEVEL
+from inference_server.speech.render import BEEP_HZ, BEEP_LEVEL, FADE_MS
+
+
+@dataclass(frozen=True)
+class Span:
+    first: int
+    """Absolute index of its first sample."""
+    stop: int
+    """Absolute index just after its last sample."""
+    mode: str
+    """beep, silence or reverse."""
+
+
+def fade_samples(sample_rate: int) -> int:
+    return max(1, round(FADE_MS * sample_rate / 1000))
 
 
 def beep(first_index: int, n: int, sample_rate: int) -> np.ndarray:
@@ -17,20 +36,36 @@ def beep(first_index: int, n: int, sample_rate: int) -> np.ndarray:
     return (BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * idx / sample_rate)).astype(np.float32)
 
 
-def render_span(out: np.ndarray, lo: int, hi: int, mode: str, first_index: int, sample_rate: int, mirrored) -> None:
-    """Replace out[:, lo:hi] (sample index first_index+lo ...) by the bleep of `mode`.
+def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int,
+           mirrored: Callable[[Span, int, int], np.ndarray | None]) -> None:
+    """Bleep `out` ((channels, n), first sample at absolute index `out_first`) in place.
 
-    `mirrored(lo, hi)` returns the source samples for reversed speech, or None when they are not
-    in the buffer any more (then the span is silenced: never the original order).
+    `mirrored(span, lo, hi)` returns the source samples for out[:, lo:hi] of a reversed span, or
+    None when they are not in the ring any more (then the span is silenced: never the original order).
     """
-    if hi <= lo:
-        return
-    if mode == "beep":
-        out[:, lo:hi] = beep(first_index + lo, hi - lo, sample_rate)
-        return
-    if mode == "reverse":
-        rev = mirrored(lo, hi)
-        if rev is not None:
-            out[:, lo:hi] = rev
-            return
-    out[:, lo:hi] = 0.0
+    n = out.shape[1]
+    f = fade_samples(sample_rate)
+    keep = np.ones(n, np.float32)  # share of the original in each output sample
+    fill = np.zeros_like(out)
+    cores = []
+    for s in spans:
+        lo, hi = max(s.first - f - out_first, 0), min(s.stop + f - out_first, n)
+        if hi <= lo:
+            continue
+        idx = np.arange(lo, hi) + out_first + 0.5
+        u_in = (idx - (s.first - f)) / f  # 0..1 across the fade before the span
+        u_out = (idx - s.stop) / f  # 0..1 across the fade after it
+        gain = np.where(idx < s.first, 0.5 + 0.5 * np.cos(np.pi * u_in),
+                        np.where(idx >= s.stop, 0.5 - 0.5 * np.cos(np.pi * u_out), 0.0)).astype(np.float32)
+        keep[lo:hi] = np.minimum(keep[lo:hi], gain)
+        if s.mode == "beep":
+            fill[:, lo:hi] = beep(out_first + lo, hi - lo, sample_rate)
+        cores.append((s, max(s.first - out_first, 0), min(s.stop - out_first, n)))
+    # Cores last, so a neighbour's beep fade never reaches into a silenced or reversed span.
+    for s, lo, hi in cores:
+        if hi <= lo or s.mode == "beep":
+            continue
+        rev = mirrored(s, lo, hi) if s.mode == "reverse" else None
+        fill[:, lo:hi] = 0.0 if rev is None else rev
+    out *= keep
+    out += fill * (1.0 - keep)

@@ -16,7 +16,8 @@ import pytest
 
 from inference_server.regions import Region
 from obs_plugin.audio_filter import AudioFilter
-from obs_plugin.bleep import BEEP_LEVEL
+from obs_plugin.bleep import BEEP_LEVEL, Span, fade_samples
+from obs_plugin.bleep import render as bleep_render
 from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
 from obs_plugin.settings import DEFAULTS, delay_frames, parse_custom_terms, settings_from_values
 from obs_plugin.video_filter import MAX_REGIONS, bounding_box, region_texels
@@ -148,11 +149,17 @@ def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
         assert not out[span].any()
     else:
         np.testing.assert_array_equal(out[span], signal[loud][::-1])
-    # Everything else is the input, delayed.
+    # Everything else is the input, delayed, but for the 5 ms raised-cosine fades just outside
+    # the span: they start at the input and end at the fill (no click), never inside the span.
     expected = np.concatenate([np.zeros(delay, np.float32), signal])[: len(out)]
+    f = fade_samples(RATE)
     keep = np.ones(len(out), bool)
-    keep[span] = False
+    keep[span.start - f:span.stop + f] = False
     np.testing.assert_array_equal(out[keep], expected[keep])
+    before, after = slice(span.start - f, span.start), slice(span.stop, span.stop + f)
+    assert abs(out[before][0] - expected[before][0]) < 0.01 and abs(out[after][-1] - expected[after][-1]) < 0.01
+    if mode != "beep":
+        assert np.all(np.abs(out[before]) <= np.abs(expected[before]) + 1e-6)
 
 
 def test_no_client_mutes_everything_unless_fail_open(monkeypatch):
@@ -183,3 +190,19 @@ def test_failclosed_spans_are_muted_not_bleeped(monkeypatch):
     out, delay = run_audio(tone(1.0), {"delay_s": 0.3, "bleep_mode": "beep"}, monkeypatch,
                            client="test_obs_units:FailClosedClient")
     assert not out.any()
+
+
+def test_bleep_split_over_packets_renders_as_one_without_clicks():
+    x = np.repeat((0.3 * np.sin(np.arange(4800) / 5)).astype(np.float32)[None], 2, axis=0)
+    spans = [Span(1000, 3000, "beep"), Span(3100, 4000, "silence")]
+    whole = x.copy()
+    bleep_render(whole, 0, spans, RATE, lambda *_: None)
+    parts = x.copy()
+    for a in range(0, 4800, 1024):
+        bleep_render(parts[:, a:a + 1024], a, spans, RATE, lambda *_: None)
+    np.testing.assert_allclose(parts, whole, atol=1e-6)
+    # No click: a sample step is at most the input's own, plus the tone's, plus the gain ramp's share.
+    ramp = np.pi / (2 * fade_samples(RATE)) * (0.3 + BEEP_LEVEL)
+    bound = np.abs(np.diff(x[0])).max() + 2 * np.pi * 1000 / RATE * BEEP_LEVEL + ramp
+    assert np.abs(np.diff(whole[0])).max() <= bound, "an edge clicks"
+    assert not whole[:, 3100:4000].any()

@@ -10,9 +10,8 @@ Every sample is heard by several overlapping windows before it is due, so the
 words being decided are read by the newest three hypotheses (LocalAgreement's
 test, widened).  The newest reading is always checked for PII: it has heard the
 most right context.  An older reading is checked too when it agrees with
-another one; one that agrees with none is set aside (Whisper tiny's short
-digit loops, "seven, one, one, one" over "hello everyone", are such readings),
-and so is a reading that agrees with none when the others agree.  The PII of
+another one; one that agrees with none is set aside (Whisper tiny's digit
+loops, "seven, one, one, one" over "hello everyone", are such readings).  The PII of
 every reading checked is muted: an unstable transcript costs a longer bleep,
 never a leak.  Context for later windows comes from the newest reading that
 agrees with another.
@@ -62,10 +61,6 @@ CONTEXT_S = 20.0
 """Committed words kept as context for the PII rules."""
 READINGS = 3
 """Hypotheses compared for agreement: the newest and the two before it."""
-LOOP_RUN = 5
-"""Identical words in a row that make a decoding loop (a real "five five five" is three)."""
-LOOP_LEAD_S = 0.2
-"""A loop is decoded again from this long before its first word."""
 AGREEMENT = 0.6
 """Two readings agree when this share of their words being decided match (difflib's ratio)."""
 DECODE_TIMES = 8
@@ -126,22 +121,16 @@ def _in(w: Word, zone: tuple[float, float]) -> bool:
     return w.end > zone[0] and w.start < zone[1]
 
 
-def loop_start(words: list[Word]) -> int | None:
-    """Index of the first word of a decoding loop: LOOP_RUN words in a row that say the same."""
-    run = 1
-    for i in range(1, len(words)):
-        run = run + 1 if _key(words[i]) and _key(words[i]) == _key(words[i - 1]) else 1
-        if run == LOOP_RUN:
-            return i - LOOP_RUN + 1
-    return None
-
-
 def agreeing(keys: list[list[str]]) -> list[int]:
     """Indexes of the readings whose words (``keys``) are close to another reading's; all of them
     when no two are, so a lone reading is never trusted over the others without a second voice.
-    Close, not equal: a word at the zone's edge is in or out of it as its timestamps jitter."""
+    Close: the same digits, and most words the same (a word at the zone's edge is in or out of it
+    as its timestamps jitter; a digit is what a made-up reading adds)."""
+    def digits(k: list[str]) -> str:
+        return "".join(ch for word in k for ch in word if ch.isdigit())
+
     def close(a: list[str], b: list[str]) -> bool:
-        return a == b or SequenceMatcher(None, a, b, autojunk=False).ratio() >= AGREEMENT
+        return a == b or (digits(a) == digits(b) and SequenceMatcher(None, a, b, autojunk=False).ratio() >= AGREEMENT)
     agree = [i for i, k in enumerate(keys) if any(close(k, other) for j, other in enumerate(keys) if j != i)]
     return agree or list(range(len(keys)))
 
@@ -303,7 +292,7 @@ class SpeechRedactor:
             generation = self._generation
         began = time.perf_counter()
         try:
-            words, heard_until = self._transcribe(window, start)
+            words = self._recognizer.transcribe(window, start)
         except Exception as exc:  # any engine failure: mute, say so, keep going
             log.error("_step() | recognition failed, failing closed [error:%s]", exc)
             with self._lock:
@@ -314,26 +303,7 @@ class SpeechRedactor:
             self._decode_s = (self._decode_s + [time.perf_counter() - began])[-DECODE_TIMES:]
             if generation != self._generation:
                 return  # the stream restarted while decoding
-            self._decide(words, now, start, final, heard_until)
-
-    def _transcribe(self, window: np.ndarray, start: float) -> tuple[list[Word], float]:
-        """-> (words, the time after which this decode heard nothing trustworthy).
-
-        Whisper tiny falls into loops after spoken digits ("seven, one, one, one, one, ..." over
-        the next sentence), with the digits earlier in the window as its bait.  The audio from the
-        loop on is decoded again without them; if that loops too, the words stop there and the
-        watermark waits for a later window (or L, which mutes)."""
-        words = self._recognizer.transcribe(window, start)
-        k = loop_start(words)
-        if k is None:
-            return words, np.inf
-        loop_at = words[k].start
-        cut = max(start, loop_at - LOOP_LEAD_S)
-        again = self._recognizer.transcribe(window[int(round((cut - start) * TARGET_RATE)):], cut)
-        k2 = loop_start(again)
-        tail = [w for w in (again if k2 is None else again[:k2]) if w.start >= loop_at - LOOP_LEAD_S / 2]
-        log.info("_transcribe() | decoding loop, decoded again [at:%.2f, again_loops:%s]", loop_at, k2 is not None)
-        return words[:k] + tail, (np.inf if k2 is None else again[k2].start)
+            self._decide(words, now, start, final)
 
     def _hold(self) -> float:
         """Offline, the configured margin (results must not depend on CPU speed); live, what the
@@ -346,8 +316,7 @@ class SpeechRedactor:
             hold = min(hold, max(measured, MIN_HOLD_S))
         return hold
 
-    def _decide(self, words: list[Word], now: float, window_start: float, final: bool,
-                heard_until: float = np.inf) -> None:
+    def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
         o = self.options
         # A word at the head of the window may be cut in two; the previous windows heard it whole.
         head = window_start + 0.3 if window_start > self._ring_t0 + 1e-6 else -np.inf
@@ -360,7 +329,7 @@ class SpeechRedactor:
             if w.start < target < w.end and now - w.start < hold:
                 target = w.start
                 break
-        target = max(min(target, heard_until), self._decided)
+        target = max(target, self._decided)
 
         # LocalAgreement over the newest readings (see the module doc).
         hypotheses = [current] + self._recent
@@ -389,10 +358,6 @@ class SpeechRedactor:
         self._committed = [w for w in readings[trusted[0]] if w.end <= target and w.end > now - CONTEXT_S]
         self._recent = [current] + self._recent[:READINGS - 2]
         self._advance(target)
-        due = now + o.step_s - o.latency_s
-        if heard_until < due and due > self._decided:
-            # A loop that persists: what the next step would decide later than L is muted now.
-            self._issue_failclosed(self._decided, due, "decoding loop")
 
     def _in_context(self, hypothesis: list[Word]) -> list[Word]:
         """The committed words before ``hypothesis``, then it: one reading of everything heard."""
@@ -469,9 +434,7 @@ class SpeechRedactor:
         self._step(final=True)
         with self._lock:
             if self._pushed_until is not None and self._pushed_until > self._decided:
-                if self._pushed_until - self._decided > PTS_JITTER_S:  # e.g. a decoding loop to the end
-                    self._issue_failclosed(self._decided, self._pushed_until, "undecided at the end")
-                self._advance(self._pushed_until)  # else only the resampler's rounding is left
+                self._advance(self._pushed_until)  # the filter's held-back tail is the last few samples
         return self.poll()
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from .intervals import MuteInterval
 BLEEP_MODES = ("beep", "silence", "reverse")
 BEEP_HZ = 1000.0
 BEEP_LEVEL = 0.25  # about -12 dBFS: clearly a bleep, not painful
+FADE_MS = 5.0
 
 
 def _gain(times: np.ndarray, iv: MuteInterval, fade: float) -> np.ndarray:
@@ -33,7 +34,7 @@ def _gain(times: np.ndarray, iv: MuteInterval, fade: float) -> np.ndarray:
 
 
 def render(planar: np.ndarray, sample_rate: int, t0: float, intervals: list[MuteInterval],
-           mode: str = "beep", fade_ms: float = 5.0) -> np.ndarray:
+           mode: str = "beep", fade_ms: float = FADE_MS) -> np.ndarray:
     """A redacted copy of ``planar`` ((channels, n) float32, first sample at ``t0`` seconds)."""
     if mode not in BLEEP_MODES:
         raise MediaError(f"unknown bleep mode {mode!r} (choices: {', '.join(BLEEP_MODES)})")
