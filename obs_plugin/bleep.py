@@ -43,6 +43,8 @@ def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int,
     `mirrored(span, lo, hi)` returns the source samples for out[:, lo:hi] of a reversed span, or
     None when they are not in the ring any more (then the span is silenced: never the original order).
     """
+    if not spans:
+        return  # the common case, on OBS's audio thread: nothing to allocate
     n = out.shape[1]
     f = fade_samples(sample_rate)
     keep = np.ones(n, np.float32)  # share of the original in each output sample

@@ -184,7 +184,6 @@ class SpeechRedactor:
         self._decode_s: list[float] = []
         self._reset_stream(None)
         self._worker = None
-        self._background = background
         if background:
             self._worker = threading.Thread(target=self._run_worker, name="speech-redactor", daemon=True)
             self._worker.start()
@@ -311,7 +310,7 @@ class SpeechRedactor:
         never less right context than MIN_HOLD_S: a shorter one decides words Whisper has not
         heard yet (it drops a trailing partial word), and that leaks; undecided audio is muted."""
         hold = self.options.hold
-        if self._background and self._decode_s:
+        if self._worker is not None and self._decode_s:
             measured = self.options.hold_for(MARGIN_SAFETY * max(self._decode_s))
             hold = min(hold, max(measured, MIN_HOLD_S))
         return hold
