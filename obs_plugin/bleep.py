@@ -14,7 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from inference_server.speech.render import BEEP_HZ, BEEP_LEVEL, FADE_MS
+from inference_server.speech.intervals import MuteInterval
+from inference_server.speech.render import BEEP_HZ, BEEP_LEVEL, FADE_MS, fade_gain
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,9 @@ def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int,
         lo, hi = max(s.first - f - out_first, 0), min(s.stop + f - out_first, n)
         if hi <= lo:
             continue
-        idx = np.arange(lo, hi) + out_first + 0.5
-        u_in = (idx - (s.first - f)) / f  # 0..1 across the fade before the span
-        u_out = (idx - s.stop) / f  # 0..1 across the fade after it
-        gain = np.where(idx < s.first, 0.5 + 0.5 * np.cos(np.pi * u_in),
-                        np.where(idx >= s.stop, 0.5 - 0.5 * np.cos(np.pi * u_out), 0.0)).astype(np.float32)
-        keep[lo:hi] = np.minimum(keep[lo:hi], gain)
+        times = (np.arange(lo, hi) + out_first) / sample_rate
+        gain = fade_gain(times, MuteInterval(s.first / sample_rate, s.stop / sample_rate, s.mode), f / sample_rate)
+        keep[lo:hi] = np.minimum(keep[lo:hi], gain.astype(np.float32))
         if s.mode == "beep":
             fill[:, lo:hi] = beep(out_first + lo, hi - lo, sample_rate)
         cores.append((s, max(s.first - out_first, 0), min(s.stop - out_first, n)))

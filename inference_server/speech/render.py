@@ -21,8 +21,9 @@ BEEP_LEVEL = 0.25  # about -12 dBFS: clearly a bleep, not painful
 FADE_MS = 5.0
 
 
-def _gain(times: np.ndarray, iv: MuteInterval, fade: float) -> np.ndarray:
-    """1 where the original plays, 0 inside the interval, a raised-cosine ramp in the fades."""
+def fade_gain(times: np.ndarray, iv: MuteInterval, fade: float) -> np.ndarray:
+    """1 where the original plays, 0 inside the interval, a raised-cosine ramp in the fades
+    (also the OBS audio filter's, which passes absolute sample indexes divided by the rate)."""
     g = np.ones_like(times)
     if fade > 0:
         before = (times >= iv.start - fade) & (times < iv.start)
@@ -53,7 +54,7 @@ def render(planar: np.ndarray, sample_rate: int, t0: float, intervals: list[Mute
     for iv in intervals:
         if iv.end + fade < t0 or iv.start - fade > t_end:
             continue
-        g = _gain(times, iv, fade)
+        g = fade_gain(times, iv, fade)
         touched = g < 1.0
         if mode == "beep":
             fill = BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * (times - iv.start))
