@@ -89,7 +89,7 @@ _STRICT_GAP = r"(?:\s*(?:number|no\.?|code))?\s*(?:[:=]|\bis\b)\s*"  # a secret 
 _SECRET = (
     r"(?!(?:incorrect|wrong|invalid|required|correct|expired|too|not|case|weak|strong|saved|changed|reset"
     r"|set|missing|empty|needed|the|a|my|your|in|on|at|here|there|below|above|this|that|it|what|same"
-    r"|private|secret|hidden)\b)\S+"
+    r"|private|secret|hidden)\b)(?=\S*\w)\S+"  # punctuation alone ("password is...") is not a value
 )
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"

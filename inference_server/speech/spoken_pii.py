@@ -34,6 +34,8 @@ OPEN_RUN_DIGITS = 3
 CUE_MAX_WORDS = 5
 # Whisper often runs sentences together without a full stop; a cue's value ends where a new clause starts.
 _NEW_CLAUSE = re.compile(r"(?i)(?<=\s)(?:my|and|but|so|i|i'm|then|please|thanks|thank)\b")
+# ... and an address without a street word heard ("I live at 42m3 near the park") where it is located.
+_ADDRESS_END = re.compile(r"(?i)(?<=\s)(?:near|next|behind|opposite|across|beside|by|with|since|because)\b")
 # An address said after "I live at" ends with its street word ("... Elm Street"), if one is heard.
 _STREET_WORD = re.compile(r"(?i)\b(?:street|st|avenue|ave|road|rd|lane|drive|boulevard|way|court|place|close"
                           r"|crescent|terrace|square|parkway|highway)\b\.?")
@@ -49,11 +51,16 @@ _NUMBER_CUE = re.compile(
 # An address still being spelt at the end of the transcript: "at john.", "jon.mit", "dot com".
 _OPEN_ADDRESS = re.compile(
     r"(?i)(?:(?<=\s)|^)(?:"
-    r"at\s+(?!(?:home|work|school|the|a|an|least|all|this|that|first|last|night|once)\b)[a-z]\S*"  # "at john"
+    r"(?P<at>at\s+)(?!(?:home|work|school|the|a|an|least|all|this|that|first|last|night|once|noon|midnight"
+    r"|lunch|dinner|breakfast|church|college|uni|university|my|your|his|her|our|their)\b)[a-z]\S*"  # "at john"
     r"|\S+\s+dot\b(?:\s+\S+)?"  # "smith dot", "smith dot co"
     r"|\S*[a-z][.@][a-z]\S*"  # Whisper's "jon.mit", "smith@"
     r"|\S*@\S*"
     r")\s*$")
+# "at Acme" after one of these is a place, not an address being spelt ("I work at Acme").
+_PLACE_VERB = re.compile(r"(?i)\b(?:work|works|worked|working|study|studies|studied|studying|stay|stays|stayed"
+                         r"|staying|meet|met|meeting|arrive|arrived|look|looked|looking|am|are|was|were|be|been"
+                         r"|i'm|we're|they're|he's|she's|it's)\s+$")
 _DOB_CUE = re.compile(r"(?i)\b(?:born on|born in|date of birth is|birthday is|birth date is|dob is)\s+")
 _MONTHS = ("january february march april may june july august september october november december "
            "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -84,8 +91,9 @@ def _digit_runs(text: str, open_end: bool) -> list[PiiSpan]:
             spans.append(PiiSpan(m.start(), m.end(), "account", 0.5))
     if open_end:
         m = _OPEN_ADDRESS.search(text)
-        if m:  # from "at" on: Whisper's boundary between "at" and the name is often late
-            spans.append(PiiSpan(m.start(), len(text), "email", 0.5))
+        if m and not (m.group("at") and _PLACE_VERB.search(text[:m.start()])):
+            # "at john": from the name on; the entity's pad covers Whisper's late boundary before it.
+            spans.append(PiiSpan(m.end("at") if m.group("at") else m.start(), len(text), "email", 0.5))
     return spans
 
 
@@ -95,7 +103,8 @@ def _cue_values(text: str) -> list[PiiSpan]:
         value = re.match(rf"(?:[^\s.?!]+(?:\.(?=\S))?[^\s.?!]*\s*){{1,{CUE_MAX_WORDS}}}", text[m.end():])
         if value and value.group().strip():
             label = "address" if re.search(r"(?i)address|live", m.group()) else "account"
-            clause = _NEW_CLAUSE.search(value.group(), 1)
+            clause = _NEW_CLAUSE.search(value.group(), 1) or (
+                _ADDRESS_END.search(value.group(), 1) if label == "address" else None)
             length = clause.start() if clause else len(value.group().rstrip())
             street = _STREET_WORD.search(value.group()) if label == "address" else None
             spans.append(PiiSpan(m.end(), m.end() + (street.end() if street else length), label, 0.8))
@@ -110,12 +119,27 @@ def _cue_values(text: str) -> list[PiiSpan]:
     return spans
 
 
+def _open_term_prefixes(custom_terms: Sequence[str]) -> re.Pattern[str] | None:
+    """The first words of the streamer's multi-word terms, at the end of the transcript: "Acme" may
+    be the start of "Acme Robotics", and is decided before "Robotics" has been heard."""
+    prefixes = set()
+    for term in custom_terms:
+        words = term.split()
+        if term.strip().startswith("re:") or len(words) < 2:
+            continue
+        prefixes.update(r"\s+".join(re.escape(w) for w in words[:k]) for k in range(1, len(words)))
+    if not prefixes:
+        return None
+    return re.compile(rf"(?i)(?<!\w)(?:{'|'.join(sorted(prefixes, key=len, reverse=True))})[.,?!]*\s*$")
+
+
 class SpokenPiiDetector:
     """Finds PII entities in a list of recognised words (Whisper's word texts, in order)."""
 
     def __init__(self, custom_terms: Sequence[str] = (), use_ner: bool = True,
                  classifier: PiiClassifier | None = None):
         self.classifier = classifier or PiiClassifier(custom_terms=custom_terms, use_ner=use_ner)
+        self._open_terms = _open_term_prefixes(custom_terms)
 
     def find(self, words: Sequence[str], open_end: bool = False) -> list[SpokenPii]:
         """Entities as word ranges.  ``open_end``: the speaker may still be talking after the
@@ -124,6 +148,8 @@ class SpokenPiiDetector:
         if not norm.text:
             return []
         spans = self.classifier.find(norm.text) + _digit_runs(norm.text, open_end) + _cue_values(norm.text)
+        if open_end and self._open_terms and (m := self._open_terms.search(norm.text)):
+            spans.append(PiiSpan(m.start(), m.end(), "custom", 0.5))
         found = []
         for span in merge_spans(spans):
             owners = norm.words_of(span.start, span.end)
