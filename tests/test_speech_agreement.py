@@ -12,7 +12,7 @@ import pytest
 
 from inference_server.speech import SpeechRedactor
 from inference_server.speech.asr import Recognizer, Word
-from inference_server.speech.redactor import agreeing
+from inference_server.speech.redactor import agreeing, hallucinated
 from inference_server.speech.spoken_pii import SpokenPiiDetector
 from scripts.eval_audio import RATE, covered
 
@@ -61,3 +61,62 @@ def test_a_reading_that_agrees_with_neither_neighbour_is_set_aside():
     # with the newest used to be), the digits would have bleeped "welcome back".
     assert covered(0.0, 8.0, intervals) == 0.0, intervals
     assert decided == pytest.approx(8.0)
+
+
+class WindowScript(Recognizer):
+    """Mock (see the module doc): the windows ending in ``special`` (seconds) read ``odd`` instead of
+    what was said after ``odd``'s first word; every other window reads PLAIN."""
+
+    def __init__(self, special: tuple[float, float], odd: list[Word]):
+        self.special, self.odd, self.used = special, odd, 0
+
+    def transcribe(self, samples, t0):
+        t1 = t0 + len(samples) / 16000
+        if self.special[0] < t1 <= self.special[1]:
+            self.used += 1
+            return [w for w in words(PLAIN, t0, t1) if w.start < self.odd[0].start] + \
+                [w for w in self.odd if w.start >= t0 and w.end <= t1]
+        return words(PLAIN, t0, t1)
+
+
+def redact(recognizer: Recognizer, seconds: float = 8.0) -> list:
+    r = SpeechRedactor(recognizer=recognizer, detector=SpokenPiiDetector(use_ner=False), latency_s=2.0)
+    for i in range(int(seconds * 10)):  # decoded inline every 0.5 s
+        r.push(i * 0.1, np.zeros((1, RATE // 10), np.float32), RATE)
+    intervals, _ = r.flush()
+    r.close()
+    return intervals
+
+
+def test_hallucinated_needs_several_unplaced_words():
+    placed = [Word(0.1 * i, 0.1 * i + 0.3, " 5", 0.9) for i in range(8)]
+    loop = [Word(3.0 + 0.01 * i, 3.0 + 0.01 * i, " 11,", 0.7) for i in range(8)]
+    assert not hallucinated(placed)
+    assert hallucinated(loop)
+    assert not hallucinated(placed + loop[:2]), "a word Whisper could not place at the window's end is normal"
+
+
+def test_a_newest_reading_of_unplaced_digits_is_set_aside_when_the_others_agree():
+    """Whisper tiny's "11, 11, 11, ..." over plain speech, in the newest reading only."""
+    loop = [Word(3.0 + 0.08 * i, 3.0 + 0.08 * i, " 11,", 0.7) for i in range(9)]
+    rec = WindowScript((5.0, 5.15), loop)
+    intervals = redact(rec)
+    assert rec.used == 1
+    assert covered(0.0, 8.0, intervals) == 0.0, intervals
+
+
+DIGITS = [Word(4.7 + 0.13 * i, 4.82 + 0.13 * i, " 5,", 0.9) for i in range(3)]
+
+
+def test_digits_two_readings_heard_ahead_of_the_watermark_stay_muted_when_later_readings_lose_them():
+    rec = WindowScript((5.0, 5.65), DIGITS)  # the windows ending at 5.1 and 5.6 s
+    intervals = redact(rec)
+    assert rec.used == 2
+    assert covered(4.7, DIGITS[-1].end, intervals) == pytest.approx(DIGITS[-1].end - 4.7), intervals
+
+
+def test_one_reading_guessing_at_its_open_end_is_not_enough():
+    rec = WindowScript((5.0, 5.15), DIGITS)  # only the window ending at 5.1 s
+    intervals = redact(rec)
+    assert rec.used == 1
+    assert covered(0.0, 8.0, intervals) == 0.0, intervals
