@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")]
 
 SIZE = (640, 360)
-SECONDS = 10
+SECONDS = 12  # the number is said whole, then a pause: no digit cut off into the next loop's "hello"
 DELAY_S = 3.0
 BITS, BIT_W, BIT_H = 9, 16, 8
 PLAIN = "Hello everyone and welcome back to the stream, today we look at the garden."
@@ -38,7 +38,7 @@ PLAIN_AT, PII_AT = 0.3, 5.0
 FACE_MIN = 40
 # Before the kill, a clip length plus the longest window checked (3 s) plus slack: every window
 # then lies whole at least once, wherever in the loop the recording starts.
-WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 14.0, 8.0
+WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 16.0, 8.0
 
 
 def stamp(frame: np.ndarray, index: int) -> None:
@@ -150,7 +150,7 @@ def _speech_windows(recording, clip):
     lag = _best_lag(audio, source)
     plain_ok, pii_ok = [], []
     plain = slice(int((PLAIN_AT + 0.5) * RATE), int((PLAIN_AT + 3.5) * RATE))
-    digits = slice(int((PII_AT + 1.6) * RATE), int((PII_AT + 4.5) * RATE))
+    digits = slice(int((PII_AT + 1.6) * RATE), int((PII_AT + 5.2) * RATE))  # to the end of "seven"
     # Every place in the recording where the looping clip's sentence (or number) lies whole;
     # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):
