@@ -169,10 +169,6 @@ def test_pii_speech_bleeped(recording, clip):
     assert bleeped and all(bleeped), f"the phone number was not bleeped every time ({bleeped})"
 
 
-@pytest.mark.xfail(strict=False, reason="known weakness (issue 3 open): with OBS, x264, the detectors and Whisper "
-                   "tiny on 2 cores, part of the plain sentence is sometimes bleeped (Whisper tiny hears more digits "
-                   "after the number, or other PII, in it) or muted (a decode later than the margin left in L); "
-                   "intact in 2 of 3 runs of this code here, 9 of 12 with the variants tried the same day")
 def test_other_speech_intact(recording, clip):
     intact = _speech_windows(recording, clip)[0]
     assert intact and all(intact), f"the sentence without PII did not come through intact every time ({intact})"
