@@ -41,7 +41,7 @@ class Word:
 class AsrOptions:
     model: str = "whisper-tiny.en"
     threads: int = 0
-    """CPU threads for CTranslate2; 0 = half the cores, at least one (``default_threads``)."""
+    """CPU threads for CTranslate2; 0 = one per core (``default_threads``)."""
     device: str = "auto"
     """"cpu", "cuda" or "auto" (CUDA when CTranslate2 sees a GPU)."""
     vad_threshold: float = 0.35
@@ -69,10 +69,11 @@ def _device(choice: str) -> tuple[str, str]:
 
 
 def default_threads() -> int:
-    """Half the cores: the decoder shares the machine with OBS, the encoder and the vision workers.
-    CTranslate2's own default (4) on two busy cores stalled live decodes past L now and then
-    (failed closed 0.13-0.38 s per minute with one core taken, 0.02-0.06 s with one thread)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """One per core.  CTranslate2's own default is 4 threads, which on two busy cores stall each
+    other (4.0 % of live audio failed closed in one bench_audio run at load 1.8, 0.3 % with fewer
+    threads).  One thread alone was tried too: the demo's video then waited on late speech
+    decisions for its mouth regions and failed closed (tests/test_demo.py failed 2 runs in 3)."""
+    return os.cpu_count() or 1
 
 
 @lru_cache(maxsize=4)
