@@ -85,8 +85,8 @@ def load_whisper(name: str, device: str = "auto", threads: int = 0):
     from faster_whisper import WhisperModel
 
     try:
-        model = WhisperModel(str(path), device=dev, compute_type=compute, cpu_threads=threads or default_threads(),
-                             local_files_only=True)
+        threads = threads or default_threads()
+        model = WhisperModel(str(path), device=dev, compute_type=compute, cpu_threads=threads, local_files_only=True)
     except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError with its own text
         raise ModelLoadError(f"cannot load speech model {name!r} from {path} on {dev}: {exc}") from exc
     log.info("load_whisper() | loaded [model:%s, device:%s, compute:%s, threads:%s]", name, dev, compute, threads)
