@@ -27,23 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inference_server.speech import SpeechRedactor  # noqa: E402
 from inference_server.speech.intervals import FAILCLOSED, merge_intervals  # noqa: E402
 from scripts.eval_audio import covered  # noqa: E402
-from scripts.synthclip import speak  # noqa: E402
+from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, speech_track  # noqa: E402
 
 RATE = 48000
 CHUNK = 1024
-PLAIN = "Hello everyone and welcome back to the stream, today we look at the garden."
-PII = "You can call me on five five five, one two three, four five six seven."
-PLAIN_AT, PII_AT = 0.3, 5.0
-PLAIN_SPAN = (PLAIN_AT + 0.5, PLAIN_AT + 3.5)  # the windows tests/test_obs_e2e.py checks
-DIGITS_SPAN = (PII_AT + 1.6, PII_AT + 5.2)
-
-
-def clip(loop_s: float) -> np.ndarray:
-    audio = np.zeros(int(loop_s * RATE), np.float32)
-    for text, at in ((PLAIN, PLAIN_AT), (PII, PII_AT)):
-        s = speak(text, sample_rate=RATE)[: audio.size - int(at * RATE)]
-        audio[int(at * RATE): int(at * RATE) + s.size] = s * 0.8
-    return audio
 
 
 def run(audio: np.ndarray, loops: int, latency: float) -> list:
@@ -72,7 +59,7 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=2.8, help="decision latency bound L (default: 2.8)")
     ap.add_argument("--loop-s", type=float, default=12.0, help="clip length in seconds (default: 12)")
     args = ap.parse_args()
-    audio = clip(args.loop_s)
+    audio = speech_track(args.loop_s, RATE)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         intervals = run(audio, args.loops, args.latency)
@@ -82,7 +69,7 @@ def main() -> int:
     plain_ok = digits_ok = 0
     for k in range(1, args.loops):
         t = k * args.loop_s
-        (pa, pb), (da, db) = [(t + a, t + min(b, args.loop_s)) for a, b in (PLAIN_SPAN, DIGITS_SPAN)]
+        (pa, pb), (da, db) = [(t + a, t + min(b, args.loop_s)) for a, b in (PLAIN_CHECK, NUMBER_CHECK)]
         plain_intact = covered(pa, pb, intervals) < 0.01
         digits_covered = covered(da, db, intervals) > db - da - 0.01
         plain_ok, digits_ok = plain_ok + plain_intact, digits_ok + digits_covered

@@ -262,3 +262,23 @@ def speak(text: str, voice: str = "en-us", speed: int = 150, sample_rate: int = 
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
     g = gcd(sample_rate, rate)
     return resample_poly(pcm, sample_rate // g, rate // g).astype(np.float32)
+
+
+# The spoken track of the OBS end-to-end clip (tests/test_obs_e2e.py, scripts/eval_live_speech.py):
+# a plain sentence, then a phone number said whole.  The CHECK spans are where the plain sentence
+# must come through untouched and where the number must be bleeped, in seconds into the track.
+PLAIN_SPEECH = "Hello everyone and welcome back to the stream, today we look at the garden."
+PII_SPEECH = "You can call me on five five five, one two three, four five six seven."
+PLAIN_AT, PII_AT = 0.3, 5.0
+PLAIN_CHECK = (PLAIN_AT + 0.5, PLAIN_AT + 3.5)
+NUMBER_CHECK = (PII_AT + 1.6, PII_AT + 5.2)  # to the end of "seven"
+
+
+def speech_track(seconds: float, sample_rate: int = 48000) -> np.ndarray:
+    """The two sentences at PLAIN_AT and PII_AT in ``seconds`` of audio (cut off if it is shorter
+    than about 10.4 s: then "seven" runs into whatever follows)."""
+    audio = np.zeros(int(seconds * sample_rate), np.float32)
+    for text, at in ((PLAIN_SPEECH, PLAIN_AT), (PII_SPEECH, PII_AT)):
+        s = speak(text, sample_rate=sample_rate)[: audio.size - int(at * sample_rate)]
+        audio[int(at * sample_rate): int(at * sample_rate) + s.size] = s * 0.8
+    return audio

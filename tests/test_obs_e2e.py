@@ -23,7 +23,7 @@ import pytest
 from live_helpers import ServerProcess
 from obs_harness import ObsSession, filter_entry, media_source
 from obs_media import RATE, dominant_hz, read_audio, read_video_frames
-from scripts.synthclip import Clip, speak, write_clip
+from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, Clip, speech_track, write_clip
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")]
@@ -32,9 +32,6 @@ SIZE = (640, 360)
 SECONDS = 12  # the number is said whole, then a pause: no digit cut off into the next loop's "hello"
 DELAY_S = 3.0
 BITS, BIT_W, BIT_H = 9, 16, 8
-PLAIN = "Hello everyone and welcome back to the stream, today we look at the garden."
-PII = "You can call me on five five five, one two three, four five six seven."
-PLAIN_AT, PII_AT = 0.3, 5.0
 FACE_MIN = 40
 # Before the kill, a clip length plus the longest window checked (3 s) plus slack: every window
 # then lies whole at least once, wherever in the loop the recording starts.
@@ -64,10 +61,7 @@ class StampedClip(Clip):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     c = StampedClip(width=SIZE[0], height=SIZE[1], fps=30, seconds=SECONDS)
-    audio = np.zeros(SECONDS * RATE, np.float32)
-    for text, at in ((PLAIN, PLAIN_AT), (PII, PII_AT)):
-        s = speak(text, sample_rate=RATE)[: int((SECONDS - at) * RATE)]
-        audio[int(at * RATE): int(at * RATE) + len(s)] = s * 0.8
+    audio = speech_track(SECONDS, RATE)
     path = tmp_path_factory.mktemp("e2e") / "clip.mkv"
     truths = write_clip(path, c, audio=audio)
     return path, c, truths, audio
@@ -149,8 +143,7 @@ def _speech_windows(recording, clip):
     audio = read_audio(out)[: int(killed_at * RATE)]
     lag = _best_lag(audio, source)
     plain_ok, pii_ok = [], []
-    plain = slice(int((PLAIN_AT + 0.5) * RATE), int((PLAIN_AT + 3.5) * RATE))
-    digits = slice(int((PII_AT + 1.6) * RATE), int((PII_AT + 5.2) * RATE))  # to the end of "seven"
+    plain, digits = (slice(int(a * RATE), int(b * RATE)) for a, b in (PLAIN_CHECK, NUMBER_CHECK))
     # Every place in the recording where the looping clip's sentence (or number) lies whole;
     # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):

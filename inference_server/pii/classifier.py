@@ -23,6 +23,17 @@ _CUSTOM_REGEX_PREFIX = "re:"
 MAX_TEXT_CHARS = 100_000
 
 
+def phrase_words(term: str) -> list[str]:
+    """The words of a custom phrase; [] for a "re:" pattern or an empty line."""
+    term = term.strip()
+    return [] if term.startswith(_CUSTOM_REGEX_PREFIX) else term.split()
+
+
+def phrase_pattern(words: Iterable[str]) -> str:
+    """Regex for words said or written in order, any whitespace between them."""
+    return r"\s+".join(re.escape(w) for w in words)
+
+
 def compile_custom_terms(terms: Iterable[str]) -> list[re.Pattern[str]]:
     """The streamer's own words: phrases match case-insensitively on word boundaries, "re:" terms as regexes."""
     if isinstance(terms, str):
@@ -41,8 +52,7 @@ def compile_custom_terms(terms: Iterable[str]) -> list[re.Pattern[str]]:
                 # The index, not the term: the term itself may be the private thing.
                 raise PrivaStreamError(f"custom term #{index + 1} is not a valid regular expression: {exc}") from None
         else:
-            words = r"\s+".join(re.escape(w) for w in term.split())
-            compiled.append(re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE))
+            compiled.append(re.compile(rf"(?<!\w){phrase_pattern(term.split())}(?!\w)", re.IGNORECASE))
     return compiled
 
 

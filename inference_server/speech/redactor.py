@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MediaError, StateError
+from ..pii.classifier import phrase_words
 from .asr import AsrOptions, Recognizer, Word
 from .intervals import FAILCLOSED, MuteInterval, merge_intervals
 from .render import render
@@ -217,7 +218,7 @@ class SpeechRedactor:
         if step_s is None:  # a short L needs frequent decodes; 0.5 s is the CPU-friendly default
             step_s = min(0.5, max(0.1, latency_s / 3))
         asr = AsrOptions(model=model, threads=threads, device=device,
-                         hotwords=", ".join(t for t in custom_terms if not t.startswith("re:")))
+                         hotwords=", ".join(" ".join(w) for w in map(phrase_words, custom_terms) if w))
         self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_before_s=pad_before_s, pad_after_s=pad_after_s,
                                      merge_gap_s=merge_gap_s, custom_terms=tuple(custom_terms), use_ner=use_ner,
                                      asr=asr).check()

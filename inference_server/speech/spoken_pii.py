@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..pii import PiiClassifier, luhn_valid
+from ..pii.classifier import phrase_pattern, phrase_words
 from ..pii.spans import PiiSpan, merge_spans
 from .spoken import NormalizedText, normalize_words
 
@@ -124,10 +125,8 @@ def _open_term_prefixes(custom_terms: Sequence[str]) -> re.Pattern[str] | None:
     be the start of "Acme Robotics", and is decided before "Robotics" has been heard."""
     prefixes = set()
     for term in custom_terms:
-        words = term.split()
-        if term.strip().startswith("re:") or len(words) < 2:
-            continue
-        prefixes.update(r"\s+".join(re.escape(w) for w in words[:k]) for k in range(1, len(words)))
+        words = phrase_words(term)
+        prefixes.update(phrase_pattern(words[:k]) for k in range(1, len(words)))
     if not prefixes:
         return None
     return re.compile(rf"(?i)(?<!\w)(?:{'|'.join(sorted(prefixes, key=len, reverse=True))})[.,?!]*\s*$")
