@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--models", default="whisper-tiny.en,whisper-base", help="(default: %(default)s)")
     ap.add_argument("--seconds", type=float, default=30.0, help="audio length (default: 30)")
     ap.add_argument("--latency", type=float, default=2.0, help="decision latency bound L (default: 2.0)")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the decoder, 0 = one per core (default: 0)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the decoder, 0 = all (default: 0)")
     args = ap.parse_args()
     audio = synthesize(CORPUS).audio[: int(args.seconds * RATE)]
     duration = audio.size / RATE

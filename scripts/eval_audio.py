@@ -188,7 +188,7 @@ def main() -> int:
     ap.add_argument("--speeds", default="150,175", help="words per minute (default: %(default)s)")
     ap.add_argument("--latency", type=float, default=2.0, help="decision latency bound L in seconds (default: 2.0)")
     ap.add_argument("--jobs", type=int, default=1, help="voices evaluated in parallel (default: 1)")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads per decoder, 0 = one per core (default: 0)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads per decoder, 0 = all (default: 0)")
     args = ap.parse_args()
     jobs = [(v, int(s), args.model, args.latency, args.threads)
             for v in args.voices.split(",") for s in args.speeds.split(",")]

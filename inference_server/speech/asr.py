@@ -8,7 +8,6 @@ recogniser per audio source, and each copy of tiny.en costs ~100 MB.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ class Word:
 class AsrOptions:
     model: str = "whisper-tiny.en"
     threads: int = 0
-    """CPU threads for CTranslate2; 0 = one per core (``default_threads``)."""
+    """CPU threads for CTranslate2; 0 = its own default (4 threads; see docs/benchmarks.md)."""
     device: str = "auto"
     """"cpu", "cuda" or "auto" (CUDA when CTranslate2 sees a GPU)."""
     vad_threshold: float = 0.35
@@ -68,14 +67,6 @@ def _device(choice: str) -> tuple[str, str]:
     return "cuda", "int8_float16"
 
 
-def default_threads() -> int:
-    """One per core.  CTranslate2's own default is 4 threads, which on two busy cores stall each
-    other (4.0 % of live audio failed closed in one bench_audio run at load 1.8, 0.3 % with fewer
-    threads).  One thread alone was tried too: the demo's video then waited on late speech
-    decisions for its mouth regions and failed closed (tests/test_demo.py failed 2 runs in 3)."""
-    return os.cpu_count() or 1
-
-
 @lru_cache(maxsize=4)
 def load_whisper(name: str, device: str = "auto", threads: int = 0):
     if name not in MODEL_CHOICES:
@@ -85,7 +76,6 @@ def load_whisper(name: str, device: str = "auto", threads: int = 0):
     from faster_whisper import WhisperModel
 
     try:
-        threads = threads or default_threads()
         model = WhisperModel(str(path), device=dev, compute_type=compute, cpu_threads=threads, local_files_only=True)
     except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError with its own text
         raise ModelLoadError(f"cannot load speech model {name!r} from {path} on {dev}: {exc}") from exc
