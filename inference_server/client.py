@@ -43,7 +43,8 @@ OUTBOX_LIMIT = 256
 RECONNECT_BACKOFF_S = (0.05, 1.0)
 WATCHDOG_PERIOD_S = 0.01
 STALL_RECONNECT_S = 1.0
-"""A server silent this long is dropped and dialled again (shorter silences only fail closed)."""
+"""A server silent this long is dropped and dialled again; a shorter silence only sets the "failclosed" state
+(frames undecided at their deadline are covered either way)."""
 OLD_RING_GRACE_S = 2.0
 """A replaced ring stays linked this long, so the server can still read frames already announced in it."""
 
@@ -445,11 +446,12 @@ class LiveClient:
                 with self._lock:
                     if self._state != "failclosed":
                         log.warning("_watchdog() | server silent [ms:%d source:%s]", silent * 1000, self.source)
-                    # Hung or starved: nothing in flight can be vouched for; later answers may still come.
+                    # Starved or hung.  Frames in flight keep their deadlines: an answer that still comes
+                    # in time is as sound as any (a hiccup of 150 ms must not blank D seconds of video),
+                    # and one that does not is covered below.  Audio past the watermark is muted.
                     self._state = "failclosed"
-                    self._message = f"inference server silent for {int(silent * 1000)} ms; covering everything"
-                    for frame_id in list(self._pending):
-                        self._miss(frame_id, "inference server not responding")
+                    self._message = (f"inference server silent for {int(silent * 1000)} ms; "
+                                     "covering what it has not decided")
             with self._lock:
                 for frame_id, deadline in list(self._pending.items()):
                     if now >= deadline:

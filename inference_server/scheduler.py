@@ -313,11 +313,13 @@ class VideoScheduler(_SessionWorker):
         with self._cond:
             frames = list(self._frames)
         for f in frames:
+            if self._awaits_audio(f.t):
+                continue  # its mouths are not decided yet: deciding its regions now would be wasted
             with self._engine_lock:
                 decision = self.engine.decide(f.t, final=True)
             if decision is not None:
                 decision = self._with_mouths(f.t, decision, final=False)
-            if decision is not None:  # else: settled, but the audio around it is not decided yet
+            if decision is not None:
                 self._emit(f, decision, settled=True)
         self._audit_estimates()
 
@@ -348,9 +350,16 @@ class VideoScheduler(_SessionWorker):
                 while len(self._estimates) > AUDITED_KEPT:
                     self._estimates.popitem(last=False)
 
+    def _mouth_blur(self) -> bool:
+        return self.speech is not None and self.engine.settings.get("mouth_blur", True)
+
+    def _awaits_audio(self, t: float) -> bool:
+        """True while the frame at t waits for the stream's audio to be decided (mouth blur)."""
+        return self._mouth_blur() and self.speech.waiting(t)
+
     def _with_mouths(self, t: float, decision: FrameDecision, final: bool) -> FrameDecision | None:
         """The decision plus mouth regions while the stream's speech is bleeped (None: audio not decided yet)."""
-        if decision.fail_closed or self.speech is None or not self.engine.settings.get("mouth_blur", True):
+        if decision.fail_closed or not self._mouth_blur():
             return decision
         mouths = self.speech.mouths(t, decision.regions, final)
         if not mouths:

@@ -44,6 +44,16 @@ class SpeechLink:
             horizon = self.decided_until - KEPT_S
             self._intervals = [iv for iv in self._intervals if iv[1] > horizon]
 
+    def waiting(self, t: float) -> bool:
+        """True while a bleep around t may still be announced (the caller holds the frame at t back)."""
+        with self._lock:
+            if self.audio_sessions == 0:
+                return False  # without an audio session no new bleep can come
+            undecided = self.decided_until
+        from .speech.mouth import MOUTH_PAD_S
+
+        return undecided < t + MOUTH_PAD_S
+
     def mouths(self, t: float, regions: list[Region], final: bool) -> list[Region] | None:
         """Mouth regions for a frame at t showing ``regions``' faces.
 
@@ -56,13 +66,11 @@ class SpeechLink:
         from .speech import FAILCLOSED, MuteInterval, mouth_regions
         from .speech.mouth import MOUTH_PAD_S
 
-        with self._lock:
-            # Without an audio session no new bleep can come: what is known is all there is.
-            decided = self.audio_sessions == 0 or self.decided_until >= t + MOUTH_PAD_S
-            known = list(self._intervals)
-        intervals = [MuteInterval(*iv) for iv in known]
-        if not decided:
+        if self.waiting(t):
             if not final:
                 return None
-            intervals = [MuteInterval(t, t, FAILCLOSED)]
-        return mouth_regions(t, regions, intervals)
+            return mouth_regions(t, regions, [MuteInterval(t, t, FAILCLOSED)])
+        with self._lock:
+            # Called for every pending frame, often: only the few intervals near t become objects.
+            near = [iv for iv in self._intervals if iv[0] - MOUTH_PAD_S <= t < iv[1] + MOUTH_PAD_S]
+        return mouth_regions(t, regions, [MuteInterval(*iv) for iv in near])

@@ -124,13 +124,14 @@ def main() -> int:
                                   stream="demo", state_file=state)
         clients += [video_client, audio_client]
         clip = Clip(width=width, height=height)
-        video = RedactedVideo(clip, video_client, args.delay, MaskOptions())
+        epoch = time.monotonic()  # pts 0 of both tracks: mouth blur matches video and audio by pts, as in OBS
+        video = RedactedVideo(clip, video_client, args.delay, MaskOptions(), epoch)
         whip_url = f"http://{ip}:{args.sfu_port}/whip/{args.room}"
         print("publishing the redacted demo clip over WHIP ...", flush=True)
         publisher = whip_client.BackgroundPublisher()
         publisher.publish(whip_url, token,
                           lambda: whip_client.X264PacketTrack(video, width, height, clip.fps),
-                          lambda: RedactedAudioTrack(audio_client, args.delay))
+                          lambda: RedactedAudioTrack(audio_client, args.delay, epoch))
         print(f"""
 PrivaStream demo is live.
   Viewer:      http://{ip}:{args.sfu_port}/room/{args.room}
@@ -148,7 +149,8 @@ Press Ctrl-C to stop.""", flush=True)
                 if s.proc.poll() is not None:
                     print(f"error: the {s.name} exited:\n" + "\n".join(s.lines[-15:]), file=sys.stderr)
                     return 1
-            print(f"  video: {video.shown} frames shown, {video.failed_closed} fail-closed; "
+            why = ", ".join(f"{reason}: {n}" for reason, n in video.reasons.most_common(3))
+            print(f"  video: {video.shown} frames shown, {video.failed_closed} fail-closed{f' ({why})' if why else ''}; "
                   f"server: {video_client.status.state}, {video_client.status.latency_ms:.0f} ms", flush=True)
         return 0
     except KeyboardInterrupt:

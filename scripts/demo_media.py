@@ -13,7 +13,7 @@ import fractions
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 import av
 import numpy as np
@@ -42,10 +42,11 @@ class RedactedVideo:
     a frame instead of stalling audio and RTCP.
     """
 
-    def __init__(self, clip: Clip, client: LiveClient, delay_s: float, masks: MaskOptions):
-        self.clip, self.client, self.masks = clip, client, masks
+    def __init__(self, clip: Clip, client: LiveClient, delay_s: float, masks: MaskOptions, epoch: float):
+        self.clip, self.client, self.masks, self.epoch = clip, client, masks, epoch
         self.lookahead = max(1, round(delay_s * clip.fps))
         self.shown = self.failed_closed = 0
+        self.reasons: Counter[str] = Counter()  # why frames were covered whole, for the status line
         self._rgba: dict[int, np.ndarray] = {}  # the clip loops: render each frame once
         self._latest = cover_all(clip.frame(0)[0])
         self._stop = threading.Event()
@@ -64,7 +65,7 @@ class RedactedVideo:
         # Like OBS: at wall-clock frame n, frame n is submitted (the camera's newest) and frame
         # n - K is shown with its decision.  The first K frames have nothing to show yet.
         pending: deque[tuple[int, np.ndarray]] = deque()
-        start = time.monotonic()
+        start = self.epoch
         n = 0
         while not self._stop.is_set():
             # When behind, skip ahead rather than drift.
@@ -81,6 +82,7 @@ class RedactedVideo:
                 decision = self.client.frame_decision(shown)
                 if decision is None or decision.fail_closed:
                     self.failed_closed += 1
+                    self.reasons[decision.reason if decision is not None else "no decision"] += 1
                     frame = cover_all(frame)
                 else:
                     frame = apply_masks(frame, decision.regions, self.masks)
@@ -102,15 +104,18 @@ class RedactedAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, client: LiveClient, delay_s: float, bleep_mode: str = "beep", sample_rate: int = 48000):
+    def __init__(self, client: LiveClient, delay_s: float, epoch: float, bleep_mode: str = "beep",
+                 sample_rate: int = 48000):
         super().__init__()
         self.client, self.delay_s, self.bleep_mode, self.rate = client, delay_s, bleep_mode, sample_rate
+        self.epoch = epoch
         speech = speak(DEMO_SPEECH, sample_rate=sample_rate)
         self.loop = np.concatenate([np.zeros(sample_rate // 2, np.float32), speech, np.zeros(sample_rate, np.float32)])
         self.chunk = int(AUDIO_PTIME * sample_rate)
         self._sent = 0  # samples played; the speech they come from is delay_s older
         self._lag = int(delay_s * sample_rate)
         self._start: float | None = None
+        self._offset = 0.0  # pts of the first sample: audio starts when the peer asks for it, after the video
         self.muted_chunks = self.chunks = 0
 
     def _samples(self, start: int, n: int) -> np.ndarray:
@@ -118,12 +123,16 @@ class RedactedAudioTrack(MediaStreamTrack):
         return self.loop[idx]
 
     async def recv(self) -> av.AudioFrame:
-        self._start = self._start or time.monotonic()
+        if self._start is None:
+            self._start = time.monotonic()
+            self._offset = self._start - self.epoch
         await asyncio.sleep(max(0.0, self._start + self._sent / self.rate - time.monotonic()))
         # Like a microphone: the newest chunk goes to the server now; what plays is delay_s older.
-        self.client.submit_audio(self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :], self.rate)
+        self.client.submit_audio(self._offset + self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :],
+                                 self.rate)
         played = self._sent - self._lag
-        t0, t1 = played / self.rate, (played + self.chunk) / self.rate
+        t0 = self._offset + played / self.rate
+        t1 = t0 + self.chunk / self.rate
         pcm = self._samples(played, self.chunk)[None, :].copy()
         intervals, decided = self.client.audio_decision(t0, t1) if played >= 0 else ([], -1.0)
         self.chunks += 1

@@ -25,14 +25,17 @@ from sfu_helpers import Viewers  # noqa: E402
 from sfu_netns import Netns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZE = (960, 540)
+SIZE = (640, 360)
+"""Smaller than the demo's default 960x540: on CI's two cores the viewer's Chromium shares the CPU with
+the demo's x264 and the detectors, and at 960x540 OCR fell behind and most frames failed closed."""
 GRAB = """() => { const v = document.getElementById('video');
   const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
   c.getContext('2d').drawImage(v, 0, 0); return c.toDataURL('image/png'); }"""
 
 
 def _detail(frame: np.ndarray) -> float:
-    """Mean horizontal gradient: high for a real picture, near zero for the fail-closed cover."""
+    """Mean horizontal gradient: 1.8-9 for the redacted picture after the encoder and the browser,
+    under 0.15 for the fail-closed cover (dark 80-px blocks)."""
     return float(np.abs(np.diff(frame.astype(float), axis=1)).mean())
 
 
@@ -88,5 +91,6 @@ def test_viewer_sees_the_demo_with_faces_covered(demo):
     for frame in frames:
         assert detector.detect(frame) == [], "a face reached the viewer"
     # Not merely fail-closed: most frames show the redacted picture itself.
-    pictures = [f for f in frames if _detail(f) > 3.0]
-    assert len(pictures) >= len(frames) // 2, [round(_detail(f), 2) for f in frames]
+    pictures = [f for f in frames if _detail(f) > 1.0]
+    log = [line for line in lines if "video:" in line or "WARNING" in line or "ERROR" in line]
+    assert len(pictures) >= len(frames) // 2, "\n".join([str([round(_detail(f), 2) for f in frames])] + log[-40:])
