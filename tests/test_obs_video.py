@@ -1,23 +1,26 @@
 """The "PrivaStream Filter" in a real OBS 29 under Xvfb (issue 5): registration, fail-closed
 full cover without a server, the mask effect on a fixed region list, fail-open by explicit
-choice, removing the filter while recording, and a clean exit (status 0)."""
+choice, removing the filter while recording, a script reload while filtering, and a clean exit
+(status 0)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from obs_harness import ObsSession, filter_entry, image_source
+from obs_harness import SCRIPT, ObsSession, filter_entry, image_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 
 FILL = 20  # FILL_COLOR 0.08 in 8 bits
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
+RELOADER = Path(__file__).resolve().parent / "obs_reload_script.py"
 
 
 @pytest.fixture
@@ -110,3 +113,36 @@ def test_fail_open_only_by_explicit_choice_and_filter_removal_while_recording(tm
     assert covered.std() == 0, "a new filter with default settings must fail closed without a server"
     assert recording.stat().st_size > 0
     assert "Traceback" not in log
+
+
+def test_script_reload_while_filtering(tmp_path, picture):
+    """Tools -> Scripts -> Reload (done by tests/obs_reload_script.py through libobs-scripting) while a
+    filter draws its regions: that filter goes on drawing them, a filter added after the reload works,
+    removing the first one is safe, and OBS exits cleanly."""
+    img, png = picture
+    regions = [{"kind": "text", "box": [300, 48, 500, 96]}]
+    trigger, out = tmp_path / "reload-now", tmp_path / "reload.out"
+    env = {**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions), "PRIVASTREAM_RELOAD_TRIGGER": str(trigger),
+           "PRIVASTREAM_RELOAD_OUT": str(out), "PRIVASTREAM_RELOAD_SCRIPT": str(SCRIPT)}
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
+    with ObsSession(tmp_path, [src], env=env, extra_scripts=(RELOADER,)) as obs:
+        before = first_uncovered_shot(obs, "Camera")
+        trigger.touch()
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        after = obs.screenshot("Camera")
+        obs.call("CreateSourceFilter", {"sourceName": "Camera", "filterName": "PrivaStream 2",
+                                        "filterKind": "privastream_filter", "filterSettings": {"delay_s": 0.2}})
+        obs.call("RemoveSourceFilter", {"sourceName": "Camera", "filterName": "PrivaStream"})
+        added = first_uncovered_shot(obs, "Camera")
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert out.exists() and out.read_text() == "reloaded", out.read_text() if out.exists() else "no reload"
+    assert before is not None and np.all(np.abs(before[48:96, 300:500].astype(int) - FILL) <= 1)
+    assert np.array_equal(after, before), "the filter changed what it draws across the reload"
+    assert added is not None and np.array_equal(added, before), "a filter added after the reload differs"
+    # script_load ran three times: OBS's own load, the second script object, the reload.
+    assert log.count("script_load() | ready") == 3, log
+    assert "Traceback" not in log, log
