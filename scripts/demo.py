@@ -150,7 +150,8 @@ Press Ctrl-C to stop.""", flush=True)
                     print(f"error: the {s.name} exited:\n" + "\n".join(s.lines[-15:]), file=sys.stderr)
                     return 1
             why = ", ".join(f"{reason}: {n}" for reason, n in video.reasons.most_common(3))
-            print(f"  video: {video.shown} frames shown, {video.failed_closed} fail-closed{f' ({why})' if why else ''}; "
+            why = f" ({why})" if why else ""
+            print(f"  video: {video.shown} frames shown, {video.failed_closed} fail-closed{why}; "
                   f"server: {video_client.status.state}, {video_client.status.latency_ms:.0f} ms", flush=True)
         return 0
     except KeyboardInterrupt:

@@ -89,7 +89,7 @@ def recording(tmp_path_factory, clip):
             out = obs.stop_recording()
             log = obs.log_text()
     finally:
-        server.stop()
+        (home / "server.log").write_text(server.stop())  # for a failure's post-mortem (no words, no samples)
     return out, obs.exit_code, log, killed_at
 
 

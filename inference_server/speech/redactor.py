@@ -230,6 +230,7 @@ class SpeechRedactor:
         self.decisions: list[tuple[float, float, float]] = []
         """(pushed_until, from, to) each time the watermark moved: the evaluation's latency record."""
         self._decode_s: list[float] = []
+        self._failclosed_end = float("-inf")  # end of the newest fail-closed run (logged once per run)
         self._reset_stream(None)
         self._worker = None
         if background:
@@ -482,9 +483,10 @@ class SpeechRedactor:
     def _issue_failclosed(self, a: float, b: float, reason: str) -> None:
         if b <= a:
             return
-        last = self._issued[-1] if self._issued else None
-        if not (last and last.kind == FAILCLOSED and last.end >= a - PTS_JITTER_S):  # log runs, not every chunk
-            log.warning("_issue_failclosed() | muting undecided audio [reason:%s, start:%.3f, end:%.3f]", reason, a, b)
+        if a > self._failclosed_end + PTS_JITTER_S:  # log runs, not every chunk
+            log.warning("_issue_failclosed() | muting undecided audio [reason:%s, start:%.3f, slowest decode:%.2f s]",
+                        reason, a, max(self._decode_s, default=0.0))
+        self._failclosed_end = max(self._failclosed_end, b)
         self._issue(MuteInterval(max(a, self._decided if self._decided is not None else a), b, FAILCLOSED))
         self._advance(b)
 
