@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from scipy.signal import correlate
 
 from live_helpers import ServerProcess
 from obs_harness import ObsSession, filter_entry, media_source
@@ -36,6 +37,7 @@ FACE_MIN = 40
 # Before the kill, a clip length plus the longest window checked (3 s) plus slack: every window
 # then lies whole at least once, wherever in the loop the recording starts.
 WARM_UP_S, BEFORE_KILL_S, AFTER_KILL_S = 10.0, 16.0, 8.0
+LOOP_DRIFT_S = 0.15
 
 
 def stamp(frame: np.ndarray, index: int) -> None:
@@ -136,6 +138,36 @@ def _best_lag(recorded: np.ndarray, source: np.ndarray) -> int:
     return int(np.argmax(xc))
 
 
+def _aligned(audio: np.ndarray, at: int, ref: np.ndarray) -> tuple[np.ndarray, float]:
+    """The recorded span that best matches ``ref`` within LOOP_DRIFT_S of sample ``at``, and their
+    correlation.  The recorded audio moves by tens of milliseconds around each loop restart of the
+    media source: OBS's own loop drifts 30-60 ms per loop (seen without our filters), and the audio
+    filter's delay line, which counts samples, probably carries a timestamp jump on for up to D
+    seconds (docs/obs.md).  One lag for the whole recording then left an untouched sentence 21-66 ms off
+    and "not intact".  This test is about what was muted or bleeped; sync is test_obs_av's."""
+    drift = int(LOOP_DRIFT_S * RATE)
+    lo, hi = max(at - drift, 0), min(at + drift + len(ref), len(audio))
+    seg = audio[lo:hi].astype(np.float64)
+    if len(seg) < len(ref) or not ref.std():
+        return audio[at:at + len(ref)], 0.0
+    dots = correlate(seg, ref.astype(np.float64), mode="valid", method="fft")
+    power = np.concatenate([[0.0], np.cumsum(seg ** 2)])
+    energy = power[len(ref):] - power[:-len(ref)]  # |span|^2 at every lag
+    score = dots / np.sqrt(np.maximum(energy, 1e-12) * float(np.dot(ref, ref)))
+    k = int(np.argmax(score))
+    got = audio[lo + k:lo + k + len(ref)]
+    return got, float(np.corrcoef(got, ref)[0, 1]) if got.std() > 0 else 0.0
+
+
+def _blockwise(audio: np.ndarray, at: int, ref: np.ndarray) -> float:
+    """Correlation with ``ref`` of the recording from sample ``at``, each 0.2 s block aligned on its
+    own (``_aligned``): the shift can end inside a sentence (one run was 21 ms off for half a second
+    after the loop restarted, then aligned again).  A muted or bleeped block still counts against."""
+    n = int(0.2 * RATE)
+    got = np.concatenate([_aligned(audio, at + i, ref[i:i + n])[0] for i in range(0, len(ref), n)])
+    return float(np.corrcoef(got, ref)[0, 1]) if got.std() > 0 and len(got) == len(ref) else 0.0
+
+
 def _speech_windows(recording, clip):
     """-> ([plain sentence intact?], [number bleeped?]) for every place where one lies whole."""
     out, _, _, killed_at = recording
@@ -148,11 +180,9 @@ def _speech_windows(recording, clip):
     # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):
         if start + plain.start >= 0 and start + plain.stop <= len(audio):
-            got = audio[start + plain.start:start + plain.stop]
-            plain_ok.append(bool(got.std() > 0 and np.corrcoef(got, source[plain])[0, 1] > 0.8))
+            plain_ok.append(_blockwise(audio, start + plain.start, source[plain]) > 0.8)
         if start + digits.start >= 0 and start + digits.stop <= len(audio):
-            got = audio[start + digits.start:start + digits.stop]
-            corr = np.corrcoef(got, source[digits])[0, 1] if got.std() > 0 else 0.0
+            got, corr = _aligned(audio, start + digits.start, source[digits])
             pii_ok.append(bool(corr < 0.3 and (got.std() < 1e-3 or abs(dominant_hz(got) - 1000) < 30)))
     return plain_ok, pii_ok
 
@@ -164,7 +194,8 @@ def test_pii_speech_bleeped(recording, clip):
 
 @pytest.mark.xfail(strict=False, reason="known weakness (issue 5 open): with OBS, x264 and the detectors on two cores "
                    "a decode now and then takes 0.8-1.35 s and part of the plain sentence fails closed (the server log "
-                   "says 'muting undecided audio'); passed 14 of 15 runs in the third session, 22 of 23 in the fourth")
+                   "says 'muting undecided audio'); with the per-block alignment 19 of 20 recorded runs of the fourth "
+                   "session pass (the miss: two decoder threads)")
 def test_other_speech_intact(recording, clip):
     intact = _speech_windows(recording, clip)[0]
     assert intact and all(intact), f"the sentence without PII did not come through intact every time ({intact})"
