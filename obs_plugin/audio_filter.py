@@ -27,6 +27,9 @@ log = logging.getLogger("privastream.obs.audio")
 
 HISTORY_S = 8.0
 """Samples kept beyond the delay, so a reversed bleep can read its whole interval."""
+TIMESTAMP_JUMP_S = 0.01
+"""A gap or overlap this large between packets is logged: the ring counts samples, so for up to D
+after it the delayed output is probably off by the jump (docs/obs.md, known limits)."""
 
 
 class AudioFilter(LinkedFilter):
@@ -73,6 +76,10 @@ class AudioFilter(LinkedFilter):
     # --- sample ring --------------------------------------------------------------------
     def _write(self, x: np.ndarray, pts: float) -> None:
         n = x.shape[1]
+        if self.marks_pts:
+            jump = pts - (self.marks_pts[-1] + (self.total - self.marks_index[-1]) / self.rate)
+            if abs(jump) > TIMESTAMP_JUMP_S:
+                log.warning("_write() | audio timestamps jumped [source:%s, ms:%.1f]", self.name, jump * 1000)
         pos = self.total % self.capacity
         first = min(n, self.capacity - pos)
         self.ring[:, pos:pos + first] = x[:, :first]
