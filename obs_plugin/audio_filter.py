@@ -1,10 +1,11 @@
 """"PrivaStream Audio Filter": delays audio by the video filter's delay and bleeps what the server marks.
 
-Every packet OBS hands in is sent to the client undelayed, written into a sample ring, and
-replaced by the samples from exactly D earlier, where D is the video delay line's K frame times
-(same rounding as the video filter, so both stay in sync).  Before going out, those samples are
-bleeped on the intervals `client.audio_decision` returns; anything past `decided_until`, or
-everything when there is no server, is muted (fail closed).
+Every packet OBS hands in is sent to the client undelayed, written into a sample ring at the
+place OBS will play it, and replaced by the samples from exactly D earlier on that timeline, where
+D is the video delay line's K frame times (same rounding as the video filter, so both stay in
+sync).  Before going out, those samples are bleeped on the intervals `client.audio_decision`
+returns; anything past `decided_until`, or everything when there is no server, is muted (fail
+closed).
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ log = logging.getLogger("privastream.obs.audio")
 
 HISTORY_S = 8.0
 """Samples kept beyond the delay, so a reversed bleep can read its whole interval."""
-TIMESTAMP_JUMP_S = 0.01
-"""A gap or overlap this large between packets is logged: the ring counts samples, so for up to D
-after it the delayed output is probably off by the jump (docs/obs.md, known limits)."""
+SMOOTHING_S = 0.07
+"""OBS's TS_SMOOTHING_THRESHOLD: a packet stamped this close to the end of the previous one is
+played right after it (obs-source.c, source_output_audio_data, which runs after the filters), so
+the ring places it there too.  A larger gap or overlap OBS keeps, and so does the ring: counting
+samples through it would shift the delayed audio against the video by the jump for up to D."""
+CLOCK_RESET_S = 2.0
+"""OBS's MAX_TS_VAR: a timestamp this far back is a new clock, not an overlap; OBS re-times it to
+follow on, and so does the ring."""
 
 
 class AudioFilter(LinkedFilter):
@@ -50,7 +56,8 @@ class AudioFilter(LinkedFilter):
         self.delay_samples = round(k * video_frame_time_s(self.obs) * self.rate)
         self.capacity = self.delay_samples + int(HISTORY_S * self.rate)
         self.ring = np.zeros((self.channels, self.capacity), np.float32)
-        self.total = 0
+        self.end = 0  # ring index just past the newest sample
+        self.next_pts: float | None = None  # where OBS expects the next packet, as its next_audio_ts_min
         self.marks_index: list[int] = []
         self.marks_pts: list[float] = []
 
@@ -74,25 +81,45 @@ class AudioFilter(LinkedFilter):
             self._drop_client("filter removed")
 
     # --- sample ring --------------------------------------------------------------------
-    def _write(self, x: np.ndarray, pts: float) -> None:
+    def _place(self, pts: float) -> tuple[int, float]:
+        """Ring index of a packet stamped `pts`, and the time OBS will play it at."""
+        jump = 0.0 if self.next_pts is None else pts - self.next_pts
+        if abs(jump) < SMOOTHING_S:
+            return self.end, pts if self.next_pts is None else self.next_pts
+        if jump <= -CLOCK_RESET_S:
+            return self.end, pts
+        log.info("_place() | audio timestamps jumped, kept as a %s [source:%s, ms:%.1f]",
+                 "gap" if jump > 0 else "overlap", self.name, jump * 1000)
+        return self.end + round(jump * self.rate), pts
+
+    def _write(self, x: np.ndarray, pts: float) -> int:
+        """Stores one packet where OBS will play it; returns its ring index."""
         n = x.shape[1]
-        if self.marks_pts:
-            jump = pts - (self.marks_pts[-1] + (self.total - self.marks_index[-1]) / self.rate)
-            if abs(jump) > TIMESTAMP_JUMP_S:
-                log.warning("_write() | audio timestamps jumped [source:%s, ms:%.1f]", self.name, jump * 1000)
-        pos = self.total % self.capacity
-        first = min(n, self.capacity - pos)
-        self.ring[:, pos:pos + first] = x[:, :first]
-        self.ring[:, : n - first] = x[:, first:]
-        self.marks_index.append(self.total)
+        start, played_at = self._place(pts)
+        self.next_pts = played_at + n / self.rate
+        silent = min(start - self.end, self.capacity)  # a kept gap plays as silence, D later
+        if silent > 0:
+            self._store(np.zeros((self.channels, silent), np.float32), start - silent)
+        self._store(x, start)
+        cut = bisect.bisect_left(self.marks_index, start)  # an overlap replaces what was there
+        del self.marks_index[cut:], self.marks_pts[cut:]
+        self.marks_index.append(start)
         self.marks_pts.append(pts)
         if len(self.marks_index) > 4096:
             del self.marks_index[:2048], self.marks_pts[:2048]
-        self.total += n
+        self.end = start + n
+        return start
+
+    def _store(self, x: np.ndarray, start: int) -> None:
+        n = x.shape[1]
+        pos = start % self.capacity
+        first = min(n, self.capacity - pos)
+        self.ring[:, pos:pos + first] = x[:, :first]
+        self.ring[:, : n - first] = x[:, first:]
 
     def _read(self, start: int, n: int) -> np.ndarray | None:
         """Samples [start, start+n) of the stream, zeros before the stream began; None if overwritten."""
-        if start + n > self.total or start < self.total - self.capacity:
+        if start + n > self.end or start < self.end - self.capacity:
             return None
         out = np.zeros((self.channels, n), np.float32)
         lo = max(start, 0)
@@ -124,8 +151,7 @@ class AudioFilter(LinkedFilter):
             pts = packet.timestamp / 1e9
             if self.client is not None:
                 self.client.submit_audio(pts, x, sample_rate=self.rate)
-            self._write(x, pts)
-            out_first = self.total - n - self.delay_samples
+            out_first = self._write(x, pts) - self.delay_samples
             out = self._read(out_first, n)
             if out is None:
                 out = np.zeros_like(x)

@@ -103,8 +103,10 @@ class FakeObs(SimpleNamespace):
         return str(self.settings.get(key.decode(), DEFAULTS[key.decode()])).encode()
 
 
-def run_audio(signal: np.ndarray, settings: dict, monkeypatch, client: str = "tests.obs_fake_client:FakeClient"):
-    """Feeds `signal` (mono) through AudioFilter in 1024-sample packets; returns the output (channel 0)."""
+def run_audio(signal: np.ndarray, settings: dict, monkeypatch, client: str = "tests.obs_fake_client:FakeClient",
+              jumps: dict[int, float] | None = None):
+    """Feeds `signal` (mono) through AudioFilter in 1024-sample packets; returns the output (channel 0).
+    `jumps` moves the timestamps of packet i and all after it by that many seconds."""
     monkeypatch.setenv("PRIVASTREAM_OBS_CLIENT", client)
     f = AudioFilter(FakeObs(settings), 0, 0)
     out = []
@@ -115,7 +117,8 @@ def run_audio(signal: np.ndarray, settings: dict, monkeypatch, client: str = "te
     for i in range(0, len(signal) - 1023, 1024):
         for c in range(2):
             np.ctypeslib.as_array(planes[c])[:] = signal[i:i + 1024]
-        packet.frames, packet.timestamp = 1024, 5_000_000_000 + i * 1_000_000_000 // RATE
+        shift = sum(s for k, s in (jumps or {}).items() if i >= k * 1024)
+        packet.frames, packet.timestamp = 1024, 5_000_000_000 + i * 1_000_000_000 // RATE + round(shift * 1e9)
         assert f.filter_audio(ctypes.addressof(packet)) == ctypes.addressof(packet)
         out.append(np.ctypeslib.as_array(planes[0]).copy())
     f.destroy()
@@ -133,6 +136,28 @@ def test_audio_is_delayed_by_exactly_the_video_delay(monkeypatch):
     assert delay == 15 * 1600  # 15 frames of 1/30 s
     assert not out[:delay].any()
     np.testing.assert_array_equal(out[delay:], signal[: len(out) - delay])
+
+
+@pytest.mark.parametrize("jump_s", [0.03, -0.03, 0.2, -0.1, 5.0, -3.0])
+def test_audio_stays_d_behind_across_timestamp_jumps(monkeypatch, jump_s):
+    """OBS plays a packet stamped within 70 ms of the previous one's end right after it, and keeps
+    a larger gap or overlap (a new clock from 2 s back).  Whatever OBS does with the input, the
+    output must be that timeline exactly D later: with the samples counted instead, a kept jump
+    would shift the audio against the video by the jump for D (issue 5's 50 ms sync bound)."""
+    signal = tone(3.0, hz=300.0)
+    out, delay = run_audio(signal, {"delay_s": 0.5}, monkeypatch, jumps={60: jump_s})
+    kept = 0.07 <= abs(jump_s) and jump_s > -2.0
+    starts = [k * 1024 + (round(jump_s * RATE) if kept and k >= 60 else 0) for k in range(len(out) // 1024)]
+    timeline = np.zeros(starts[-1] + 1024, np.float32)  # as OBS will play the input: gaps silent
+    for k, at in enumerate(starts):
+        timeline[at:at + 1024] = signal[k * 1024:(k + 1) * 1024]
+    late = np.concatenate([np.zeros(delay, np.float32), timeline])
+    expected = np.concatenate([late[at:at + 1024] for at in starts])
+    if jump_s <= -2.0:  # the client's decided watermark went back with the clock: older audio is muted
+        for k in range(60, len(starts)):
+            if starts[k] - delay < starts[60]:
+                expected[k * 1024:(k + 1) * 1024] = 0.0
+    np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("mode", ["beep", "silence", "reverse"])
