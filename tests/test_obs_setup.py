@@ -1,6 +1,7 @@
 """scripts/setup_obs.py against a real OBS 29 under Xvfb (issue 5): adds both filters, is
 idempotent, and fails with one clear line for an unreachable OBS, a wrong password, a missing
-source and WHIP on an OBS older than 30 (Debian 12 has no OBS 30: only that check runs here)."""
+source and WHIP on an OBS older than 30.  Debian 12 has no OBS 30, so what setup_obs tells an
+OBS 30 about WHIP is checked against an obs-websocket stub (tests/obs_websocket_stub.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from obs_harness import REPO, ObsSession, free_port, media_source
 from obs_media import make_flash_clip
+from obs_websocket_stub import ObsWebsocketStub
 
-pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
+needs_obs = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 
 
 def setup_obs(*args: str) -> subprocess.CompletedProcess:
@@ -30,6 +32,7 @@ def obs(tmp_path_factory):
     assert session.exit_code == 0
 
 
+@needs_obs
 def test_adds_both_filters_once_and_updates_on_rerun(obs):
     auth = ["--port", str(obs.port), "--password", obs.password]
     first = setup_obs(*auth, "--source", "Clip", "--delay", "0.5")
@@ -43,6 +46,7 @@ def test_adds_both_filters_once_and_updates_on_rerun(obs):
     assert all(f["filterSettings"]["delay_s"] == 0.8 for f in filters)
 
 
+@needs_obs
 def test_clear_errors(obs):
     auth = ["--port", str(obs.port), "--password", obs.password]
     missing = setup_obs(*auth, "--source", "Nope")
@@ -54,3 +58,17 @@ def test_clear_errors(obs):
     whip = setup_obs(*auth, "--source", "Clip", "--whip-url", "http://127.0.0.1:8080/whip/live", "--whip-token", "t")
     assert whip.returncode == 1 and "WHIP output needs OBS 30 or later (this OBS is 29." in whip.stderr
     assert "Traceback" not in missing.stderr + wrong.stderr + away.stderr + whip.stderr
+
+
+def test_whip_on_obs_30_sets_the_stream_service():
+    """The branch a real OBS 29 never reaches: OBS's own WHIP service (obs-webrtc's "whip_custom",
+    settings "server" and "bearer_token") with the SFU's URL and publish token."""
+    url = "http://127.0.0.1:8080/whip/live"
+    with ObsWebsocketStub("30.2.3", sources=("Camera",)) as stub:
+        done = setup_obs("--port", str(stub.port), "--source", "Camera", "--whip-url", url, "--whip-token", "s3cret")
+    assert done.returncode == 0, done.stderr
+    assert f"stream output set to WHIP {url} with a publish token" in done.stdout
+    assert ("SetStreamServiceSettings", {"streamServiceType": "whip_custom",
+                                         "streamServiceSettings": {"server": url, "bearer_token": "s3cret"}}) in stub.requests
+    created = [d for r, d in stub.requests if r == "CreateSourceFilter"]
+    assert sorted(d["filterKind"] for d in created) == ["privastream_audio_filter", "privastream_filter"]
