@@ -19,8 +19,9 @@ never a leak.  Context for later windows comes from the newest reading that
 agrees with another.
 
 The watermark ``decided_until`` trails the newest audio by ``hold`` seconds
-(less than the latency bound L, leaving a step and the time a decode takes);
-it never cuts a word in two while time allows.  Each time it moves,
+(less than the latency bound L, leaving a step and the time a decode takes).
+A word it cuts in two is no loss: an entity that starts before the watermark
+is issued whole, past it if need be.  Each time it moves,
 every entity that starts before the new watermark is issued as a mute interval
 from its first word's start to its last word's end, padded (``pad_before_s``, ``pad_after_s``) and
 merged with a neighbour closer than ``merge_gap_s``.  Entities found ahead of the watermark are
@@ -362,7 +363,10 @@ class SpeechRedactor:
         heard yet (it drops a trailing partial word), and that leaks; undecided audio is muted."""
         hold = self.options.hold
         if self._worker is not None and self._decode_s:
-            measured = self.options.hold_for(MARGIN_SAFETY * max(self._decode_s) + WAKE_JITTER_S)
+            # Audio just past the watermark is decided by the next decode, which starts a step
+            # later, or when this one ends if decodes take longer than a step.
+            decode = MARGIN_SAFETY * max(self._decode_s)
+            measured = self.options.hold_for(max(decode - self.options.step_s, 0.0) + decode + WAKE_JITTER_S)
             hold = min(hold, max(measured, MIN_HOLD_S))
         return hold
 
@@ -372,14 +376,7 @@ class SpeechRedactor:
         head = window_start + 0.3 if window_start > self._ring_t0 + 1e-6 else -np.inf
         current = [w for w in words if w.start >= head]
 
-        hold = self._hold()
-        target = now if final else now - hold
-        for w in current:
-            # Do not cut a word in two while the next step can still decide it in time.
-            if w.start < target < w.end and now - w.start < hold:
-                target = w.start
-                break
-        target = max(target, self._decided)
+        target = max(now if final else now - self._hold(), self._decided)
 
         # LocalAgreement over the newest readings (see the module doc).
         decoded = [now] + [at for at, _ in self._recent]
