@@ -141,10 +141,9 @@ def _best_lag(recorded: np.ndarray, source: np.ndarray) -> int:
 def _aligned(audio: np.ndarray, at: int, ref: np.ndarray) -> tuple[np.ndarray, float]:
     """The recorded span that best matches ``ref`` within LOOP_DRIFT_S of sample ``at``, and their
     correlation.  The recorded audio moves by tens of milliseconds around each loop restart of the
-    media source: OBS's own loop drifts 30-60 ms per loop (seen without our filters), and the audio
-    filter's delay line, which counts samples, probably carries a timestamp jump on for up to D
-    seconds (docs/obs.md).  One lag for the whole recording then left an untouched sentence 21-66 ms off
-    and "not intact".  This test is about what was muted or bleeped; sync is test_obs_av's."""
+    media source: OBS's own loop drifts 30-60 ms per loop (seen without our filters; docs/obs.md).
+    One lag for the whole recording then left an untouched sentence 21-66 ms off and "not intact".
+    This test is about what was muted or bleeped; sync is test_obs_av's."""
     drift = int(LOOP_DRIFT_S * RATE)
     lo, hi = max(at - drift, 0), min(at + drift + len(ref), len(audio))
     seg = audio[lo:hi].astype(np.float64)
@@ -192,13 +191,12 @@ def test_pii_speech_bleeped(recording, clip):
     assert bleeped and all(bleeped), f"the phone number was not bleeped every time ({bleeped})"
 
 
-@pytest.mark.xfail(strict=False, reason="known weakness (issue 5 open): with OBS, x264 and the detectors on two cores "
-                   "a decode now and then takes 0.8-1.35 s and part of the plain sentence fails closed (the server log "
-                   "says 'muting undecided audio'); with the per-block alignment 19 of 20 recorded runs of the fourth "
-                   "session pass (the miss: two decoder threads)")
-def test_other_speech_intact(recording, clip):
+def test_other_speech_intact(recording, clip, tmp_path_factory):
+    """A miss is nearly always a decode that came too late under load (0.8-1.35 s for a budget of
+    about 1.6 s): the server log then says 'muting undecided audio'."""
     intact = _speech_windows(recording, clip)[0]
-    assert intact and all(intact), f"the sentence without PII did not come through intact every time ({intact})"
+    logs = tmp_path_factory.getbasetemp() / "obs_e2e*" / "server.log"
+    assert intact and all(intact), f"the sentence without PII did not come through intact every time ({intact}; see {logs})"
 
 
 def test_server_killed_covers_and_mutes_from_next_deadline(recording):
