@@ -131,6 +131,23 @@ class AudioFilter(LinkedFilter):
         i = max(bisect.bisect_right(self.marks_index, index) - 1, 0)
         return self.marks_pts[i] + (index - self.marks_index[i]) / self.rate
 
+    def _undecided_from(self, decided_until: float, first: int, n: int) -> int:
+        """Offset of the first sample of [first, first+n) stamped at or after `decided_until`.
+
+        Stamp by stamp, not from the packet's first one: across a jump OBS smoothed over, the
+        stamps move on by up to 70 ms within the packet, and those samples may not be decided."""
+        if decided_until == math.inf:
+            return n
+        i = max(bisect.bisect_right(self.marks_index, first) - 1, 0)
+        at = first
+        while at < first + n and decided_until > -math.inf:
+            stop = min(self.marks_index[i + 1] if i + 1 < len(self.marks_index) else first + n, first + n)
+            before = math.ceil((decided_until - self.marks_pts[i]) * self.rate) - (at - self.marks_index[i])
+            if before < stop - at:
+                return at - first + max(before, 0)
+            at, i = stop, i + 1
+        return at - first
+
     def _index_at(self, pts: float) -> int:
         i = max(bisect.bisect_right(self.marks_pts, pts) - 1, 0)
         return self.marks_index[i] + round((pts - self.marks_pts[i]) * self.rate)
@@ -164,7 +181,7 @@ class AudioFilter(LinkedFilter):
 
     def _apply_decisions(self, out: np.ndarray, out_first: int, n: int) -> None:
         start = self._pts_at(out_first)
-        end = start + n / self.rate
+        end = self._pts_at(out_first + n - 1) + 1 / self.rate  # a smoothed jump may lie inside
         fade_s = bleep.fade_samples(self.rate) / self.rate  # a span's fade may start in this packet
         fail_open = self.settings["fail_policy"] == "open"
         if self.client is None:
@@ -183,8 +200,7 @@ class AudioFilter(LinkedFilter):
             return None if src is None else src[:, ::-1]
 
         bleep.render(out, out_first, spans, self.rate, mirrored)
-        decided_s = min(max(decided_until - start, 0.0), n / self.rate)  # the watermark may be +-inf
-        undecided_from = n if fail_open else min(math.ceil(decided_s * self.rate), n)
+        undecided_from = n if fail_open else self._undecided_from(decided_until, out_first, n)
         out[:, undecided_from:] = 0.0
         muted = undecided_from < n
         if muted != self.muted_logged:

@@ -160,6 +160,24 @@ def test_audio_stays_d_behind_across_timestamp_jumps(monkeypatch, jump_s):
     np.testing.assert_array_equal(out, expected)
 
 
+def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
+    """A packet of output can hold samples from both sides of a timestamp jump OBS smoothed over
+    (< 70 ms: same ring, stamps 50 ms apart).  Whether a sample is decided depends on its own stamp:
+    counted from the packet's first stamp, 480 undecided samples here would have passed."""
+    monkeypatch.setenv("PRIVASTREAM_OBS_CLIENT", "no_such_module:Client")
+    f = AudioFilter(FakeObs({"delay_s": 0.3}), 0, 0)
+    x = np.zeros((2, 1024), np.float32)
+    for k in range(4):
+        f._write(x, 5.0 + k * 1024 / RATE + (0.05 if k >= 2 else 0.0))
+    assert f.end == 4 * 1024  # smoothed: no gap in the ring
+    jump_at = 5.0 + 2048 / RATE
+    assert f._undecided_from(jump_at + 0.01, 1536, 1024) == 512
+    assert f._undecided_from(jump_at + 0.06, 1536, 1024) == 512 + 480
+    assert f._undecided_from(jump_at - 0.001, 1536, 1024) == 512 - 48
+    assert f._undecided_from(-np.inf, 1536, 1024) == 0 and f._undecided_from(np.inf, 1536, 1024) == 1024
+    f.destroy()
+
+
 @pytest.mark.parametrize("mode", ["beep", "silence", "reverse"])
 def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
     """The fake client returns loud spans as bleep intervals: they must be replaced, D later, and nothing else."""
