@@ -15,6 +15,7 @@ import ctypes
 import logging
 import math
 import threading
+import time
 
 import numpy as np
 
@@ -33,6 +34,8 @@ SMOOTHING_S = 0.07
 played right after it (obs-source.c, source_output_audio_data, which runs after the filters), so
 the ring places it there too.  A larger gap or overlap OBS keeps, and so does the ring: counting
 samples through it would shift the delayed audio against the video by the jump for up to D."""
+JUMP_LOG_S = 10.0
+"""Kept jumps are logged at most this often (a bursty microphone can jump several times a second)."""
 CLOCK_RESET_S = 2.0
 """OBS's MAX_TS_VAR: a timestamp this far back is a new clock, not an overlap; OBS re-times it to
 follow on, and so does the ring."""
@@ -49,6 +52,7 @@ class AudioFilter(LinkedFilter):
         self._link(obs, source, settings_from_data(obs, settings_data))
         self.timer = CallTimer("filter_audio", self.name)
         self.muted_logged = False
+        self.jumps_unlogged, self.jump_logged_at = 0, -math.inf
         self._reset_ring()
 
     def _reset_ring(self) -> None:
@@ -88,8 +92,11 @@ class AudioFilter(LinkedFilter):
             return self.end, pts if self.next_pts is None else self.next_pts
         if jump <= -CLOCK_RESET_S:
             return self.end, pts
-        log.info("_place() | audio timestamps jumped, kept as a %s [source:%s, ms:%.1f]",
-                 "gap" if jump > 0 else "overlap", self.name, jump * 1000)
+        self.jumps_unlogged += 1
+        if time.monotonic() - self.jump_logged_at >= JUMP_LOG_S:
+            log.info("_place() | audio timestamps jumped, kept as a %s [source:%s, ms:%.1f, jumps:%d]",
+                     "gap" if jump > 0 else "overlap", self.name, jump * 1000, self.jumps_unlogged)
+            self.jumps_unlogged, self.jump_logged_at = 0, time.monotonic()
         return self.end + round(jump * self.rate), pts
 
     def _write(self, x: np.ndarray, pts: float) -> int:
