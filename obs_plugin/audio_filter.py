@@ -156,8 +156,12 @@ class AudioFilter(LinkedFilter):
         return at - first
 
     def _index_at(self, pts: float) -> int:
+        """Ring index of the sample stamped `pts`.  Across a jump OBS smoothed over, the stamps skip
+        forward by up to 70 ms: a time in that skip belongs to the next mark's first sample, not to
+        samples past it (a bleep starting there would leave those out)."""
         i = max(bisect.bisect_right(self.marks_pts, pts) - 1, 0)
-        return self.marks_index[i] + round((pts - self.marks_pts[i]) * self.rate)
+        index = self.marks_index[i] + round((pts - self.marks_pts[i]) * self.rate)
+        return index if i + 1 == len(self.marks_index) else min(index, self.marks_index[i + 1])
 
     # --- per packet (audio thread) ------------------------------------------------------
     def filter_audio(self, audio_ptr: int) -> int:

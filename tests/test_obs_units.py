@@ -163,7 +163,8 @@ def test_audio_stays_d_behind_across_timestamp_jumps(monkeypatch, jump_s):
 def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
     """A packet of output can hold samples from both sides of a timestamp jump OBS smoothed over
     (< 70 ms: same ring, stamps 50 ms apart).  Whether a sample is decided depends on its own stamp:
-    counted from the packet's first stamp, 480 undecided samples here would have passed."""
+    counted from the packet's first stamp, 480 undecided samples here would have passed.  A bleep
+    interval's edges are placed the same way."""
     monkeypatch.setenv("PRIVASTREAM_OBS_CLIENT", "no_such_module:Client")
     f = AudioFilter(FakeObs({"delay_s": 0.3}), 0, 0)
     x = np.zeros((2, 1024), np.float32)
@@ -175,6 +176,8 @@ def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
     assert f._undecided_from(jump_at + 0.06, 1536, 1024) == 512 + 480
     assert f._undecided_from(jump_at - 0.001, 1536, 1024) == 512 - 48
     assert f._undecided_from(-np.inf, 1536, 1024) == 0 and f._undecided_from(np.inf, 1536, 1024) == 1024
+    # A bleep that starts inside the skipped 50 ms starts at the first sample after it.
+    assert f._index_at(jump_at + 0.01) == 2048 and f._index_at(jump_at + 0.06) == 2048 + 480
     f.destroy()
 
 
