@@ -114,8 +114,7 @@ class RedactedAudioTrack(MediaStreamTrack):
         self.chunk = int(AUDIO_PTIME * sample_rate)
         self._sent = 0  # samples played; the speech they come from is delay_s older
         self._lag = int(delay_s * sample_rate)
-        self._start: float | None = None
-        self._offset = 0.0  # pts of the first sample: audio starts when the peer asks for it, after the video
+        self._start: float | None = None  # audio starts when the peer asks for it, after the video
         self.muted_chunks = self.chunks = 0
 
     def _samples(self, start: int, n: int) -> np.ndarray:
@@ -123,15 +122,14 @@ class RedactedAudioTrack(MediaStreamTrack):
         return self.loop[idx]
 
     async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-            self._offset = self._start - self.epoch
+        self._start = self._start or time.monotonic()
         await asyncio.sleep(max(0.0, self._start + self._sent / self.rate - time.monotonic()))
+        offset = self._start - self.epoch  # pts of the first sample, on the video's clock
         # Like a microphone: the newest chunk goes to the server now; what plays is delay_s older.
-        self.client.submit_audio(self._offset + self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :],
+        self.client.submit_audio(offset + self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :],
                                  self.rate)
         played = self._sent - self._lag
-        t0 = self._offset + played / self.rate
+        t0 = offset + played / self.rate
         t1 = t0 + self.chunk / self.rate
         pcm = self._samples(played, self.chunk)[None, :].copy()
         intervals, decided = self.client.audio_decision(t0, t1) if played >= 0 else ([], -1.0)
