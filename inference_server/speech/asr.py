@@ -24,6 +24,13 @@ log = logging.getLogger("privastream.speech.asr")
 logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
 MODEL_CHOICES = ("whisper-tiny.en", "whisper-base")
+# faster-whisper's own thresholds for a reading it would decode again at a higher temperature.
+COMPRESSION_RATIO_MAX = 2.4
+LOG_PROB_MIN = -1.0
+NO_SPEECH_MIN = 0.6
+"""An improbable reading this likely to be silence is not distrusted (Whisper's own exception)."""
+HEAD_SEARCH_S = 1.5
+QUIET_FRAME_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -115,21 +122,47 @@ class Recognizer:
         decoded nor hallucinated into words.  Decoding is greedy, without the
         previous text as prompt: each window is decoded on its own, and the
         commit policy in the redactor compares consecutive windows.
+
+        A reading Whisper itself would distrust (a loop, improbable tokens) is decoded once more
+        from the quietest tenth of a second near the window's head, instead of with Whisper's
+        temperature fallback: such readings nearly always come from a word cut in two there
+        ("..., 6, 7" looping as "1, 5, 5, 1, ..."), and five samples at temperature 0.4 made these
+        the slowest decodes by far (0.75 s instead of 0.2 unloaded, up to 1.35 s on a busy
+        machine, past the live deadline) for no better recall (docs/benchmarks.md).
         """
         if len(samples) < TARGET_RATE // 10:
             return []
+        frames = max(self.options.encoder_s, int(np.ceil(len(samples) / TARGET_RATE))) * 100  # 100 mel frames a second
+        with _DECODE_LOCK, _encoder_frames(frames):
+            words, distrusted = self._decode(samples, t0)
+            cut = _quiet_start(samples) if distrusted else 0
+            if cut:  # (a window that already starts at its quietest point would read the same)
+                words, _ = self._decode(samples[cut:], t0 + cut / TARGET_RATE)
+            return words
+
+    def _decode(self, samples: np.ndarray, t0: float) -> tuple[list[Word], bool]:
+        """One greedy decode: its words, and whether Whisper's own fallback test rejects it."""
         o = self.options
         # Whisper tiny loops on repetitive digits ("41, 41, 41, ..." to 448 tokens, seconds of
         # CPU); no real window holds more than ~8 tokens per second of audio.
         max_tokens = int(8 * len(samples) / TARGET_RATE) + 8
-        frames = max(o.encoder_s, int(np.ceil(len(samples) / TARGET_RATE))) * 100  # 100 mel frames a second
-        with _DECODE_LOCK, _encoder_frames(frames):
-            segments, _ = self._model.transcribe(
-                samples, language="en", beam_size=o.beam_size, temperature=[0.0, 0.4],
-                word_timestamps=True, without_timestamps=False, condition_on_previous_text=False,
-                vad_filter=True, max_new_tokens=max_tokens, hotwords=o.hotwords or None,
-                vad_parameters={"threshold": o.vad_threshold, "min_silence_duration_ms": 300, "speech_pad_ms": 200},
-            )
-            # segments is a generator: decoding happens here, inside the lock and the patch.
-            return [Word(t0 + w.start, t0 + w.end, w.word, w.probability)
-                    for seg in segments for w in (seg.words or ())]
+        segments, _ = self._model.transcribe(
+            samples, language="en", beam_size=o.beam_size, temperature=0.0,
+            word_timestamps=True, without_timestamps=False, condition_on_previous_text=False,
+            vad_filter=True, max_new_tokens=max_tokens, hotwords=o.hotwords or None,
+            vad_parameters={"threshold": o.vad_threshold, "min_silence_duration_ms": 300, "speech_pad_ms": 200},
+        )
+        segments = list(segments)  # a generator: decoding happens here, inside the lock and the patch
+        distrusted = any((seg.compression_ratio > COMPRESSION_RATIO_MAX or seg.avg_logprob < LOG_PROB_MIN)
+                         and not (seg.no_speech_prob > NO_SPEECH_MIN and seg.avg_logprob < LOG_PROB_MIN)
+                         for seg in segments)
+        return [Word(t0 + w.start, t0 + w.end, w.word, w.probability)
+                for seg in segments for w in (seg.words or ())], distrusted
+
+
+def _quiet_start(samples: np.ndarray) -> int:
+    """Index of the quietest QUIET_FRAME_S in the first HEAD_SEARCH_S of ``samples``."""
+    frame = int(QUIET_FRAME_S * TARGET_RATE)
+    head = samples[:int(HEAD_SEARCH_S * TARGET_RATE)]
+    frames = head[:head.size // frame * frame].reshape(-1, frame)
+    return int(np.argmin((frames ** 2).mean(axis=1))) * frame if frames.size else 0

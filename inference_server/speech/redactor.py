@@ -449,10 +449,12 @@ class SpeechRedactor:
     def _issue(self, iv: MuteInterval) -> None:
         """Issue the part of ``iv`` not yet covered, never before the watermark."""
         if iv.start < self._decided:
-            missed = min(iv.end, self._decided) - iv.start
-            if missed > self.options.pad_before_s + 1e-6 and not self._covered(iv.start, min(iv.end, self._decided)):
-                log.warning("_issue() | entity found after its start was decided [kind:%s, late_s:%.2f]",
-                            iv.kind, missed - self.options.pad_before_s)
+            # What of it is already decided and not muted has been played: report that, not the
+            # entity's age (an entity growing word by word is muted piece by piece as it grows).
+            played = self._uncovered(replace(iv, end=min(iv.end, self._decided)))
+            if sum(p.end - p.start for p in played) > self.options.pad_before_s + 1e-6:
+                log.warning("_issue() | part of an entity was decided before it was found [kind:%s, played:%s]",
+                            iv.kind, ", ".join(f"{p.start:.2f}-{p.end:.2f}" for p in played))
             iv = replace(iv, start=self._decided)
         last = self._issued[-1] if self._issued else None
         if last and iv.start - last.end < self.options.merge_gap_s and iv.start >= last.start:
@@ -473,9 +475,6 @@ class SpeechRedactor:
         if cursor < iv.end:
             pieces.append(MuteInterval(cursor, iv.end, iv.kind))
         return pieces
-
-    def _covered(self, a: float, b: float) -> bool:
-        return not self._uncovered(MuteInterval(a, b, "check"))
 
     def _issue_failclosed(self, a: float, b: float, reason: str) -> None:
         if b <= a:
