@@ -2,7 +2,8 @@
 media source playing a generated clip (real face photos moving, rendered PII text, espeak-ng
 speech with a phone number), recorded.  Asserts on the recording:
   - every face and PII text box is covered in every frame after warm-up;
-  - the spoken phone number is bleeped while the other sentence stays intact;
+  - the spoken phone number is bleeped; the other sentence is never bleeped, and intact where
+    decoding kept up (the server silences what it could not decide in time);
   - after the server is killed mid-recording, every frame is fully covered and the audio
     muted from the next deadline on;
   - OBS exits with status 0.
@@ -167,28 +168,50 @@ def _blockwise(audio: np.ndarray, at: int, ref: np.ndarray) -> float:
     return float(np.corrcoef(got, ref)[0, 1]) if got.std() > 0 and len(got) == len(ref) else 0.0
 
 
+def _beeped_blocks(audio: np.ndarray, at: int, ref: np.ndarray) -> list[float]:
+    """Start times (s, within ``ref``) of the 0.1 s blocks of the recording from sample ``at`` that
+    carry the 1 kHz beep instead of ``ref``'s speech: what the redactor took for PII.  A block
+    failed closed is silent instead, and one passed through matches ``ref``."""
+    n = int(0.1 * RATE)
+    beeped = []
+    for i in range(0, len(ref) - n + 1, n):
+        got, corr = _aligned(audio, at + i, ref[i:i + n])
+        if corr < 0.8 and np.abs(got).max() > 1e-3 and abs(dominant_hz(got) - 1000) < 30:
+            beeped.append(i / RATE)
+    return beeped
+
+
 def _speech_windows(recording, clip):
-    """-> ([plain sentence intact?], [number bleeped?]) for every place where one lies whole."""
+    """-> ([plain sentence intact?], [plain sentence's beeped blocks], [number bleeped?]) for every
+    place where one lies whole."""
     out, _, _, killed_at = recording
     _, _, _, source = clip
     audio = read_audio(out)[: int(killed_at * RATE)]
     lag = _best_lag(audio, source)
-    plain_ok, pii_ok = [], []
+    plain_ok, plain_beeped, pii_ok = [], [], []
     plain, digits = (slice(int(a * RATE), int(b * RATE)) for a, b in (PLAIN_CHECK, NUMBER_CHECK))
     # Every place in the recording where the looping clip's sentence (or number) lies whole;
     # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):
         if start + plain.start >= 0 and start + plain.stop <= len(audio):
             plain_ok.append(_blockwise(audio, start + plain.start, source[plain]) > 0.8)
+            plain_beeped.append(_beeped_blocks(audio, start + plain.start, source[plain]))
         if start + digits.start >= 0 and start + digits.stop <= len(audio):
             got, corr = _aligned(audio, start + digits.start, source[digits])
             pii_ok.append(bool(corr < 0.3 and (got.std() < 1e-3 or abs(dominant_hz(got) - 1000) < 30)))
-    return plain_ok, pii_ok
+    return plain_ok, plain_beeped, pii_ok
 
 
 def test_pii_speech_bleeped(recording, clip):
-    bleeped = _speech_windows(recording, clip)[1]
+    bleeped = _speech_windows(recording, clip)[2]
     assert bleeped and all(bleeped), f"the phone number was not bleeped every time ({bleeped})"
+
+
+def test_other_speech_is_never_bleeped(recording, clip):
+    """The redactor's precision, whatever the load: no part of the sentence without PII is taken for
+    PII.  (Where decoding fell behind it is silenced instead: test_other_speech_intact.)"""
+    beeped = _speech_windows(recording, clip)[1]
+    assert beeped and not any(beeped), f"the sentence without PII was bleeped at {beeped} s into it"
 
 
 @pytest.mark.xfail(strict=False, reason="known weakness (issue 5 open): on two cores shared with OBS (llvmpipe, x264) "
