@@ -128,7 +128,7 @@ class Recognizer:
         temperature fallback: such readings nearly always come from a word cut in two there
         ("..., 6, 7" looping as "1, 5, 5, 1, ..."), and five samples at temperature 0.4 made these
         the slowest decodes by far (0.75 s instead of 0.2 unloaded, up to 1.35 s on a busy
-        machine, past the live deadline) for no better recall (docs/benchmarks.md).
+        machine, past the live deadline) for no better recall on our evaluation (docs/benchmarks.md).
         """
         if len(samples) < TARGET_RATE // 10:
             return []
