@@ -145,9 +145,11 @@ class AudioFilter(LinkedFilter):
         stamps move on by up to 70 ms within the packet, and those samples may not be decided."""
         if decided_until == math.inf:
             return n
+        if decided_until == -math.inf:
+            return 0
         i = max(bisect.bisect_right(self.marks_index, first) - 1, 0)
         at = first
-        while at < first + n and decided_until > -math.inf:
+        while at < first + n:
             stop = min(self.marks_index[i + 1] if i + 1 < len(self.marks_index) else first + n, first + n)
             before = math.ceil((decided_until - self.marks_pts[i]) * self.rate) - (at - self.marks_index[i])
             if before < stop - at:

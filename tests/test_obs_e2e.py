@@ -186,17 +186,33 @@ def _blockwise(audio: np.ndarray, at: int, ref: np.ndarray) -> float:
     return float(np.corrcoef(got, ref)[0, 1]) if got.std() > 0 and len(got) == len(ref) else 0.0
 
 
-def _beeped_blocks(audio: np.ndarray, at: int, ref: np.ndarray) -> list[float]:
-    """Start times (s, within ``ref``) of the 0.1 s blocks of the recording from sample ``at`` that
-    carry the 1 kHz beep instead of ``ref``'s speech: what the redactor took for PII.  A block
-    failed closed is silent instead, and one passed through matches ``ref``."""
-    n = int(0.1 * RATE)
-    beeped = []
+class Block(NamedTuple):
+    at_s: float
+    """Recording time."""
+    kind: str
+    """"intact"; "beep": the 1 kHz beep instead of the speech (what the redactor took for PII);
+    "silence": mostly silent, as where the server failed closed; "pause": a pause in the clip
+    itself, not judged; "other": any other damage."""
+
+
+def _blocks(audio: np.ndarray, at: int, ref: np.ndarray) -> list[Block]:
+    """``ref``'s speech, 0.1 s block by block, as recorded from sample ``at`` (each block aligned
+    on its own: ``_aligned``)."""
+    n, quiet = int(0.1 * RATE), int(0.01 * RATE)
+    blocks = []
     for i in range(0, len(ref) - n + 1, n):
         got, corr = _aligned(audio, at + i, ref[i:i + n])
-        if corr < 0.8 and np.abs(got).max() > 1e-3 and _tone_share(got, 1000) > 0.3:
-            beeped.append(i / RATE)
-    return beeped
+        if corr >= 0.8:
+            kind = "intact"
+        elif np.abs(got).max() > 1e-3 and _tone_share(got, 1000) > 0.3:
+            kind = "beep"
+        elif np.sqrt(np.mean(ref[i:i + n] ** 2)) < 0.01:
+            kind = "pause"
+        else:
+            peaks = [np.abs(got[j:j + quiet]).max() for j in range(0, len(got) - quiet + 1, quiet)]
+            kind = "silence" if sum(p < 1e-3 for p in peaks) >= 0.6 * len(peaks) else "other"
+        blocks.append(Block((at + i) / RATE, kind))
+    return blocks
 
 
 def _tone_share(audio: np.ndarray, hz: float) -> float:
@@ -207,46 +223,27 @@ def _tone_share(audio: np.ndarray, hz: float) -> float:
     return float(power[np.abs(freqs - hz) <= 60].sum() / max(power.sum(), 1e-20))
 
 
-def _damaged_blocks(audio: np.ndarray, at: int, ref: np.ndarray) -> list[tuple[float, bool]]:
-    """(recording time, silenced?) of the 0.1 s blocks of ``ref``'s speech that did not come through
-    from sample ``at``.  Silenced: most of the block is silence, as where the server failed closed
-    (a pause between words is shorter); a pause in ``ref`` itself is not judged."""
-    n, quiet = int(0.1 * RATE), int(0.01 * RATE)
-    damaged = []
-    for i in range(0, len(ref) - n + 1, n):
-        if np.sqrt(np.mean(ref[i:i + n] ** 2)) < 0.01:
-            continue
-        got, corr = _aligned(audio, at + i, ref[i:i + n])
-        if corr < 0.8:
-            peaks = [np.abs(got[j:j + quiet]).max() for j in range(0, len(got) - quiet + 1, quiet)]
-            silenced = sum(p < 1e-3 for p in peaks) >= 0.6 * len(peaks)
-            damaged.append(((at + i) / RATE, silenced))
-    return damaged
-
-
 class Speech(NamedTuple):
     plain_ok: list[bool]
     """The sentence without PII came through intact, at each place it lies whole."""
-    plain_beeped: list[list[float]]
-    plain_damaged: list[list[tuple[float, bool]]]
+    plain_blocks: list[list[Block]]
     pii_ok: list[bool]
     """The number was bleeped or silenced, at each place it lies whole."""
 
 
-def _speech_windows(recording, clip) -> Speech:
-    out, killed_at = recording.out, recording.killed_at
-    _, _, _, source = clip
-    audio = read_audio(out)[: int(killed_at * RATE)]
+@pytest.fixture(scope="module")
+def speech(recording, clip) -> Speech:
+    audio = read_audio(recording.out)[: int(recording.killed_at * RATE)]
+    source = clip[3]
     lag = _best_lag(audio, source)
-    found = Speech([], [], [], [])
+    found = Speech([], [], [])
     plain, digits = (slice(int(a * RATE), int(b * RATE)) for a, b in (PLAIN_CHECK, NUMBER_CHECK))
     # Every place in the recording where the looping clip's sentence (or number) lies whole;
     # BEFORE_KILL_S makes sure each fits whole at least once.
     for start in range(-lag - len(source), len(audio), len(source)):
         if start + plain.start >= 0 and start + plain.stop <= len(audio):
             found.plain_ok.append(_blockwise(audio, start + plain.start, source[plain]) > 0.8)
-            found.plain_beeped.append(_beeped_blocks(audio, start + plain.start, source[plain]))
-            found.plain_damaged.append(_damaged_blocks(audio, start + plain.start, source[plain]))
+            found.plain_blocks.append(_blocks(audio, start + plain.start, source[plain]))
         if start + digits.start >= 0 and start + digits.stop <= len(audio):
             got, corr = _aligned(audio, start + digits.start, source[digits])
             found.pii_ok.append(bool(corr < 0.3 and (got.std() < 1e-3 or abs(dominant_hz(got) - 1000) < 30)))
@@ -266,36 +263,36 @@ def _failclosed_runs(recording) -> list[tuple[float, str]]:
     return runs
 
 
-def test_pii_speech_bleeped(recording, clip):
-    bleeped = _speech_windows(recording, clip).pii_ok
+def test_pii_speech_bleeped(speech):
+    bleeped = speech.pii_ok
     assert bleeped and all(bleeped), f"the phone number was not bleeped every time ({bleeped})"
 
 
-def test_other_speech_is_never_bleeped(recording, clip):
+def test_other_speech_is_never_bleeped(speech):
     """The redactor's precision, whatever the load: no part of the sentence without PII is taken for
     PII.  (Where decoding fell behind it is silenced instead: test_other_speech_intact.)"""
-    beeped = _speech_windows(recording, clip).plain_beeped
-    assert beeped and not any(beeped), f"the sentence without PII was bleeped at {beeped} s into it"
+    beeped = [[b.at_s for b in blocks if b.kind == "beep"] for blocks in speech.plain_blocks]
+    assert beeped and not any(beeped), f"the sentence without PII was bleeped at {beeped} s of the recording"
 
 
 @pytest.mark.xfail(strict=False, reason="known weakness (issue 5 open): on two cores shared with OBS (llvmpipe, x264) "
                    "and the detectors, part of the plain sentence is now and then silenced where decoding fell behind "
                    "(the privacy rule), or skipped by OBS's own audio when its audio thread stalls; the failure says "
                    "which (docs/benchmarks.md)")
-def test_other_speech_intact(recording, clip):
+def test_other_speech_intact(recording, speech):
     """The sentence without PII comes through intact.  When it does not, the message tells the two
     known causes apart: silence where the server logged that decoding fell behind and it failed
     closed, and damage no such run explains (OBS's audio skipping after its audio thread stalled:
     its log's audio_thread line)."""
-    speech = _speech_windows(recording, clip)
     assert speech.plain_ok, "the sentence without PII never lay whole in the recording"
     if all(speech.plain_ok):
         return
     runs = _failclosed_runs(recording)
-    damaged = [block for ok, blocks in zip(speech.plain_ok, speech.plain_damaged) if not ok for block in blocks]
-    failclosed = [t for t, silenced in damaged
-                  if silenced and any(r + FAILCLOSED_RUN_S[0] <= t <= r + FAILCLOSED_RUN_S[1] for r, _ in runs)]
-    other = [round(t, 1) for t, _ in damaged if t not in failclosed]
+    damaged = [b for ok, blocks in zip(speech.plain_ok, speech.plain_blocks) if not ok
+               for b in blocks if b.kind not in ("intact", "pause")]
+    failclosed = [b for b in damaged if b.kind == "silence"
+                  and any(r + FAILCLOSED_RUN_S[0] <= b.at_s <= r + FAILCLOSED_RUN_S[1] for r, _ in runs)]
+    other = [round(b.at_s, 1) for b in damaged if b not in failclosed]
     stalls = [line.strip() for line in recording.obs_log.splitlines() if "audio_thread(" in line]
     pytest.fail(f"the sentence without PII did not come through intact every time ({speech.plain_ok}): "
                 f"{len(failclosed)} x 0.1 s silenced where the server failed closed (runs logged at "

@@ -18,6 +18,7 @@ from inference_server.errors import MediaError, StateError
 from inference_server.speech import FAILCLOSED, MuteInterval, SpeechRedactor, redact_audio
 from inference_server.speech import asr
 from inference_server.speech.asr import AsrOptions, Recognizer
+from inference_server.speech.resample import TARGET_RATE
 from inference_server.speech.spoken_pii import SpokenPiiDetector
 from scripts.eval_audio import RATE, covered, synthesize
 
@@ -109,8 +110,8 @@ def test_a_reading_whisper_distrusts_is_decoded_again_from_the_pause_near_its_he
     recognizer = Recognizer(AsrOptions())
     distrusted = 0
     for start in rec.entities[0][0] + np.arange(-0.8, 0.0, 0.05):
-        window = audio[int(start * 16000):int((start + 9.0) * 16000)]
-        with asr._encoder_frames(1000):
+        window = audio[int(start * TARGET_RATE):int((start + 9.0) * TARGET_RATE)]
+        with asr._encoder_frames(recognizer.options.encoder_s * 100):  # as transcribe() decodes it
             if not recognizer._decode(window, start)[1]:
                 continue
         distrusted += 1
