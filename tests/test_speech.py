@@ -123,6 +123,15 @@ def test_a_reading_whisper_distrusts_is_decoded_again_from_the_pause_near_its_he
     assert distrusted, "no first reading was distrusted here any more: pick windows where Whisper loops"
 
 
+def test_numpy_blas_runs_on_one_thread_once_whisper_is_loaded():
+    """OpenBLAS's idle threads spin: a quarter of each decode's CPU (see asr.load_whisper)."""
+    from threadpoolctl import threadpool_info
+
+    Recognizer(AsrOptions())
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas), blas
+
+
 def test_other_sample_rate_stereo_and_clipped_speech(engine):
     """44.1 kHz stereo, driven 8x into clipping: resampled and still bleeped."""
     rec = synthesize(PII_SENTENCES[:1])

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from functools import lru_cache, partial
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ModelLoadError
 from ..models import model_path
@@ -78,6 +79,12 @@ def _device(choice: str) -> tuple[str, str]:
 def load_whisper(name: str, device: str = "auto", threads: int = 0):
     if name not in MODEL_CHOICES:
         raise ModelLoadError(f"unknown speech model {name!r} (choices: {', '.join(MODEL_CHOICES)})")
+    # The one matrix product numpy does per decode (the mel filterbank, 80x201 by 201x~900) wakes
+    # OpenBLAS's thread per core, and those threads then spin waiting for more: a quarter of each
+    # decode's CPU (412 -> 300 ms) and up to half its time on a machine busy with OBS
+    # (docs/benchmarks.md).  One thread does that product as fast.  Process-wide, on purpose: no
+    # other numpy work in this service is large enough to gain from BLAS threads either.
+    threadpool_limits(1, user_api="blas")
     path = model_path(name)
     dev, compute = _device(device)
     from faster_whisper import WhisperModel
