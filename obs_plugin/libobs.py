@@ -38,6 +38,8 @@ GS_DYNAMIC = 1 << 1
 GS_CLEAR_COLOR = 1 << 0
 GS_BLEND_ZERO = 0
 GS_BLEND_ONE = 1
+GS_BLEND_SRCALPHA = 4
+GS_BLEND_INVSRCALPHA = 5
 OBS_NO_DIRECT_RENDERING = 1
 OBS_EFFECT_DEFAULT = 0
 OBS_TEXT_DEFAULT = 0
@@ -156,6 +158,8 @@ _PROTOTYPES = {
     "gs_blend_state_push": (None, []),
     "gs_blend_state_pop": (None, []),
     "gs_blend_function": (None, [c_int, c_int]),
+    "gs_blend_function_separate": (None, [c_int, c_int, c_int, c_int]),
+    "gs_enable_blending": (None, [c_bool]),
     "gs_effect_create_from_file": (c_void_p, [c_char_p, POINTER(c_char_p)]),
     "gs_effect_destroy": (None, [c_void_p]),
     "gs_effect_get_param_by_name": (c_void_p, [c_void_p, c_char_p]),

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .client_link import CallTimer, LinkedFilter
-from .libobs import (GS_BLEND_ONE, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC, GS_RGBA, GS_RGBA32F, GS_ZS_NONE,
-                     OBS_EFFECT_DEFAULT, OBS_NO_DIRECT_RENDERING, AlignedVec4, LibObs, Vec2, graphics)
+from .libobs import (GS_BLEND_INVSRCALPHA, GS_BLEND_ONE, GS_BLEND_SRCALPHA, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC,
+                     GS_RGBA, GS_RGBA32F, GS_ZS_NONE, OBS_EFFECT_DEFAULT, OBS_NO_DIRECT_RENDERING, AlignedVec4, LibObs,
+                     Vec2, graphics)
 from .properties import video_properties
 from .settings import delay_frames, settings_from_data, video_frame_time_s
 
@@ -50,7 +51,7 @@ def _load_effect(obs: LibObs) -> int:
             raise RuntimeError(f"cannot compile {EFFECT_PATH.name}: {msg}")
         _effect["ptr"] = ptr
         _effect.update({name: obs.gs_effect_get_param_by_name(ptr, name.encode())
-                        for name in ("image", "regions", "region_count", "frame_size")})
+                        for name in ("image", "regions", "region_index", "frame_size")})
     return _effect["ptr"]
 
 
@@ -257,20 +258,30 @@ class VideoFilter(LinkedFilter):
         obs.gs_effect_set_texture(eff["image"], tex)
         while obs.gs_effect_loop(eff["ptr"], b"Cover" if cover_all else b"Draw"):
             obs.gs_draw_sprite(tex, 0, width, height)
-        x0, y0, x1, y1 = bounding_box(regions, width, height)
-        if cover_all or x1 <= x0 or y1 <= y0:
+        if cover_all or not regions:
             return
         texels = region_texels(regions, self.settings, width, height)
         obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
-        obs.gs_effect_set_texture(eff["image"], tex)
-        obs.gs_effect_set_texture(eff["regions"], self.data_tex)
-        obs.gs_effect_set_int(eff["region_count"], min(len(regions), MAX_REGIONS))
-        obs.gs_effect_set_vec2(eff["frame_size"], ctypes.byref(Vec2(width, height)))
-        # Only the regions' bounding box runs the region loop (see the effect's header).
-        obs.gs_matrix_push()
+        # Colour from Mask where it returns alpha 1, the frame where it returns 0; the frame's own
+        # alpha is kept.  Each region is drawn over its own box only (see the effect's header).
+        obs.gs_blend_state_push()
+        obs.gs_enable_blending(True)
+        obs.gs_blend_function_separate(GS_BLEND_SRCALPHA, GS_BLEND_INVSRCALPHA, GS_BLEND_ZERO, GS_BLEND_ONE)
         try:
-            obs.gs_matrix_translate3f(float(x0), float(y0), 0.0)
-            while obs.gs_effect_loop(eff["ptr"], b"Mask"):
-                obs.gs_draw_sprite_subregion(tex, 0, x0, y0, x1 - x0, y1 - y0)
+            for index, region in enumerate(regions[:MAX_REGIONS]):
+                x0, y0, x1, y1 = bounding_box([region], width, height)
+                if x1 <= x0 or y1 <= y0:
+                    continue
+                obs.gs_effect_set_texture(eff["image"], tex)
+                obs.gs_effect_set_texture(eff["regions"], self.data_tex)
+                obs.gs_effect_set_int(eff["region_index"], index)
+                obs.gs_effect_set_vec2(eff["frame_size"], ctypes.byref(Vec2(width, height)))
+                obs.gs_matrix_push()
+                try:
+                    obs.gs_matrix_translate3f(float(x0), float(y0), 0.0)
+                    while obs.gs_effect_loop(eff["ptr"], b"Mask"):
+                        obs.gs_draw_sprite_subregion(tex, 0, x0, y0, x1 - x0, y1 - y0)
+                finally:
+                    obs.gs_matrix_pop()
         finally:
-            obs.gs_matrix_pop()
+            obs.gs_blend_state_pop()

@@ -50,6 +50,8 @@ def fixed_regions(width: int, height: int, count: int) -> list[dict]:
 
 # OBS writes "min=0.022\xa0ms": \s matches its non-breaking spaces.
 PROFILER = re.compile(r"┣render_video: min=[\d.]+\s?ms, median=([\d.]+)\s?ms, max=[\d.]+\s?ms, 99th percentile=([\d.]+)\s?ms")
+GRAPHICS = re.compile(r"obs_graphics_thread\([\d.]+\s?ms\): min=[\d.]+\s?ms, median=([\d.]+)\s?ms, max=[\d.]+\s?ms, "
+                      r"99th percentile=([\d.]+)\s?ms, ([\d.]+)% below")
 
 
 def measure(width: int, height: int, seconds: float, regions: int, filters: bool = True) -> dict:
@@ -66,9 +68,10 @@ def measure(width: int, height: int, seconds: float, regions: int, filters: bool
         windows: dict[str, list[tuple[float, float, int]]] = {"video_render": [], "filter_audio": []}
         for name, calls, median, p99, _max in TIMING.findall(log):
             windows[name].append((float(median), float(p99), int(calls)))
-        render = PROFILER.search(log)
+        render, graphics = PROFILER.search(log), GRAPHICS.search(log)
         return {"exit": obs.exit_code, "windows": windows,
-                "render_video": (float(render.group(1)), float(render.group(2))) if render else None}
+                "render_video": (float(render.group(1)), float(render.group(2))) if render else None,
+                "graphics": tuple(map(float, graphics.groups())) if graphics else None}
 
 
 def summary(windows: list[tuple[float, float, int]]) -> str:
@@ -94,6 +97,10 @@ def main() -> int:
         for label, run in (("without filters", plain), ("with filters", result)):
             rv = run["render_video"]
             print(f"  OBS render_video {label}: " + (f"median {rv[0]:.2f} ms, p99 {rv[1]:.2f} ms" if rv else "not logged"))
+        for label, run in (("without filters", plain), ("with filters", result)):
+            gt = run["graphics"]
+            print(f"  OBS graphics loop {label}: " + (f"median {gt[0]:.2f} ms, p99 {gt[1]:.2f} ms, "
+                                                      f"{gt[2]:.0f} % within the frame time" if gt else "not logged"))
         print(f"  video_render per frame: {summary(result['windows']['video_render'])}")
         print(f"  filter_audio per call (1024 samples): {summary(result['windows']['filter_audio'])}")
     return 0

@@ -62,8 +62,10 @@ def test_without_server_the_whole_frame_is_covered(tmp_path, picture):
 def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture):
     """Shader check on a fixed region list (fake client, see tests/obs_fake_client.py)."""
     img, png = picture
+    # The second face's box corner lies inside the first face's ellipse, and it is drawn later: its
+    # corner must leave the first face covered (each region is drawn on its own, see the effect).
     regions = [{"kind": "face", "box": [40, 40, 200, 200]}, {"kind": "text", "box": [300, 48, 500, 96]},
-               {"kind": "plate", "box": [304, 200, 456, 264]}]
+               {"kind": "plate", "box": [304, 200, 456, 264]}, {"kind": "face", "box": [150, 150, 260, 260]}]
     settings = {"style_plate": "blur", "delay_s": 0.2}
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", settings)])
     with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions)}) as obs:
@@ -82,6 +84,8 @@ def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture):
     assert np.abs(face - img[70:170, 70:170]).mean() > 30
     assert len(np.unique(face.reshape(-1, 3), axis=0)) < 40, "the face is not pixelated into cells"
     assert np.array_equal(shot[41:45, 41:45], img[41:45, 41:45]), "the face ellipse should leave box corners"
+    overlap = shot[151:155, 151:155].astype(int)
+    assert np.abs(overlap - img[151:155, 151:155]).mean() > 30, "a later region's box corner uncovered a face"
     # plate: blurred - the random blocks average out to a narrow spread of values
     plate, source_plate = shot[210:254, 314:446].astype(float), img[210:254, 314:446].astype(float)
     assert plate.std() < 0.4 * source_plate.std() and np.abs(plate - source_plate).mean() > 30
