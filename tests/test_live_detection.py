@@ -16,6 +16,7 @@ import pytest
 import skimage.data
 
 from inference_server.client import LiveClient
+from inference_server.detect_worker import NICE
 
 from live_helpers import ServerProcess, wait_for
 
@@ -104,6 +105,16 @@ def test_killed_detection_worker_fails_closed_and_is_restarted(server, cam):
     assert not closed or closed[-1] < cam.frame_id - 30, "the restarted worker vouches for the last second again"
     assert workers(server)["faces"]["restarts"] == 1
     assert cam.client.status.state in ("connected", "late")
+
+
+def test_detection_workers_run_nicer_than_the_server(server):
+    """Detection is what slows down when the CPU is short, not the speech decoder nor OBS."""
+    wanted = min(19, os.getpriority(os.PRIO_PROCESS, server.proc.pid) + NICE)
+
+    def niced() -> bool:
+        pids = [w["pid"] for w in workers(server).values()]
+        return all(pids) and all(os.getpriority(os.PRIO_PROCESS, pid) == wanted for pid in pids)
+    wait_for(niced, 60.0, step=0.2)
 
 
 def workers(server) -> dict:
