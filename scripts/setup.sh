@@ -10,7 +10,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-numpy
   ffmpeg espeak-ng sox alsa-utils fonts-dejavu-core
-  obs-studio xvfb xauth libgl1-mesa-dri
+  obs-studio xvfb xauth libgl1-mesa-dri gdb
   chromium chromium-driver iproute2 procps
   nodejs npm
   build-essential pkg-config libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev

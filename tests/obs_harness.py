@@ -19,6 +19,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -235,6 +236,7 @@ class ObsSession:
             try:
                 self.exit_code = self.obs.wait(timeout=45)
             except subprocess.TimeoutExpired:
+                self._dump_stacks()
                 self.obs.kill()
                 self.exit_code = self.obs.wait()
         if self.xvfb is not None and self.xvfb.poll() is None:
@@ -243,6 +245,13 @@ class ObsSession:
         if not self._loop.is_closed():
             self._loop.close()
         return self.exit_code
+
+    def _dump_stacks(self) -> None:
+        """Every thread's stack of a hung OBS into obs_hang_stacks.txt beside its log, when gdb is here."""
+        if shutil.which("gdb"):
+            with (self.home / "obs_hang_stacks.txt").open("wb") as out:
+                subprocess.run(["gdb", "-p", str(self.obs.pid), "-batch", "-ex", "thread apply all bt 30"],
+                               stdout=out, stderr=subprocess.STDOUT, timeout=60, check=False)
 
     def __exit__(self, *exc) -> None:
         self.close()
