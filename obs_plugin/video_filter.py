@@ -267,6 +267,7 @@ class VideoFilter(LinkedFilter):
         obs.gs_blend_state_push()
         obs.gs_enable_blending(True)
         obs.gs_blend_function_separate(GS_BLEND_SRCALPHA, GS_BLEND_INVSRCALPHA, GS_BLEND_ZERO, GS_BLEND_ONE)
+        frame_size = ctypes.byref(Vec2(width, height))
         try:
             for index, region in enumerate(regions[:MAX_REGIONS]):
                 x0, y0, x1, y1 = bounding_box([region], width, height)
@@ -275,7 +276,7 @@ class VideoFilter(LinkedFilter):
                 obs.gs_effect_set_texture(eff["image"], tex)
                 obs.gs_effect_set_texture(eff["regions"], self.data_tex)
                 obs.gs_effect_set_int(eff["region_index"], index)
-                obs.gs_effect_set_vec2(eff["frame_size"], ctypes.byref(Vec2(width, height)))
+                obs.gs_effect_set_vec2(eff["frame_size"], frame_size)
                 obs.gs_matrix_push()
                 try:
                     obs.gs_matrix_translate3f(float(x0), float(y0), 0.0)

@@ -95,10 +95,8 @@ def main() -> int:
         result = measure(width, height, args.seconds, args.regions)
         print(f"{width}x{height} ({args.regions} regions; OBS exit status {plain['exit']} without, {result['exit']} with):")
         for label, run in (("without filters", plain), ("with filters", result)):
-            rv = run["render_video"]
+            rv, gt = run["render_video"], run["graphics"]
             print(f"  OBS render_video {label}: " + (f"median {rv[0]:.2f} ms, p99 {rv[1]:.2f} ms" if rv else "not logged"))
-        for label, run in (("without filters", plain), ("with filters", result)):
-            gt = run["graphics"]
             print(f"  OBS graphics loop {label}: " + (f"median {gt[0]:.2f} ms, p99 {gt[1]:.2f} ms, "
                                                       f"{gt[2]:.0f} % within the frame time" if gt else "not logged"))
         print(f"  video_render per frame: {summary(result['windows']['video_render'])}")

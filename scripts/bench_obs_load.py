@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from live_helpers import ServerProcess  # noqa: E402
+from live_helpers import ServerProcess, failclosed_runs  # noqa: E402
 from obs_harness import ObsSession, filter_entry, media_source  # noqa: E402
 from scripts.synthclip import Clip, speech_track, write_clip  # noqa: E402
 
@@ -35,8 +35,6 @@ WARM_UP_S = 10.0
 LAGGED = re.compile(r"lagged frames due to rendering lag/stalls: \d+ \(([\d.]+)%\)")
 AUDIO_THREAD = re.compile(r"audio_thread\(Audio\): min=[\d.]+\s?ms, median=[\d.]+\s?ms, max=([\d.]+)\s?ms, "
                           r"99th percentile=([\d.]+)\s?ms")
-FAILCLOSED = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ .*muting undecided audio \[reason:decoding later than L, "
-                        r"start:[\d.]+, slowest decode:([\d.]+) s\]")
 
 
 def _stats(server: ServerProcess) -> dict:
@@ -54,7 +52,7 @@ def run_once(clip: Path, home: Path, seconds: float, delay: float) -> str:
         with ObsSession(home, [media_source("Clip", clip, chain)], env={"XDG_RUNTIME_DIR": str(state)}) as obs:
             time.sleep(WARM_UP_S)
             obs.call("StartRecord")
-            started, before = time.strftime("%H:%M:%S"), _stats(server)
+            started, before = time.time(), _stats(server)
             time.sleep(seconds)
             after = _stats(server)
             obs.stop_recording()
@@ -62,7 +60,7 @@ def run_once(clip: Path, home: Path, seconds: float, delay: float) -> str:
     finally:
         server_log = server.stop()
     lagged, stalls = LAGGED.search(obs_log), AUDIO_THREAD.search(obs_log)
-    runs = [float(m.group(2)) for m in map(FAILCLOSED.match, server_log.splitlines()) if m and m.group(1) >= started]
+    runs = [slowest for wall, slowest in failclosed_runs(server_log) if wall >= started]
     video = {k: after["video"].get(k, 0) - before["video"].get(k, 0) for k in ("frames_out", "fail_closed")}
     cadence = after["video"].get("cadence_hz", {})
     return (f"OBS lagged {lagged.group(1) if lagged else 0} % of frames, audio thread max {stalls.group(1)} ms, "

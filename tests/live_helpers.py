@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_OFF = {"targets": {"faces": False, "plates": False, "text": False, "speech": False}}
+FAILCLOSED_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*muting undecided audio "
+                             r"\[reason:decoding later than L, start:[-\d.]+, slowest decode:([\d.]+) s\]")
+
+
+def failclosed_runs(server_log: str) -> list[tuple[float, float]]:
+    """(wall time, slowest recent decode) of each run of audio the server failed closed because
+    decoding fell behind L (the redactor logs one line per run)."""
+    return [(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), float(m.group(2)))
+            for m in map(FAILCLOSED_LINE.match, server_log.splitlines()) if m]
 
 
 class ServerProcess:

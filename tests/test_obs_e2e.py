@@ -14,17 +14,15 @@ scripts/eval_vision.py measures; this test is about the OBS path drawing what th
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
-from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from live_helpers import ServerProcess
+from live_helpers import ServerProcess, failclosed_runs
 from obs_harness import ObsSession, filter_entry, media_source
 from obs_media import RATE, dominant_hz, read_audio, read_video_frames
 from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, Clip, speech_track, write_clip
@@ -249,17 +247,11 @@ def speech(recording, clip) -> Speech:
     return found
 
 
-def _failclosed_runs(recording) -> list[tuple[float, str]]:
-    """(recording time, log line) of each run of audio the server failed closed because decoding
-    fell behind.  A run starts at the watermark the server gave up on, L = D - 0.2 s after that
-    audio arrived, and plays D after it arrived: 0.2 s after the log line."""
-    runs = []
-    for line in recording.server_log.splitlines():
-        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*muting undecided audio \[reason:decoding later than L", line)
-        if m:
-            wall = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            runs.append((wall + 0.2 - recording.started_wall, line[m.end(1):].strip()))
-    return runs
+def _failclosed_runs(recording) -> list[float]:
+    """Recording time of each run of audio the server failed closed because decoding fell behind.
+    A run starts at the watermark the server gave up on, L = D - 0.2 s after that audio arrived,
+    and plays D after it arrived: 0.2 s after the log line."""
+    return [wall + 0.2 - recording.started_wall for wall, _ in failclosed_runs(recording.server_log)]
 
 
 def test_pii_speech_bleeped(speech):
@@ -286,12 +278,12 @@ def test_other_speech_intact(recording, speech):
     damaged = [b for ok, blocks in zip(speech.plain_ok, speech.plain_blocks) if not ok
                for b in blocks if b.kind not in ("intact", "pause")]
     failclosed = [b for b in damaged if b.kind == "silence"
-                  and any(r + FAILCLOSED_RUN_S[0] <= b.at_s <= r + FAILCLOSED_RUN_S[1] for r, _ in runs)]
+                  and any(r + FAILCLOSED_RUN_S[0] <= b.at_s <= r + FAILCLOSED_RUN_S[1] for r in runs)]
     other = [round(b.at_s, 1) for b in damaged if b not in failclosed]
     stalls = [line.strip() for line in recording.obs_log.splitlines() if "audio_thread(" in line]
     pytest.fail(f"the sentence without PII did not come through intact every time ({speech.plain_ok}): "
                 f"{len(failclosed)} x 0.1 s silenced where the server failed closed (runs logged at "
-                f"{[round(r, 1) for r, _ in runs]} s of the recording), other damage at {other} s; OBS {stalls}")
+                f"{[round(r, 1) for r in runs]} s of the recording), other damage at {other} s; OBS {stalls}")
 
 
 def test_server_killed_covers_and_mutes_from_next_deadline(recording):

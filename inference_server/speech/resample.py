@@ -69,11 +69,11 @@ class StreamResampler:
         self.rate = check_rate(rate)
         g = gcd(self.rate, TARGET_RATE)
         self.up, self.down = TARGET_RATE // g, self.rate // g
+        widest = max(self.up, self.down)
         # Input samples on each side of an output sample that the filter reads.
-        self._reach = _HALF_TAPS * max(self.up, self.down) // self.up + 1
+        self._reach = _HALF_TAPS * widest // self.up + 1
         # resample_poly's own filter, designed once: it designs it again on every call otherwise,
         # which took four fifths of each packet's time.  (16 kHz input is copied, never filtered.)
-        widest = max(self.up, self.down)
         self._filter = (firwin(2 * _HALF_TAPS * widest + 1, 1.0 / widest, window=_WINDOW).astype(np.float32)
                         if widest > 1 else _WINDOW)
         self._buf = np.zeros(0, np.float32)
