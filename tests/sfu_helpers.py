@@ -7,8 +7,12 @@ Chromium, the SFU) inherit it.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -22,6 +26,24 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+def require_prerequisites() -> None:
+    """Fails, never skips, when the SFU tests cannot run here, and names what is missing.
+
+    A skipped SFU test reads as a pass in a suite run by a user without root, so a
+    missing prerequisite must turn the run red instead.
+    """
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root for network namespaces (run the tests as root, e.g. `sudo ./scripts/test.sh`)")
+    for tool, package in (("ip", "iproute2"), ("node", "nodejs")):
+        if shutil.which(tool) is None:
+            missing.append(f"`{tool}` ({package}; scripts/setup.sh installs it)")
+    if not Path(CHROMIUM).exists():
+        missing.append(f"{CHROMIUM} (Debian's chromium; scripts/setup.sh installs it)")
+    if missing:
+        pytest.fail("the SFU tests cannot run: missing " + "; ".join(missing), pytrace=False)
 
 
 class PublisherThread(whip_client.BackgroundPublisher):

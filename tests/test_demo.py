@@ -6,7 +6,6 @@ inside a network namespace, as the SFU tests do (WebRTC needs a non-loopback int
 
 import base64
 import io
-import os
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from inference_server.detectors.faces import FaceDetector
 from scripts.synthclip import Clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sfu_helpers import Viewers  # noqa: E402
+from sfu_helpers import Viewers, require_prerequisites  # noqa: E402
 from sfu_netns import Netns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +40,7 @@ def _detail(frame: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def demo():
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+    require_prerequisites()
     with Netns("ps-demo", "198.18.9.1/24") as ns, ns.entered():
         proc = subprocess.Popen(
             [sys.executable, "scripts/demo.py", "--seconds", "240", "--ip", ns.ip, "--size", "x".join(map(str, SIZE)),

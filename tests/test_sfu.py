@@ -9,15 +9,17 @@ WebRTC gathers no candidates on loopback alone.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers
+from sfu_helpers import PublisherThread, Viewers, require_prerequisites
 from sfu_netns import Netns, SfuProcess, wait_until
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    require_prerequisites()
 
 ROOM = "stage"
 STALE_MS = 1500

@@ -8,14 +8,16 @@ the publisher when it leaves and comes back.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers
+from sfu_helpers import PublisherThread, Viewers, require_prerequisites
 from sfu_netns import Netns, SfuProcess, wait_until
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+
+@pytest.fixture(scope="module", autouse=True)
+def prerequisites():
+    require_prerequisites()
 
 
 def test_edge_serves_a_room_published_at_the_origin():
