@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import http.client
 import json
 import logging
 import os
@@ -155,6 +156,10 @@ class SfuProcess:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
 
+    def open_viewer(self, room: str, forwarded_for: str | None = None) -> "ViewerSession":
+        """A room-page viewer session without a browser (see ViewerSession)."""
+        return ViewerSession.open(self, room, forwarded_for)
+
     def stats(self) -> dict:
         status, _, body = self.request("GET", "/api/stats", headers={"Authorization": f"Bearer {self.admin_token}"})
         if status != 200:
@@ -172,6 +177,52 @@ class SfuProcess:
 
     def log_matches(self, pattern: str) -> list[str]:
         return [line for line in self.log if re.search(pattern, line)]
+
+
+class ViewerSession:
+    """What the room page does over HTTP, without media: the event stream that holds the
+    viewer session open, and the WebRtcTransport it asks for. Cheap enough to open
+    hundreds, which is what an anonymous visitor trying to exhaust the SFU would do.
+
+    `forwarded_for` is sent as X-Forwarded-For, as a reverse proxy in front of the SFU
+    would; the SFU believes it only from an address in SFU_TRUSTED_PROXIES.
+    `status` is 200 for an admitted viewer, else the refusal's status and `reason`.
+    """
+
+    def __init__(self, sfu: SfuProcess, room: str, headers: dict[str, str]):
+        self.sfu, self.room, self.headers = sfu, room, headers
+        self.status, self.reason, self.viewer_id = 0, "", ""
+        self._conn: http.client.HTTPConnection | None = None
+
+    @classmethod
+    def open(cls, sfu: SfuProcess, room: str, forwarded_for: str | None = None) -> "ViewerSession":
+        session = cls(sfu, room, {"X-Forwarded-For": forwarded_for} if forwarded_for else {})
+        host, port = sfu.base_url.split("//")[1].split(":")
+        session._conn = http.client.HTTPConnection(host, int(port), timeout=15)
+        session._conn.request("GET", f"/api/rooms/{room}/events", headers=session.headers)
+        response = session._conn.getresponse()
+        session.status = response.status
+        if response.status != 200:
+            session.reason = response.read().decode().strip()
+            session.close()
+            return session
+        line = b""
+        while not line.startswith(b"data: "):
+            line = response.readline()
+        session.viewer_id = json.loads(line[6:])["viewerId"]
+        return session
+
+    def transport(self) -> tuple[int, dict]:
+        """Asks for the viewer's WebRtcTransport: (status, body)."""
+        status, _, body = self.sfu.request(
+            "POST", f"/api/rooms/{self.room}/viewers/{self.viewer_id}/transport", b"{}",
+            {"Content-Type": "application/json", **self.headers})
+        return status, json.loads(body) if status == 200 else {"error": body.decode().strip()}
+
+    def close(self) -> None:
+        if self._conn:
+            self._conn.close()
+            self._conn = None
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

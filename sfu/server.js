@@ -37,7 +37,10 @@ catch (error)
 
 const { Logger } = require('./lib/Logger');
 const { HttpError } = require('./lib/errors');
-const { send, readBody, readJson, requireBearer, sameSecret, RateLimiter } = require('./lib/http');
+const {
+	send, readBody, readJson, requireBearer, holdsToken, bearerOf, sameSecret, clientAddress, RateLimiter
+} = require('./lib/http');
+const { Admission } = require('./lib/Admission');
 const { WorkerPool } = require('./lib/WorkerPool');
 const { Room } = require('./lib/Room');
 const { WhipSession } = require('./lib/Whip');
@@ -62,14 +65,23 @@ async function main()
 	const whepSessions = new Map();
 	const pipes = new Map();
 	const limiter = new RateLimiter(config.rateLimitPerMinute);
+	const admission = new Admission(config);
 
-	// One Room per id; concurrent first requests share one creation.
+	// One Room per id; concurrent first requests share one creation. `create`:
+	// 'publisher' always may, 'viewer' only while fewer than SFU_MAX_ROOMS exist
+	// (so anonymous viewers cannot open routers without end, nor lock out the
+	// publisher).
 	async function getRoom(roomId, { create })
 	{
 		if (rooms.has(roomId))
 			return rooms.get(roomId);
 		if (!create)
 			throw new HttpError(404, `no room '${roomId}'`);
+		if (!roomCreations.has(roomId) && create === 'viewer' && rooms.size + roomCreations.size >= config.maxRooms)
+		{
+			throw new HttpError(503, `the SFU serves its maximum of ${config.maxRooms} rooms; retry later`,
+				{ 'Retry-After': '30' });
+		}
 		if (!roomCreations.has(roomId))
 		{
 			roomCreations.set(roomId, (async () =>
@@ -89,6 +101,27 @@ async function main()
 		return roomCreations.get(roomId);
 	}
 
+	// An anonymous viewer session (room page or WHEP player): admitted against the
+	// caps, opened by `open()`, and its place freed when it closes.
+	async function openViewerSession(req, roomId, open)
+	{
+		const release = admission.admitViewer(clientAddress(req, config.trustedProxies), roomId);
+
+		try
+		{
+			const session = await open();
+
+			session.once('close', release);
+
+			return session;
+		}
+		catch (error)
+		{
+			release();
+			throw error;
+		}
+	}
+
 	function requireAdmin(req)
 	{
 		if (!config.adminToken)
@@ -101,8 +134,7 @@ async function main()
 		if (!config.viewSecret)
 			return;
 
-		const bearer = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization || ''));
-		const given = url.searchParams.get('token') || (bearer ? bearer[1] : '');
+		const given = url.searchParams.get('token') || bearerOf(req);
 
 		if (!given)
 			throw new HttpError(401, `room '${roomId}' needs a view token (?token=)`);
@@ -118,15 +150,18 @@ async function main()
 			if (config.originUrl)
 				throw new HttpError(403, 'this SFU is an edge: publish to its origin');
 			const offerText = await readBody(req, { maxBytes: config.maxBodyBytes, contentType: 'application/sdp' });
-			const room = await getRoom(roomId, { create: true });
+			const room = await getRoom(roomId, { create: 'publisher' });
+
+			// From here to claimPublishing() nothing awaits: see Room.claimPublishing.
+			if (room.publisher && !room.publisher.isStale())
+			{
+				throw new HttpError(409,
+					`room '${roomId}' already has a live publisher; DELETE its session or stop sending for ${config.publisherStaleMs} ms`);
+			}
+			const done = room.claimPublishing();
 
 			if (room.publisher)
 			{
-				if (!room.publisher.isStale())
-				{
-					throw new HttpError(409,
-						`room '${roomId}' already has a live publisher; DELETE its session or stop sending for ${config.publisherStaleMs} ms`);
-				}
 				logger.warn('whip() | replacing a stale publisher [room:%s, old:%s]', roomId, room.publisher.id);
 				room.publisher.close();
 			}
@@ -137,11 +172,10 @@ async function main()
 			{
 				created = await WhipSession.create({ room, offerText, config });
 			}
-			catch (error)
+			finally
 			{
 				// A refused offer must not leave an empty room (and its router) behind.
-				room.closeIfIdle();
-				throw error;
+				done();
 			}
 			const { session, answer } = created;
 			const location = `/whip/${roomId}/${session.id}`;
@@ -180,8 +214,13 @@ async function main()
 		[ 'GET', `^/api/rooms/${ROOM_ID}/events$`, async (req, res, url, roomId) =>
 		{
 			requireView(req, url, roomId);
-			const room = await getRoom(roomId, { create: true });
-			const viewer = await room.addViewer({ kind: 'page' });
+			let room;
+			const viewer = await openViewerSession(req, roomId, async () =>
+			{
+				room = await getRoom(roomId, { create: 'viewer' });
+
+				return room.addViewer({ kind: 'page' });
+			});
 
 			streamViewerEvents(req, res, room, viewer);
 		} ],
@@ -199,7 +238,15 @@ async function main()
 			requireView(req, url, roomId);
 			const offerText = await readBody(req, { maxBytes: config.maxBodyBytes, contentType: 'application/sdp' });
 			const room = await getRoom(roomId, { create: false });
-			const { session, answer } = await WhepSession.create({ room, offerText });
+			let answer;
+			const session = await openViewerSession(req, roomId, async () =>
+			{
+				const created = await WhepSession.create({ room, offerText });
+
+				answer = created.answer;
+
+				return created.session;
+			});
 
 			whepSessions.set(session.id, session);
 			session.once('close', () => whepSessions.delete(session.id));
@@ -222,7 +269,8 @@ async function main()
 		[ 'GET', '^/api/stats$', async (req, res) =>
 		{
 			requireAdmin(req);
-			send(res, 200, await serverStats(workerPool, rooms));
+			send(res, 200, { ...await serverStats(workerPool, rooms),
+				limits : { ...admission.state(), rooms: config.maxRooms, portsPerRoom: config.portsPerRoom } });
 		} ],
 		[ 'GET', '^/api/rooms$', async (req, res) =>
 		{
@@ -318,7 +366,10 @@ async function main()
 			return;
 		}
 
-		limiter.check(req.socket.remoteAddress);
+		// The publisher and the operator are not held to the anonymous rate limit: a
+		// viewer flooding from the publisher's address (or NAT) cannot lock them out.
+		if (!holdsToken(req, [ config.publishToken, config.adminToken ]))
+			limiter.check(clientAddress(req, config.trustedProxies));
 		let pathMatched = false;
 
 		for (const route of routes)
@@ -347,6 +398,9 @@ async function main()
 		logger.info('main() | listening [http:http://%s:%s, announcedIp:%s, workers:%s, mode:%s]',
 			config.listenIp, port, config.announcedIp || config.listenIp, workerPool.workers.length,
 			config.originUrl ? `edge of ${config.originUrl}` : 'origin');
+		logger.info('main() | limits [rooms:%s, viewers:%s, viewersPerRoom:%s, viewersPerAddress:%s, trustedProxies:%s]',
+			config.maxRooms, config.maxViewers, config.maxViewersPerRoom, config.maxViewersPerIp,
+			[ ...config.trustedProxies ].join(',') || 'none');
 	});
 
 	const shutdown = (signal) =>

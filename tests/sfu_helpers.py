@@ -27,6 +27,40 @@ CHROMIUM_FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 
+# A plain RTCPeerConnection WHEP player (no mediasoup-client), as any standard player would be.
+WHEP_PLAYER = """async (url) => {
+    const pc = new RTCPeerConnection();
+    // Chromium decodes remote audio only for a track that plays somewhere.
+    pc.ontrack = (event) => {
+        const element = document.createElement(event.track.kind);
+        element.muted = true;
+        element.srcObject = new MediaStream([event.track]);
+        document.body.appendChild(element);
+        element.play();
+    };
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((done) => {
+        if (pc.iceGatheringState === 'complete') return done();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && done();
+    });
+    const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
+                                         body: pc.localDescription.sdp });
+    if (response.status !== 201) return { status: response.status, text: await response.text() };
+    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    window.whep = pc;
+    return { status: 201, location: response.headers.get('Location') };
+}"""
+
+WHEP_STATS = """async () => {
+    const out = {};
+    (await window.whep.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp') out[s.kind] = { framesDecoded: s.framesDecoded, samples: s.totalSamplesReceived };
+    });
+    return out;
+}"""
+
 
 def require_prerequisites() -> None:
     """Fails, never skips, when the SFU tests cannot run here, and names what is missing.
@@ -105,6 +139,17 @@ class Viewers:
             return s if ok else None
 
         return wait_until(decoding, timeout, interval=0.5, what=f"{frames} decoded frames on {page.url}")
+
+    @staticmethod
+    def play_whep(page, url: str) -> dict:
+        """Runs WHEP_PLAYER on `page` against `url`: {"status", "location"} or {"status", "text"}."""
+        return page.evaluate(WHEP_PLAYER, url)
+
+    @staticmethod
+    def wait_whep_decoding(page, frames: int = 30, timeout: float = 30.0) -> dict:
+        """Waits until the page's WHEP player has decoded more than `frames` video frames."""
+        return wait_until(lambda: (s := page.evaluate(WHEP_STATS)).get("video", {}).get("framesDecoded", 0) > frames
+                          and s, timeout, interval=0.5, what="WHEP frames decoded")
 
     def close_page(self, page) -> None:
         page.context.close()

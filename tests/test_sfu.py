@@ -200,49 +200,14 @@ def test_vp8_publisher(sfu, viewers, publisher):
     viewers.close_page(page)
 
 
-WHEP_PLAYER = """async (url) => {
-    const pc = new RTCPeerConnection();
-    // Chromium decodes remote audio only for a track that plays somewhere.
-    pc.ontrack = (event) => {
-        const element = document.createElement(event.track.kind);
-        element.muted = true;
-        element.srcObject = new MediaStream([event.track]);
-        document.body.appendChild(element);
-        element.play();
-    };
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((done) => {
-        if (pc.iceGatheringState === 'complete') return done();
-        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && done();
-    });
-    const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' },
-                                         body: pc.localDescription.sdp });
-    if (response.status !== 201) return { status: response.status, text: await response.text() };
-    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
-    window.whep = pc;
-    return { status: 201, location: response.headers.get('Location') };
-}"""
-
-WHEP_STATS = """async () => {
-    const out = {};
-    (await window.whep.getStats()).forEach((s) => {
-        if (s.type === 'inbound-rtp') out[s.kind] = { framesDecoded: s.framesDecoded, samples: s.totalSamplesReceived };
-    });
-    return out;
-}"""
-
-
 def test_whep_player(sfu, viewers, publisher):
     """A plain RTCPeerConnection WHEP player (no mediasoup-client) decodes the stream."""
     page = viewers.open(f"{sfu.base_url}/healthz")
-    assert page.evaluate(WHEP_PLAYER, f"{sfu.base_url}/whep/whep")["status"] == 404  # not live yet
+    assert viewers.play_whep(page, f"{sfu.base_url}/whep/whep")["status"] == 404  # not live yet
     publisher.publish(whip_url(sfu, "whep"), sfu.publish_token)
-    result = page.evaluate(WHEP_PLAYER, f"{sfu.base_url}/whep/whep")
+    result = viewers.play_whep(page, f"{sfu.base_url}/whep/whep")
     assert result["status"] == 201, result
-    stats = wait_until(lambda: (s := page.evaluate(WHEP_STATS)).get("video", {}).get("framesDecoded", 0) > 30 and s,
-                       30, interval=0.5, what="WHEP frames decoded")
+    stats = viewers.wait_whep_decoding(page, frames=30)
     assert stats["audio"]["samples"] > 0
     assert sfu.request("DELETE", result["location"])[0] == 200
     viewers.close_page(page)

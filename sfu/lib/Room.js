@@ -5,12 +5,14 @@
 // more routers on other workers once the source router carries
 // `routerMaxConsumers` consumers. Every Producer is piped (pipeToRouter) to every
 // router of the room, so a viewer consumes from whichever router it was placed on.
+// WHEP players get routers of their own (see lib/Whep.js), on any worker.
 // Viewers come and go; the room closes itself when it has neither publisher nor
-// viewers.
+// viewers, and no publisher is connecting.
 
 const crypto = require('crypto');
 const { EventEmitter } = require('events');
 
+const { WHEP_ROUTERS_PER_ROOM } = require('./config');
 const { HttpError } = require('./errors');
 const { Logger } = require('./Logger');
 const { ROUTER_MEDIA_CODECS } = require('./sdp');
@@ -43,6 +45,7 @@ class Room extends EventEmitter
 		this._producers = new Map();
 		this._viewers = new Map();
 		this._placement = Promise.resolve();
+		this._publishing = false;
 		// Whoever feeds the producers: a WhipSession, or an origin feed at an edge.
 		this.publisher = null;
 	}
@@ -55,19 +58,31 @@ class Room extends EventEmitter
 	get viewerCount() { return this._viewers.size; }
 
 	// `payloadTypes` set: a router for WHEP players only (see lib/Whep.js), whose
-	// codecs carry the payload types one kind of player offered.
+	// codecs carry the payload types one kind of player offered. It may share a
+	// worker with the room's other routers, because its producers get ids of
+	// their own (pipeWithOwnIds below).
 	//
-	// One router per worker and room: a piped producer keeps its producer's id, and
-	// ids are unique within a worker. Returns null when every worker has one.
+	// Otherwise one router per worker and room: pipeToRouter keeps the producer's
+	// id, and ids are unique within a worker. Returns null when every worker has one.
 	async _addRouter({ mediaCodecs = ROUTER_MEDIA_CODECS, payloadTypes = null } = {})
 	{
-		const used = new Set(this._routers.map((entry) => entry.worker));
+		let worker;
 
-		if (used.size >= this._workerPool.workers.length)
-			return null;
-		const worker = this._workerPool.leastLoaded(used);
+		if (payloadTypes)
+		{
+			worker = this._workerPool.leastLoaded();
+		}
+		else
+		{
+			const used = new Set(this._routers.filter((entry) => !entry.payloadTypes).map((entry) => entry.worker));
+
+			if (used.size >= this._workerPool.workers.length)
+				return null;
+			worker = this._workerPool.leastLoaded(used);
+		}
 		const router = await worker.createRouter({ mediaCodecs });
-		const entry = { router, worker, payloadTypes };
+		// producerIds: the id on this router of each producer of the source router.
+		const entry = { router, worker, payloadTypes, producerIds: new Map(), pipe: null };
 
 		worker.appData.load += 1;
 		router.observer.once('close', () => { worker.appData.load -= 1; });
@@ -87,7 +102,25 @@ class Room extends EventEmitter
 	{
 		if (entry.router === this.sourceRouter)
 			return;
+		if (entry.payloadTypes)
+		{
+			await pipeWithOwnIds(this.sourceRouter, producer, entry);
+
+			return;
+		}
 		await this.sourceRouter.pipeToRouter({ producerId: producer.id, router: entry.router });
+	}
+
+	// The id under which `router` carries the source router's producer `producerId`,
+	// or undefined when it does not carry it (yet).
+	producerIdOn(router, producerId)
+	{
+		const entry = this._routers.find((e) => e.router === router);
+
+		if (!entry || !entry.payloadTypes)
+			return entry ? producerId : undefined;
+
+		return entry.producerIds.get(producerId);
 	}
 
 	// The publisher registers each Producer it created on the source router.
@@ -104,6 +137,22 @@ class Room extends EventEmitter
 			await this._pipe(producer, entry);
 
 		this._emitState();
+	}
+
+	// One WHIP POST at a time. The check and the claim run with no await between
+	// them, so of two simultaneous POSTs exactly one passes. Returns done(), to
+	// call once the POST has set a publisher or failed.
+	claimPublishing()
+	{
+		if (this._publishing)
+			throw new HttpError(409, `room '${this.id}' already has a publisher connecting; retry in a few seconds`);
+		this._publishing = true;
+
+		return () =>
+		{
+			this._publishing = false;
+			this.closeIfIdle();
+		};
 	}
 
 	setPublisher(publisher)
@@ -154,13 +203,13 @@ class Room extends EventEmitter
 		if (existing)
 			return existing;
 
-		return this._addRouter({ mediaCodecs, payloadTypes: key }).then((entry) =>
+		if (this._routers.filter((entry) => entry.payloadTypes).length >= WHEP_ROUTERS_PER_ROOM)
 		{
-			if (!entry)
-				throw new HttpError(503, `room '${this.id}' has no worker left for another kind of WHEP player; use the room page`);
+			throw new HttpError(503,
+				`room '${this.id}' serves ${WHEP_ROUTERS_PER_ROOM} kinds of WHEP player already; use the room page`);
+		}
 
-			return entry;
-		});
+		return this._addRouter({ mediaCodecs, payloadTypes: key });
 	}
 
 	async addViewer({ kind, mediaCodecs = null })
@@ -218,7 +267,7 @@ class Room extends EventEmitter
 
 	closeIfIdle()
 	{
-		if (this._viewers.size === 0 && (!this.publisher || this.publisher.endsWithLastViewer))
+		if (this._viewers.size === 0 && !this._publishing && (!this.publisher || this.publisher.endsWithLastViewer))
 			this.close();
 	}
 
@@ -270,6 +319,57 @@ class Room extends EventEmitter
 			routers
 		};
 	}
+}
+
+// Like router.pipeToRouter(), but the pipe producer gets an id of its own, so that
+// the target router may live on the source router's worker (mediasoup 3.12's
+// pipeToRouter keeps the id, and ids are unique within a worker). One pair of
+// PipeTransports per target router carries all the room's producers.
+async function pipeWithOwnIds(sourceRouter, producer, entry)
+{
+	if (!entry.pipe)
+		entry.pipe = connectedPipePair(sourceRouter, entry.router);
+	const { local, remote } = await entry.pipe;
+	const pipeConsumer = await local.consume({ producerId: producer.id });
+	let pipeProducer;
+
+	try
+	{
+		pipeProducer = await remote.produce({
+			kind          : pipeConsumer.kind,
+			rtpParameters : pipeConsumer.rtpParameters,
+			paused        : pipeConsumer.producerPaused
+		});
+	}
+	catch (error)
+	{
+		pipeConsumer.close();
+		throw error;
+	}
+
+	pipeConsumer.observer.once('close', () => pipeProducer.close());
+	pipeConsumer.observer.on('pause', () => pipeProducer.pause());
+	pipeConsumer.observer.on('resume', () => pipeProducer.resume());
+	pipeProducer.observer.once('close', () =>
+	{
+		pipeConsumer.close();
+		entry.producerIds.delete(producer.id);
+	});
+	entry.producerIds.set(producer.id, pipeProducer.id);
+}
+
+async function connectedPipePair(sourceRouter, targetRouter)
+{
+	const options = { listenIp: '127.0.0.1' };
+	const [ local, remote ] = await Promise.all(
+		[ sourceRouter.createPipeTransport(options), targetRouter.createPipeTransport(options) ]);
+
+	await Promise.all([
+		local.connect({ ip: remote.tuple.localIp, port: remote.tuple.localPort }),
+		remote.connect({ ip: local.tuple.localIp, port: local.tuple.localPort })
+	]);
+
+	return { local, remote };
 }
 
 // Router dumps list consumers per producer, as an object in 3.12 and as

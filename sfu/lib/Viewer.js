@@ -82,15 +82,19 @@ class Viewer extends EventEmitter
 	async consume(rtpCapabilities)
 	{
 		const transport = this._requireTransport();
-		const consumed = new Set(this.consumers.map((c) => c.producerId));
+		// Consumers remember the source router's producer id: on a WHEP router the
+		// producer they consume has an id of its own (see Room.producerIdOn).
+		const consumed = new Set(this.consumers.map((c) => c.appData.sourceProducerId));
 		const created = [];
 
 		for (const producer of this.room.producers)
 		{
-			if (consumed.has(producer.id))
+			const producerId = this.room.producerIdOn(this.router, producer.id);
+
+			if (consumed.has(producer.id) || !producerId)
 				continue;
 
-			if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities }))
+			if (!this.router.canConsume({ producerId, rtpCapabilities }))
 			{
 				throw new HttpError(422,
 					`this browser cannot receive ${producer.rtpParameters.codecs[0].mimeType}`);
@@ -100,7 +104,9 @@ class Viewer extends EventEmitter
 
 			try
 			{
-				consumer = await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
+				consumer = await transport.consume({
+					producerId, rtpCapabilities, paused : true, appData : { sourceProducerId: producer.id }
+				});
 			}
 			catch (error)
 			{

@@ -36,7 +36,7 @@ class WhepSession extends EventEmitter
 
 			await viewer.resume(consumers.map((c) => c.id));
 			for (const section of sections.filter((s) => s.accepted))
-				section.consumer = consumers.find((c) => c.producerId === section.producer.id);
+				section.consumer = consumers.find((c) => c.appData.sourceProducerId === section.producer.id);
 
 			const answer = sdp.whepAnswer(viewer.transport, sections, remoteDtls.role === 'client' ? 'server' : 'client');
 

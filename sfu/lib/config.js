@@ -5,7 +5,13 @@
 // half-configured server.
 
 const crypto = require('crypto');
+const net = require('net');
 const os = require('os');
+
+// WHEP players get routers of their own, one per set of payload types offered (see
+// lib/Whep.js); a room keeps at most this many, so that offers with made-up
+// payload types cannot create routers without end.
+const WHEP_ROUTERS_PER_ROOM = 4;
 
 function intFromEnv(env, name, fallback, min, max)
 {
@@ -48,8 +54,18 @@ function configFromEnv(env = process.env)
 		// new WHIP POST replaces it (OBS crashed or lost its network without DELETE).
 		publisherStaleMs   : intFromEnv(env, 'SFU_PUBLISHER_STALE_MS', 3000, 500, 600000),
 		maxBodyBytes       : intFromEnv(env, 'SFU_MAX_BODY_BYTES', 64 * 1024, 1024, 1024 * 1024),
-		// Per client IP: requests per minute on the WHIP/WHEP/API endpoints.
+		// Per client address: requests per minute on the WHIP/WHEP/API endpoints.
+		// Requests that carry the publish or admin token are not counted.
 		rateLimitPerMinute : intFromEnv(env, 'SFU_RATE_LIMIT_PER_MINUTE', 600, 1, 1000000),
+		// Reverse proxies whose X-Forwarded-For is believed; from anyone else the
+		// header is ignored, or a client could pick its own address.
+		trustedProxies     : addressListFromEnv(env, 'SFU_TRUSTED_PROXIES'),
+		// Caps on what anonymous viewers can open (the publisher is never refused
+		// by them): rooms at once, viewer sessions per room and per client address.
+		// The default room cap and the cap on all viewers follow from the RTC port
+		// range (viewerCapacity below).
+		maxViewersPerRoom  : intFromEnv(env, 'SFU_MAX_VIEWERS_PER_ROOM', 100000, 1, 100000),
+		maxViewersPerIp    : intFromEnv(env, 'SFU_MAX_VIEWERS_PER_IP', 50, 1, 100000),
 		// Edge mode: serve rooms piped from this origin SFU (see lib/Edge.js).
 		originUrl          : env.SFU_ORIGIN_URL || '',
 		originToken        : env.SFU_ORIGIN_TOKEN || '',
@@ -59,6 +75,8 @@ function configFromEnv(env = process.env)
 	if (config.rtcMinPort > config.rtcMaxPort)
 		throw new Error(`SFU_RTC_MIN_PORT (${config.rtcMinPort}) is above SFU_RTC_MAX_PORT (${config.rtcMaxPort})`);
 
+	Object.assign(config, viewerCapacity(config, env));
+
 	if (config.originUrl && !config.originToken)
 		throw new Error('SFU_ORIGIN_URL is set but SFU_ORIGIN_TOKEN (the origin\'s admin token) is not');
 
@@ -66,6 +84,50 @@ function configFromEnv(env = process.env)
 		config.announcedIp = firstExternalIPv4();
 
 	return config;
+}
+
+function addressListFromEnv(env, name)
+{
+	const items = String(env[name] || '').split(',').map((item) => item.trim()).filter(Boolean);
+	const bad = items.filter((item) => net.isIP(item) === 0);
+
+	if (bad.length > 0)
+		throw new Error(`${name} must list IP addresses separated by commas (not '${bad.join("', '")}')`);
+
+	return new Set(items);
+}
+
+// Every transport takes one UDP port from SFU_RTC_MIN_PORT..SFU_RTC_MAX_PORT: a
+// viewer's WebRtcTransport, the publisher's, and each PipeTransport that feeds one
+// of a room's extra routers (two per router: one on each side). Ports are
+// reserved for the publisher and the pipes of every room the caps allow, and
+// viewers get the rest, so that viewers filling the range can never refuse the
+// publisher a port; SFU_MAX_VIEWERS can only lower that figure.
+// By default rooms get at most half of the range, and no more than 100 rooms.
+function viewerCapacity(config, env)
+{
+	const ports = config.rtcMaxPort - config.rtcMinPort + 1;
+	const extraRoutersPerRoom = WHEP_ROUTERS_PER_ROOM + config.numWorkers - 1;
+	const portsPerRoom = 1 + 2 * extraRoutersPerRoom;
+	const defaultRooms = Math.max(1, Math.min(100, Math.floor(ports / (2 * portsPerRoom))));
+	const maxRooms = intFromEnv(env, 'SFU_MAX_ROOMS', defaultRooms, 1, 100000);
+	const capacity = ports - maxRooms * portsPerRoom;
+
+	if (capacity < 1)
+	{
+		throw new Error(`the RTC port range (${ports} ports) leaves no room for viewers: ${maxRooms} rooms ` +
+			`(SFU_MAX_ROOMS) reserve ${portsPerRoom} ports each; widen SFU_RTC_MIN_PORT..SFU_RTC_MAX_PORT or lower SFU_MAX_ROOMS`);
+	}
+
+	const maxViewers = intFromEnv(env, 'SFU_MAX_VIEWERS', capacity, 1, 1000000);
+
+	if (maxViewers > capacity)
+	{
+		throw new Error(`SFU_MAX_VIEWERS (${maxViewers}) is above the ${capacity} viewers the RTC port range ` +
+			`(${ports} ports, ${portsPerRoom} reserved for each of ${maxRooms} rooms) can carry`);
+	}
+
+	return { maxRooms, maxViewers, portsPerRoom };
 }
 
 // ICE candidates cannot carry 0.0.0.0: announce the first non-internal IPv4.
@@ -83,4 +145,4 @@ function firstExternalIPv4()
 	throw new Error('SFU_LISTEN_IP is 0.0.0.0 and this host has no non-loopback IPv4: set SFU_ANNOUNCED_IP');
 }
 
-module.exports = { configFromEnv };
+module.exports = { configFromEnv, WHEP_ROUTERS_PER_ROOM };

@@ -1,7 +1,8 @@
 'use strict';
 
 // Small HTTP helpers shared by the routes in server.js: bodies with a size limit,
-// CORS, bearer tokens compared in constant time, and a per-IP rate limit.
+// CORS, bearer tokens compared in constant time, the client's address behind a
+// reverse proxy, and a per-address rate limit.
 
 const crypto = require('crypto');
 
@@ -94,20 +95,63 @@ function sameSecret(given, expected)
 	return a.length === b.length && crypto.timingSafeEqual(a, b);
 }
 
+function bearerOf(req)
+{
+	const match = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization || ''));
+
+	return match ? match[1] : '';
+}
+
+// Whether the request carries one of these (non-empty) tokens.
+function holdsToken(req, tokens)
+{
+	const given = bearerOf(req);
+
+	return given !== '' && tokens.some((token) => token && sameSecret(given, token));
+}
+
 // 401 when no bearer token was sent, 403 when it is the wrong one.
 function requireBearer(req, expected, what)
 {
-	const header = String(req.headers.authorization || '');
-	const match = /^Bearer\s+(\S+)$/i.exec(header);
+	const given = bearerOf(req);
 
-	if (!match)
+	if (!given)
 	{
 		throw new HttpError(401, `${what} needs 'Authorization: Bearer <token>'`,
 			{ 'WWW-Authenticate': 'Bearer' });
 	}
 
-	if (!sameSecret(match[1], expected))
+	if (!sameSecret(given, expected))
 		throw new HttpError(403, `wrong ${what} token`);
+}
+
+// IPv4 peers of a dual-stack socket appear as ::ffff:a.b.c.d.
+function plainAddress(address)
+{
+	return String(address || '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+}
+
+// The client's address: the socket's peer or, when the peer is one of our reverse
+// proxies, the rightmost X-Forwarded-For entry that none of them added. Entries
+// further left were written by the client itself and can say anything.
+function clientAddress(req, trustedProxies)
+{
+	const peer = plainAddress(req.socket.remoteAddress);
+
+	if (!trustedProxies.has(peer))
+		return peer;
+
+	const hops = String(req.headers['x-forwarded-for'] || '').split(',')
+		.map((hop) => plainAddress(hop.trim()))
+		.filter(Boolean);
+
+	for (let i = hops.length - 1; i >= 0; --i)
+	{
+		if (!trustedProxies.has(hops[i]))
+			return hops[i];
+	}
+
+	return peer;
 }
 
 // Fixed one-minute windows per client address; enough to stop a script hammering
@@ -145,4 +189,7 @@ class RateLimiter
 	}
 }
 
-module.exports = { CORS_HEADERS, send, readBody, readJson, requireBearer, sameSecret, RateLimiter };
+module.exports =
+{
+	CORS_HEADERS, send, readBody, readJson, requireBearer, bearerOf, holdsToken, sameSecret, clientAddress, RateLimiter
+};
