@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PrivaStreamError, ProtocolError
+from .errors import AuthError, PrivaStreamError, ProtocolError
 from .protocol import (CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_TIMEOUT_S, KIND_AUDIO, KIND_VIDEO,
-                       MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES, MAX_CONTROL_BYTES, MAX_FRAME_SIDE, AudioNotice, Bye,
-                       Decision, ErrorReply, FrameNotice, Heartbeat, Hello, MuteUpdate, RingAnnounce,
-                       SettingsUpdate, Welcome, decision_from_message, parse_message, read_state_file)
+                       LOGIN_TIMEOUT_S, MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES, MAX_CONTROL_BYTES, MAX_FRAME_SIDE,
+                       ROLE_CLIENT, ROLE_SERVER, Auth, AudioNotice, Bye, Challenge, Decision, ErrorReply, FrameNotice,
+                       Heartbeat, Hello, MuteUpdate, RingAnnounce, SettingsUpdate, Welcome, auth_proof, check_nonce,
+                       decision_from_message, new_nonce, parse_message, proof_matches, read_state_file)
 from .regions import FrameDecision
 from .shm import RingWriter, reclaim_stale_segments, slot_size_for_video
 
@@ -60,6 +61,15 @@ class ClientStatus:
     detections: dict = field(default_factory=dict)
     """Detector runs per second by kind, as the server reports them."""
     message: str = ""
+
+
+def _expect(msg, cls):
+    """``msg`` if it is a ``cls`` message; the server's refusal or anything else raises."""
+    if isinstance(msg, ErrorReply):
+        raise ProtocolError(f"server refused the session: {msg.message}")
+    if not isinstance(msg, cls):
+        raise ProtocolError(f"expected {cls.type}, got {msg.type}")
+    return msg
 
 
 def _fail_closed(reason: str) -> FrameDecision:
@@ -325,14 +335,16 @@ class LiveClient:
             self._ws = None
             if was or self._state != "connecting":
                 self._state = "failclosed"
-            self._message = f"inference server unavailable ({why}); covering everything"
+            message = f"inference server unavailable ({why}); covering everything"
+            # Once per reason: a reconnect attempt that fails the same way every second is not news.
+            news, self._message = message != self._message, message
             for frame_id in list(self._pending):
                 self._miss(frame_id, "inference server unavailable")
             if self._audio_conn_start is not None:
                 # Audio handed over but not decided: mute it; the end stays open until audio is handed over again.
                 self._mutes.append((max(self._audio_conn_start, self._decided_until), float("inf"), "failclosed"))
                 self._audio_conn_start = None
-        if was and not self._closed:
+        if (was or news) and not self._closed:
             log.warning("_disconnected() | %s [source:%s]", why, self.source)
 
     async def _session(self) -> None:
@@ -347,13 +359,7 @@ class LiveClient:
                            compression=None, close_timeout=0.2) as ws:
             while not self._outbox.empty():  # notices of the last connection refer to frames already failed
                 self._outbox.get_nowait()
-            await ws.send(bytes(Hello(token=token, source=self.source, kind=self.kind, delay_s=self.delay_s,
-                                      stream=self.stream, settings=self._settings, pid=os.getpid())))
-            reply = parse_message(await asyncio.wait_for(ws.recv(), 1.0))
-            if isinstance(reply, ErrorReply):
-                raise ProtocolError(f"server refused the session: {reply.message}")
-            if not isinstance(reply, Welcome):
-                raise ProtocolError(f"expected welcome, got {reply.type}")
+            reply = await self._login(ws, port, token)
             self._last_rx = time.monotonic()
             self._ws = ws
             if self._rings:
@@ -377,6 +383,22 @@ class LiveClient:
                 except Exception:
                     pass
             raise ConnectionError("connection closed")
+
+    async def _login(self, ws, port: int, token: str) -> Welcome:
+        """hello -> challenge -> auth -> welcome.  The token never leaves this process, and the settings
+        go out only once the challenge has proven that the peer knows the token too."""
+        nonce = new_nonce()
+        async with asyncio.timeout(LOGIN_TIMEOUT_S):
+            await ws.send(bytes(Hello(nonce=nonce, source=self.source, kind=self.kind, delay_s=self.delay_s,
+                                      stream=self.stream, pid=os.getpid())))
+            challenge = _expect(parse_message(await ws.recv()), Challenge)
+            check_nonce(challenge.nonce, "server")
+            if not proof_matches(challenge.proof, token, ROLE_SERVER, nonce, challenge.nonce):
+                raise AuthError(f"the process on port {port} cannot prove that it knows the token: it is not the "
+                                "inference server, or this token is stale")
+            await ws.send(bytes(Auth(proof=auth_proof(token, ROLE_CLIENT, nonce, challenge.nonce),
+                                     settings=self._settings)))
+            return _expect(parse_message(await ws.recv()), Welcome)
 
     async def _send_loop(self, ws) -> None:
         while True:

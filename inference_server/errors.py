@@ -13,6 +13,10 @@ class ProtocolError(PrivaStreamError):
     """A message or shared-memory frame does not follow the wire protocol."""
 
 
+class AuthError(PrivaStreamError):
+    """The peer could not prove that it knows the server's token."""
+
+
 class StateError(PrivaStreamError):
     """An operation was attempted in a state that does not allow it."""
 

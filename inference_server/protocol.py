@@ -17,16 +17,20 @@ Two channels:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
+import math
 import os
 import re
+import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ProtocolError, StateError
-from .regions import FrameDecision, Region
+from .regions import KINDS, FrameDecision, Region
 
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 64 * 1024
@@ -36,8 +40,10 @@ STATS_PATH = "/stats"
 HEARTBEAT_INTERVAL_S = 0.05
 """The server sends a heartbeat this often, so a client sees a dead server within HEARTBEAT_TIMEOUT_S."""
 HEARTBEAT_TIMEOUT_S = 0.15
-HELLO_TIMEOUT_S = 2.0
-"""A connection that has not said a valid hello by then is closed."""
+LOGIN_TIMEOUT_S = 2.0
+"""A connection that has not completed the login (hello, challenge, auth) by then is closed."""
+MAX_LOGIN_BYTES = 16 * 1024
+"""Largest message read before login (a hello with its settings); a bigger one closes the connection (1009)."""
 
 KIND_VIDEO = "video"
 KIND_AUDIO = "audio"
@@ -64,6 +70,54 @@ def read_state_file(path: Path | None = None) -> tuple[int, str]:
         raise StateError(f"no inference server is running ({path} does not exist)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StateError(f"cannot read the server state file {path} ({exc})") from None
+
+
+# ---------------------------------------------------------------- authentication
+
+ROLE_CLIENT = "client"
+ROLE_SERVER = "server"
+NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def new_nonce() -> str:
+    """128 random bits as 32 lowercase hex digits, fresh for every login."""
+    return secrets.token_hex(16)
+
+
+def check_nonce(nonce: str, whose: str) -> None:
+    if not NONCE_RE.match(nonce):
+        raise ProtocolError(f"the {whose} nonce must be 32 lowercase hex digits (got {nonce[:40]!r})")
+
+
+def auth_proof(token: str, role: str, client_nonce: str, server_nonce: str) -> str:
+    """HMAC-SHA256 under the token of the role and both nonces, as hex.
+
+    Each side proves it knows the token without sending it: a process that took the server's
+    port after a crash learns nothing it can use and cannot forge the server's proof.  The role
+    keeps one side's proof from being replayed as the other's, and each side's fresh nonce keeps
+    an old proof from being replayed at all.  The server proves itself first, so that the client
+    sends its settings (the streamer's own words) only to the real server.
+    """
+    message = f"privastream {role}\n{client_nonce}\n{server_nonce}".encode()
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def proof_matches(proof: str, token: str, role: str, client_nonce: str, server_nonce: str) -> bool:
+    return hmac.compare_digest(proof.encode(), auth_proof(token, role, client_nonce, server_nonce).encode())
+
+
+def dashboard_key(token: str) -> str:
+    """What the dashboard page and /stats.json readers present (Authorization: Bearer ...).
+
+    Derived from the token, so only whoever can read the state file can compute it, and a
+    key that leaks reads figures only: it opens no control session.
+    """
+    return hmac.new(token.encode(), b"privastream dashboard", hashlib.sha256).hexdigest()
+
+
+def dashboard_url(host: str, port: int, token: str) -> str:
+    """The dashboard's address with its key in the fragment, which the browser never sends to a server."""
+    return f"http://{host}:{port}/#key={dashboard_key(token)}"
 
 
 # ---------------------------------------------------------------- shared memory
@@ -224,7 +278,9 @@ class Message:
             # bool is an int in Python; a JSON true must not pass as a frame id.
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise ProtocolError(f"{cls.type} field {f.name!r} must be {f.type} (got {type(value).__name__})")
-            kwargs[f.name] = float(value) if f.type == "float" else value
+            if f.type == "float":
+                value = _finite(value, f"{cls.type} field {f.name!r}")
+            kwargs[f.name] = value
         return cls(**kwargs)
 
     def to_dict(self) -> dict:
@@ -237,6 +293,17 @@ class Message:
 def _reject_constant(name: str):
     # json accepts NaN and Infinity by default; a NaN pts or delay would poison every comparison.
     raise ValueError(f"{name} is not allowed")
+
+
+def _finite(value, what: str) -> float:
+    """``value`` as a finite float, or ProtocolError: 1e999 parses as infinity, and a huge int overflows."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ProtocolError(f"{what} must be a finite number (got {str(value)[:40]})")
+    return number
 
 
 def parse_message(data: str | bytes) -> Message:
@@ -262,10 +329,11 @@ def parse_message(data: str | bytes) -> Message:
 @_register
 @dataclass
 class Hello(Message):
-    """First message of a session: who the client is and the token from the server's state file."""
+    """First message of a session: who the client is and its login nonce (never the token itself)."""
 
     type: ClassVar[str] = "hello"
-    token: str
+    nonce: str
+    """The client's fresh nonce (new_nonce())."""
     source: str
     kind: str
     """KIND_VIDEO or KIND_AUDIO."""
@@ -273,9 +341,23 @@ class Hello(Message):
     """D: the client shows frame t at t + D; results must arrive before then."""
     stream: str = "default"
     """Video and audio sessions with the same stream are linked (mouth blur while speech is bleeped)."""
-    settings: dict[str, Any] = field(default_factory=dict)
     pid: int = 0
     """The client's process id, so the server can reclaim its segments if it dies."""
+
+
+@_register
+@dataclass
+class Auth(Message):
+    """The client's answer to a challenge whose proof it checked: its own proof, and its settings.
+
+    The settings travel here, not in hello, because they hold the streamer's own words (custom
+    PII terms): they go only to a server that has proven that it knows the token.
+    """
+
+    type: ClassVar[str] = "auth"
+    proof: str
+    """auth_proof(token, ROLE_CLIENT, client nonce, server nonce)."""
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @_register
@@ -330,7 +412,20 @@ class Bye(Message):
 
 @_register
 @dataclass
+class Challenge(Message):
+    """The server's answer to hello: its fresh nonce and its proof, which the client checks first."""
+
+    type: ClassVar[str] = "challenge"
+    nonce: str
+    proof: str
+    """auth_proof(token, ROLE_SERVER, client nonce, server nonce)."""
+
+
+@_register
+@dataclass
 class Welcome(Message):
+    """The client's proof matched: the session is open."""
+
     type: ClassVar[str] = "welcome"
     session: int
     server_pid: int
@@ -389,16 +484,29 @@ def decision_to_message(frame_id: int, decision: FrameDecision) -> Decision:
 
 
 def decision_from_message(msg: Decision) -> FrameDecision:
-    """The FrameDecision a Decision message carries; ProtocolError if a region is malformed."""
+    """The FrameDecision a Decision message carries; ProtocolError if a region is malformed.
+
+    Boxes are checked here, at the edge, because a box the renderer cannot draw would show the
+    frame it should cover: finite, not inverted, inside the largest frame (the server clips
+    every region to its frame).  The client decides such a frame fail-closed.
+    """
     regions = []
     for d in msg.regions:
         try:
-            box = tuple(float(v) for v in d["box"])
-            if len(box) != 4:
-                raise ValueError("box needs 4 numbers")
-            regions.append(Region(kind=str(d["kind"]), box=box, score=float(d.get("score", 1.0)),
-                                  label=str(d.get("label", "")), origin=str(d.get("origin", "detected")),
-                                  track_id=int(d.get("track", -1))))
-        except (KeyError, TypeError, ValueError) as exc:
+            regions.append(_region_from_dict(d))
+        except (KeyError, TypeError, ValueError, ProtocolError) as exc:
             raise ProtocolError(f"decision for frame {msg.frame_id} has a malformed region ({exc})") from None
     return FrameDecision(regions=regions, fail_closed=msg.fail_closed, reason=msg.reason)
+
+
+def _region_from_dict(d: dict) -> Region:
+    if d["kind"] not in KINDS:
+        raise ValueError(f"kind {str(d['kind'])[:20]!r} is not one of {', '.join(KINDS)}")
+    if not isinstance(d["box"], list) or len(d["box"]) != 4:
+        raise ValueError("box needs 4 numbers")
+    x0, y0, x1, y1 = (_finite(v, "box") for v in d["box"])
+    if not (0 <= x0 <= x1 <= MAX_FRAME_SIDE and 0 <= y0 <= y1 <= MAX_FRAME_SIDE):
+        raise ValueError(f"box {[x0, y0, x1, y1]} is inverted or outside 0..{MAX_FRAME_SIDE}")
+    return Region(kind=d["kind"], box=(x0, y0, x1, y1), score=_finite(d.get("score", 1.0), "score"),
+                  label=str(d.get("label", "")), origin=str(d.get("origin", "detected")),
+                  track_id=int(d.get("track", -1)))

@@ -2,9 +2,10 @@
 
 One process, one asyncio loop (websockets) on 127.0.0.1 only:
 - ``/control``: one websocket per client session (protocol: inference_server/protocol.py,
-  docs/protocol.md).  The first message must be a hello carrying the token from the
-  user-only state file; frames and audio arrive through the client's shared-memory ring.
-- ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock).
+  docs/protocol.md).  Client and server first prove to each other that they know the token
+  from the user-only state file; frames and audio arrive through the client's shared-memory ring.
+- ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock);
+  the figures only for whoever presents the dashboard key.
 
 Each video session is scheduled by two threads (inference_server/scheduler.py); the
 detectors themselves run in child processes shared by all sessions, one per detector group
@@ -31,11 +32,12 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import PrivaStreamError, ProtocolError, StateError
+from .errors import AuthError, PrivaStreamError, ProtocolError, StateError
 from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_INTERVAL_S,
-                       HELLO_TIMEOUT_S, KIND_VIDEO, AudioNotice, Bye, ErrorReply, FrameNotice, Heartbeat, Hello,
-                       Message, MuteUpdate, RingAnnounce, SettingsUpdate, Welcome, decision_to_message,
-                       parse_message, state_file_path)
+                       KIND_VIDEO, LOGIN_TIMEOUT_S, MAX_LOGIN_BYTES, ROLE_CLIENT, ROLE_SERVER, Auth, AudioNotice,
+                       Bye, Challenge, ErrorReply, FrameNotice, Heartbeat, Hello, Message, MuteUpdate, RingAnnounce,
+                       SettingsUpdate, Welcome, auth_proof, check_nonce, dashboard_key, decision_to_message,
+                       dashboard_url, new_nonce, parse_message, proof_matches, state_file_path)
 from .regions import FrameDecision
 from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
 from .scheduler import (LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler,
@@ -48,8 +50,14 @@ log = logging.getLogger("privastream.server")
 
 DEFAULT_PORT = 7788
 WS_MAX_SIZE = 1 << 20
-"""Websocket frames up to this size are read and then refused by parse_message with an error
-reply (MAX_CONTROL_BYTES); larger ones close the connection (1009)."""
+"""After login, websocket messages up to this size are read and then refused by parse_message with
+an error reply (MAX_CONTROL_BYTES); larger ones close the connection (1009).  Before login the
+limit is MAX_LOGIN_BYTES."""
+MAX_LOGINS = 8
+"""Connections still logging in at once; more are closed at once (1013): each may hold LOGIN_TIMEOUT_S."""
+MAX_SESSIONS = 64
+"""Logged-in sessions at once (a streamer has a few filters); more are refused (1013)."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_DELAY_S = 30.0
 RINGS_KEPT = 2
 """A client replacing its ring (size change) may still have frames announced in the previous one."""
@@ -137,10 +145,11 @@ class MachineStats:
 class Session:
     """One client connection: its rings, its scheduler and its outgoing queue."""
 
-    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, loop: asyncio.AbstractEventLoop):
+    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, settings: dict,
+                 loop: asyncio.AbstractEventLoop):
         self.server, self.id, self.hello, self.loop = server, session_id, hello, loop
         self.kind, self.source, self.stream = hello.kind, hello.source, hello.stream
-        self.settings = dict(hello.settings)
+        self.settings = dict(settings)
         self.delay_s = hello.delay_s
         self.started = time.monotonic()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -275,6 +284,8 @@ class LiveServer:
             raise StateError(f"the live server binds to loopback only (got --host {host})")
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(24)
+        self.dashboard_key = dashboard_key(self.token)
+        self.logins = 0
         self.workers = start_workers(threads, provider)
         self.gate = DetectionGate()
         self.sessions: dict[int, Session] = {}
@@ -296,13 +307,23 @@ class LiveServer:
         from websockets.http11 import Response
 
         host = request.headers.get("Host", "")
-        if host.rsplit(":", 1)[0] not in ("127.0.0.1", "localhost", "[::1]"):
+        if host.rsplit(":", 1)[0] not in LOOPBACK_NAMES:
             # A page on another site resolving its name to 127.0.0.1 (DNS rebinding) gets nothing.
             return connection.respond(403, "Forbidden host\n")
         path = request.path.split("?", 1)[0]
         if path == CONTROL_PATH:
+            # Browsers let any page open a websocket to 127.0.0.1, but always say whose page it is;
+            # our clients send no Origin.  Only the dashboard's own origin may (it has no use for it).
+            origin = request.headers.get("Origin")
+            if origin is not None and origin not in self._own_origins():
+                self.refused += 1
+                log.warning("_process_request() | refused a browser origin [origin:%s]", origin[:80])
+                return connection.respond(403, "Forbidden origin\n")
             return None  # continue the websocket handshake
         if path == "/stats.json":
+            if not self._holds_dashboard_key(request.headers.get("Authorization", "")):
+                return connection.respond(403, "The figures need the dashboard key: open the dashboard URL "
+                                          "the server printed\n")
             body, ctype = json.dumps(self.stats()).encode(), "application/json"
         elif path in DASHBOARD_FILES:
             name, ctype = DASHBOARD_FILES[path]
@@ -312,6 +333,13 @@ class LiveServer:
         headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
                            ("Content-Security-Policy", "default-src 'self'"), ("X-Content-Type-Options", "nosniff")])
         return Response(200, "OK", headers, body)
+
+    def _own_origins(self) -> set[str]:
+        return {f"http://{name}:{self.port}" for name in LOOPBACK_NAMES}
+
+    def _holds_dashboard_key(self, authorization: str) -> bool:
+        scheme, _, key = authorization.partition(" ")
+        return scheme == "Bearer" and hmac.compare_digest(key.strip().encode(), self.dashboard_key.encode())
 
     def stats(self) -> dict:
         now = time.monotonic()
@@ -324,19 +352,34 @@ class LiveServer:
     # ------------------------------------------------------------ control channel
 
     async def _handler(self, ws) -> None:
-        try:
-            hello = await self._hello(ws)
-        except (ProtocolError, StateError, asyncio.TimeoutError) as exc:
+        busy = (f"{MAX_LOGINS} connections are already logging in" if self.logins >= MAX_LOGINS else
+                f"{MAX_SESSIONS} sessions are already open" if len(self.sessions) >= MAX_SESSIONS else "")
+        if busy:
             self.refused += 1
-            code = "auth" if "token" in str(exc) else "protocol"
+            log.warning("_handler() | refused a connection: %s", busy)
+            await _send_quietly(ws, ErrorReply(code="state", message=f"server busy: {busy}", fatal=True))
+            await ws.close(1013)
+            return
+        self.logins += 1
+        try:
+            hello, auth = await self._login(ws)
+        except (PrivaStreamError, asyncio.TimeoutError) as exc:
+            self.refused += 1
+            code = _error_code(exc) if isinstance(exc, PrivaStreamError) else "protocol"
             log.warning("_handler() | refused a connection [code:%s]: %s", code, exc)
-            await _send_quietly(ws, ErrorReply(code=code, message=str(exc) or "no hello in time", fatal=True))
+            await _send_quietly(ws, ErrorReply(code=code, message=str(exc) or "no login in time", fatal=True))
             await ws.close(1008 if code == "auth" else 1002)
             return
-        except Exception:  # the peer went away during the handshake
+        except Exception:  # the peer went away during the login (a client that found our proof wrong does)
+            self.refused += 1
             return
+        finally:
+            self.logins -= 1
+        # Logged in: the session's messages may be as big as WS_MAX_SIZE and get an error reply
+        # when they break MAX_CONTROL_BYTES (the next message is still read under the login limit).
+        ws.protocol.max_message_size = WS_MAX_SIZE
         try:
-            session = Session(self, next(self._ids), hello, asyncio.get_running_loop())
+            session = Session(self, next(self._ids), hello, auth.settings, asyncio.get_running_loop())
         except PrivaStreamError as exc:
             await _send_quietly(ws, ErrorReply(code=_error_code(exc), message=str(exc), fatal=True))
             await ws.close(1011)
@@ -370,16 +413,25 @@ class LiveServer:
             reclaim_stale_segments()  # a client that was killed leaves its rings behind
             log.info("_handler() | session closed [session:%d]", session.id)
 
-    async def _hello(self, ws) -> Hello:
-        msg = parse_message(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT_S))
-        if not isinstance(msg, Hello):
-            raise ProtocolError(f"the first message must be hello (got {msg.type})")
-        if not hmac.compare_digest(msg.token.encode(), self.token.encode()):
-            raise ProtocolError("wrong token (read it from the server's state file)")
-        if msg.kind not in CLIENT_KINDS:
-            raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {msg.kind[:20]!r})")
-        _check_delay(msg.delay_s)
-        return msg
+    async def _login(self, ws) -> tuple[Hello, Auth]:
+        """hello -> challenge (with the server's proof) -> auth (with the client's), within LOGIN_TIMEOUT_S."""
+        async with asyncio.timeout(LOGIN_TIMEOUT_S):
+            hello = parse_message(await ws.recv())
+            if not isinstance(hello, Hello):
+                raise ProtocolError(f"the first message must be hello (got {hello.type})")
+            check_nonce(hello.nonce, "client")
+            if hello.kind not in CLIENT_KINDS:
+                raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {hello.kind[:20]!r})")
+            _check_delay(hello.delay_s)
+            nonce = new_nonce()
+            await ws.send(bytes(Challenge(nonce=nonce, proof=auth_proof(self.token, ROLE_SERVER, hello.nonce, nonce))))
+            auth = parse_message(await ws.recv())
+        if not isinstance(auth, Auth):
+            raise ProtocolError(f"the second message must be auth (got {auth.type})")
+        if not proof_matches(auth.proof, self.token, ROLE_CLIENT, hello.nonce, nonce):
+            raise AuthError("wrong token: the client's proof does not match (read the token from the server's "
+                            "state file)")
+        return hello, auth
 
     async def _send_loop(self, ws, session: Session) -> None:
         while True:
@@ -398,7 +450,7 @@ class LiveServer:
         from websockets.asyncio.server import serve
 
         async with serve(self._handler, self.host, self.port, process_request=self._process_request,
-                         max_size=WS_MAX_SIZE, ping_interval=None, compression=None) as server:
+                         max_size=MAX_LOGIN_BYTES, ping_interval=None, compression=None) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             if ready is not None:
                 ready.set()
@@ -406,7 +458,7 @@ class LiveServer:
 
 
 def _error_code(exc: PrivaStreamError) -> str:
-    return {"ProtocolError": "protocol", "StateError": "state", "MediaError": "media",
+    return {"ProtocolError": "protocol", "AuthError": "auth", "StateError": "state", "MediaError": "media",
             "ModelLoadError": "model"}.get(exc.__class__.__name__, "internal")
 
 
@@ -469,7 +521,8 @@ def run(args) -> int:
         write_state_file(state_file, server.port, server.token)
         log.info("run() | serving [url:http://%s:%d/ state:%s pid:%d]", args.host, server.port, state_file,
                  os.getpid())
-        print(f"PrivaStream inference server on http://{args.host}:{server.port}/ (dashboard)", flush=True)
+        print(f"PrivaStream inference server on http://{args.host}:{server.port}/ (dashboard: "
+              f"{dashboard_url(args.host, server.port, server.token)})", flush=True)
         try:
             await task
         finally:

@@ -13,6 +13,7 @@ reclaimed by ``reclaim_stale_segments`` at the next start of either side.
 
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import os
@@ -28,6 +29,14 @@ from .protocol import (FORMAT_RGBA8, PROTOCOL_VERSION, RING_HEADER_SIZE, SLOT_HE
 
 log = logging.getLogger("privastream.shm")
 SHM_DIR = "/dev/shm"
+
+
+def _free_shm() -> str:
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return "unknown"
+    return f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB"
 
 
 class SlotOverwritten(ProtocolError):
@@ -77,13 +86,23 @@ class Segment:
 
     @classmethod
     def create(cls, name: str, size: int) -> "Segment":
+        """A new user-only segment whose memory is reserved now; StateError if SHM_DIR has no room.
+
+        ftruncate alone makes a sparse segment: writing a page that the full tmpfs cannot supply
+        then kills the writer with SIGBUS, and the writer is OBS.  posix_fallocate reserves every
+        page up front, so a full /dev/shm (Docker gives 64 MB) is an error here instead.
+        """
         fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
         try:
             os.fchmod(fd, 0o600)  # whatever the umask did, user-only
             os.ftruncate(fd, size)
-        except OSError:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
             os.close(fd)
             _posixshmem.shm_unlink(name)
+            if exc.errno == errno.ENOSPC:
+                raise StateError(f"{SHM_DIR} has no room for a {size / 2**20:.1f} MiB ring ({_free_shm()} free); "
+                                 f"enlarge it (Docker: --shm-size=512m) or close other users of it") from None
             raise
         return cls(name, fd, size, owner=True)
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +106,7 @@ class Feed:
 
 
 def session_stats(server: ServerProcess, source: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stats.json", timeout=5) as r:
-        sessions = json.load(r)["sessions"]
+    sessions = server.stats()["sessions"]
     return next((s for s in sessions if s["source"] == source), {})
 
 

@@ -16,12 +16,10 @@ two-core machine without a GPU, OBS renders through llvmpipe and all three share
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +36,7 @@ AUDIO_THREAD = re.compile(r"audio_thread\(Audio\): min=[\d.]+\s?ms, median=[\d.]
 
 
 def _stats(server: ServerProcess) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stats.json", timeout=5) as r:
-        return {s["kind"]: s for s in json.load(r)["sessions"]}
+    return {s["kind"]: s for s in server.stats()["sessions"]}
 
 
 def run_once(clip: Path, home: Path, seconds: float, delay: float) -> str:

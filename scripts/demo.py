@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from inference_server.client import LiveClient  # noqa: E402
 from inference_server.masking import MaskOptions  # noqa: E402
+from inference_server.protocol import dashboard_url, read_state_file  # noqa: E402
 from scripts import whip_client  # noqa: E402
 from scripts.demo_media import RedactedAudioTrack, RedactedVideo  # noqa: E402
 from scripts.synthclip import Clip  # noqa: E402
@@ -135,7 +136,7 @@ def main() -> int:
         print(f"""
 PrivaStream demo is live.
   Viewer:      http://{ip}:{args.sfu_port}/room/{args.room}
-  Dashboard:   http://127.0.0.1:{args.server_port}/
+  Dashboard:   {dashboard_url("127.0.0.1", args.server_port, read_state_file(state)[1])}
   OBS:         Tools > Scripts > + {ROOT / 'obs_plugin' / 'privastream_filter.py'}
                then add "PrivaStream Filter" to a video source and "PrivaStream Audio Filter" to the mic.
                Settings > Stream > Service: WHIP, Server: http://{ip}:{args.sfu_port}/whip/<room>,

@@ -12,12 +12,10 @@ of each since the end of the warm-up minute (target: under 20 MB for the server 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -42,8 +40,7 @@ def rss_mb(server: ServerProcess) -> dict[str, float]:
 
 
 def session_stats(server: ServerProcess) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stats.json", timeout=5) as r:
-        sessions = json.load(r)["sessions"]
+    sessions = server.stats()["sessions"]
     return sessions[0] if sessions else {}
 
 

@@ -9,8 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
+
+from inference_server.protocol import (ROLE_CLIENT, Auth, Hello, auth_proof, dashboard_key, new_nonce,
+                                       parse_message)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_OFF = {"targets": {"faces": False, "plates": False, "text": False, "speech": False}}
@@ -53,6 +57,13 @@ class ServerProcess:
     def token(self) -> str:
         return json.loads(self.state_file.read_text())["token"]
 
+    def stats(self) -> dict:
+        """/stats.json, read as a token holder does: with the dashboard key derived from the token."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/stats.json",
+                                         headers={"Authorization": f"Bearer {dashboard_key(self.token)}"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return json.load(r)
+
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
@@ -79,3 +90,16 @@ def wait_for(predicate, timeout: float, step: float = 0.005) -> float:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(step)
     return time.monotonic() - start
+
+
+async def login(ws, token: str, settings: dict | None = None, kind: str = "video") -> dict:
+    """The client's side of the login spoken by hand on an open websocket: hello, then auth with the
+    proof made with ``token`` (the server's proof is not checked); returns the server's last reply."""
+    nonce = new_nonce()
+    await ws.send(bytes(Hello(nonce=nonce, source="raw", kind=kind)))
+    challenge = parse_message(await ws.recv())
+    if challenge.type != "challenge":
+        return challenge.to_dict()
+    await ws.send(bytes(Auth(proof=auth_proof(token, ROLE_CLIENT, nonce, challenge.nonce),
+                             settings=TARGETS_OFF if settings is None else settings)))
+    return json.loads(await ws.recv())

@@ -15,9 +15,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from inference_server.client import LiveClient
-from inference_server.protocol import CONTROL_PATH, PROTOCOL_VERSION, Hello, parse_message
+from inference_server.protocol import CONTROL_PATH, PROTOCOL_VERSION
 
-from live_helpers import TARGETS_OFF, ServerProcess, wait_for
+from live_helpers import TARGETS_OFF, ServerProcess, login, wait_for
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_two_clients_at_once(server):
         for c in (a, b):
             wait_for(lambda: c.frame_decision(29) is not None, 1.0)
             assert all(not c.frame_decision(i).fail_closed for i in range(30))
-        stats = json.loads(_http_get(server.port, "/stats.json"))
+        stats = server.stats()
         assert sorted(s["source"] for s in stats["sessions"]) == ["a", "b"]
         assert all(s["frames_out"] == 30 for s in stats["sessions"])
 
@@ -138,9 +138,11 @@ def test_speech_on_without_a_recogniser_mutes_everything(server):
 
 
 def test_wrong_token_is_refused(server):
+    """A client with another token cannot log in: its own check of the server's proof fails first
+    (it cannot tell a stale token from an impostor), and the server refuses a wrong proof."""
     client = LiveClient(source="intruder", port=server.port, token="not-the-token", settings=TARGETS_OFF)
     try:
-        wait_for(lambda: "wrong token" in client.status.message, 3.0)
+        wait_for(lambda: "cannot prove that it knows the token" in client.status.message, 3.0)
         assert client.status.state != "connected"
         assert client.submit_frame(0, 0.0, np.zeros((8, 8, 4), np.uint8)) is False
         assert client.frame_decision(0).fail_closed
@@ -148,7 +150,8 @@ def test_wrong_token_is_refused(server):
         client.close()
     replies = asyncio.run(_raw_session(server.port, "bad-token", []))
     assert replies[0]["type"] == "error" and replies[0]["code"] == "auth" and replies[0]["fatal"]
-    stats = json.loads(_http_get(server.port, "/stats.json"))
+    assert replies[0]["message"].startswith("wrong token")
+    stats = server.stats()
     assert stats["server"]["refused"] >= 2 and stats["sessions"] == []
 
 
@@ -195,13 +198,13 @@ def test_out_of_order_frames_are_refused():
 
 
 async def _raw_session(port: int, token: str, messages) -> list[dict]:
-    """Speak the protocol by hand: hello, then each message; collect every non-heartbeat reply."""
-    replies = []
+    """Speak the protocol by hand: log in, then send each message; collect every non-heartbeat reply."""
     async with connect(f"ws://127.0.0.1:{port}{CONTROL_PATH}", max_size=None) as ws:
-        await ws.send(bytes(Hello(token=token, source="raw", kind="video", settings=TARGETS_OFF)))
-        for m in [None, *messages]:
-            if m is not None:
-                await ws.send(m)
+        replies = [await login(ws, token)]
+        if replies[0].get("fatal"):
+            return replies
+        for m in messages:
+            await ws.send(m)
             while True:
                 try:
                     reply = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
@@ -213,10 +216,3 @@ async def _raw_session(port: int, token: str, messages) -> list[dict]:
             if replies and replies[-1].get("fatal"):
                 return replies
     return replies
-
-
-def _http_get(port: int, path: str) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-        return r.read().decode()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from inference_server.client import LiveClient
+from inference_server.protocol import dashboard_url
 
 from live_helpers import TARGETS_OFF, ServerProcess, wait_for
 
@@ -43,7 +44,7 @@ def test_dashboard_shows_live_figures_per_client(server, tmp_path):
                 page = browser.new_page()
                 errors = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"http://127.0.0.1:{server.port}/")
+                page.goto(dashboard_url("127.0.0.1", server.port, server.token))
                 page.wait_for_selector(".session h2", timeout=5000)
                 card = page.locator(".session").first
                 # The source name is shown as text, never interpreted as markup.
@@ -65,6 +66,23 @@ def test_dashboard_shows_live_figures_per_client(server, tmp_path):
                 browser.close()
     finally:
         client.close()
+
+
+def test_without_its_key_the_page_shows_no_figures(server, tmp_path):
+    """The page itself is served to anyone; what it shows is not."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path="/usr/bin/chromium",
+                                                        args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.port}/")
+            page.wait_for_function("document.getElementById('link').textContent.includes('no dashboard key')",
+                                   timeout=5000)
+            assert page.locator("#nsessions").inner_text() == "–"
+        finally:
+            browser.close()
 
 
 def test_other_hosts_and_paths_are_refused(server):

@@ -5,11 +5,9 @@ here to keep the test short on 2 cores (tests/test_text.py covers OCR, scripts/b
 the full load).
 """
 
-import json
 import os
 import signal
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -118,5 +116,4 @@ def test_detection_workers_run_nicer_than_the_server(server):
 
 
 def workers(server) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/stats.json", timeout=5) as r:
-        return json.load(r)["server"]["workers"]
+    return server.stats()["server"]["workers"]

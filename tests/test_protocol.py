@@ -7,6 +7,7 @@ refusal has its exact message.
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -17,13 +18,16 @@ import pytest
 
 from inference_server.errors import ProtocolError, StateError
 from inference_server.protocol import (FORMAT_F32_PLANAR, FORMAT_RGBA8, MAX_CONTROL_BYTES, RING_HEADER_SIZE,
-                                       SLOT_HEADER_SIZE, Decision, FrameNotice, Hello, RingHeader, SlotHeader,
-                                       decision_from_message, parse_message, read_state_file)
+                                       ROLE_CLIENT, ROLE_SERVER, SLOT_HEADER_SIZE, Decision, FrameNotice, Hello,
+                                       RingHeader, SlotHeader, check_nonce, decision_from_message, new_nonce,
+                                       parse_message, proof_matches, read_state_file)
 from inference_server.shm import SHM_DIR, RingReader, RingWriter, SlotOverwritten, reclaim_stale_segments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "live"
-MESSAGES = ["hello.json", "ring.json", "frame.json", "audio.json", "decision.json", "decision_failclosed.json",
-            "mute.json", "heartbeat.json", "error.json"]
+MESSAGES = ["hello.json", "challenge.json", "auth.json", "ring.json", "frame.json", "audio.json", "decision.json",
+            "decision_failclosed.json", "mute.json", "heartbeat.json", "error.json"]
+FIXTURE_TOKEN = "k3y-TOKEN-example"
+"""The token the login fixtures' proofs were made with."""
 
 
 def load(name: str) -> bytes:
@@ -40,7 +44,22 @@ def test_hello_fields():
     msg = parse_message(load("hello.json"))
     assert isinstance(msg, Hello)
     assert (msg.source, msg.kind, msg.delay_s, msg.stream, msg.pid) == ("Webcam", "video", 1.0, "main", 4242)
-    assert msg.settings["targets"]["faces"] is True
+    assert parse_message(load("auth.json")).settings["targets"]["faces"] is True
+
+
+def test_login_fixtures_carry_proofs_of_the_token():
+    """Both proofs are HMAC-SHA256 over the role and both nonces: known answers pin the construction,
+    and neither proof verifies for the other role, another token or a replayed nonce."""
+    hello, challenge, auth = (parse_message(load(n)) for n in ("hello.json", "challenge.json", "auth.json"))
+    nonces = (hello.nonce, challenge.nonce)
+    assert proof_matches(challenge.proof, FIXTURE_TOKEN, ROLE_SERVER, *nonces)
+    assert proof_matches(auth.proof, FIXTURE_TOKEN, ROLE_CLIENT, *nonces)
+    assert not proof_matches(challenge.proof, FIXTURE_TOKEN, ROLE_CLIENT, *nonces)
+    assert not proof_matches(auth.proof, "another-token", ROLE_CLIENT, *nonces)
+    assert not proof_matches(auth.proof, FIXTURE_TOKEN, ROLE_CLIENT, hello.nonce, new_nonce())
+    assert FIXTURE_TOKEN.encode() not in b"".join(load(n) for n in ("hello.json", "challenge.json", "auth.json"))
+    with pytest.raises(ProtocolError, match=r"the server nonce must be 32 lowercase hex digits \(got ''\)"):
+        check_nonce("", "server")
 
 
 def test_decision_carries_regions_not_text():
@@ -75,6 +94,33 @@ def test_malformed_region_in_decision():
     msg = Decision(frame_id=3, regions=[{"kind": "face", "box": [1, 2, 3]}])
     with pytest.raises(ProtocolError, match=r"decision for frame 3 has a malformed region \(box needs 4 numbers\)"):
         decision_from_message(msg)
+
+
+@pytest.mark.parametrize("region, why", [
+    ('{"kind": "face", "box": [1e999, 0, 10, 10]}', "box must be a finite number (got inf)"),
+    ('{"kind": "face", "box": [0, 0, 10, -1e999]}', "box must be a finite number (got -inf)"),
+    ('{"kind": "face", "box": [0, 0, 10, 1' + "0" * 400 + ']}', "box must be a finite number (got 1000000000"),
+    ('{"kind": "face", "box": [50, 0, 10, 10]}', "box [50.0, 0.0, 10.0, 10.0] is inverted or outside 0..8192"),
+    ('{"kind": "face", "box": [0, 0, 9000, 10]}', "box [0.0, 0.0, 9000.0, 10.0] is inverted or outside 0..8192"),
+    ('{"kind": "face", "box": [0, 0, 10, 10], "score": 1e999}', "score must be a finite number (got inf)"),
+    ('{"kind": "alien", "box": [0, 0, 10, 10]}', "kind 'alien' is not one of face, text, plate, mouth"),
+    ('{"kind": "face", "box": {"x": 1}}', "box needs 4 numbers"),
+])
+def test_boxes_that_cannot_be_drawn_are_refused_at_the_edge(region, why):
+    """A box the renderer cannot draw would leave the frame it should cover on screen: refused here,
+    so the client decides that frame fail-closed."""
+    msg = parse_message(f'{{"v": 1, "type": "decision", "frame_id": 3, "regions": [{region}]}}')
+    with pytest.raises(ProtocolError) as err:
+        decision_from_message(msg)
+    assert str(err.value).startswith(f"decision for frame 3 has a malformed region ({why}")
+
+
+def test_infinite_numbers_are_refused_in_every_float_field():
+    """json reads 1e999 as infinity: a watermark at infinity would declare all later audio decided."""
+    with pytest.raises(ProtocolError, match=r"^mute field 'decided_until' must be a finite number \(got inf\)$"):
+        parse_message(b'{"v": 1, "type": "mute", "intervals": [], "decided_until": 1e999}')
+    with pytest.raises(ProtocolError, match=r"^settings field 'delay_s' must be a finite number \(got -inf\)$"):
+        parse_message(b'{"v": 1, "type": "settings", "settings": {}, "delay_s": -1e999}')
 
 
 def test_ring_fixture_round_trip():
@@ -188,6 +234,30 @@ def test_segments_of_a_killed_process_are_reclaimed():
     assert (Path(SHM_DIR) / name.lstrip("/")).exists()
     assert name in reclaim_stale_segments()
     assert not (Path(SHM_DIR) / name.lstrip("/")).exists()
+
+
+def test_a_full_dev_shm_is_a_clear_error_not_a_crash(tmp_path):
+    """Docker gives containers a 64 MB /dev/shm.  A ring bigger than what is left used to be created
+    sparse, and the first write to a page the tmpfs could not supply killed the writer (OBS) with
+    SIGBUS.  Run in a mount namespace whose /dev/shm is a real 4 MiB tmpfs (nobody else sees it)."""
+    code = ("import numpy as np\n"
+            "from inference_server.errors import StateError\n"
+            "from inference_server.protocol import FORMAT_RGBA8\n"
+            "from inference_server.shm import RingWriter\n"
+            "try:\n"
+            "    ring = RingWriter(FORMAT_RGBA8, 6, 1 << 20)\n"
+            "    for i in range(6):\n"
+            "        ring.write(np.zeros((512, 512, 4), np.uint8), i, i / 30, 0.0)\n"
+            "    print('wrote 6 MiB into a 4 MiB /dev/shm')\n"
+            "except StateError as exc:\n"
+            "    print(exc)\n")
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
+    script = f"mount -t tmpfs -o size=4m tmpfs {SHM_DIR} && exec {sys.executable} -c \"$0\""
+    out = subprocess.run([*namespace, "sh", "-c", script, code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1], timeout=60)
+    assert out.returncode == 0, f"the writer died (status {out.returncode}): {out.stderr[-500:]}"
+    assert re.fullmatch(r"/dev/shm has no room for a 6\.0 MiB ring \(4\.0 MiB free\); enlarge it "
+                        r"\(Docker: --shm-size=512m\) or close other users of it\n", out.stdout), out.stdout
 
 
 def test_state_file_must_be_user_only(tmp_path):

@@ -64,10 +64,20 @@ function render(stats) {
     : [el("p", { class: "empty" }, "No client connected.")]));
 }
 
+// The key comes in the URL's fragment (http://127.0.0.1:PORT/#key=...), which the browser never sends
+// to a server; /stats.json answers 403 without it, because any local user can reach this port.
+const KEY = new URLSearchParams(location.hash.slice(1)).get("key") || "";
+
 async function poll() {
   const link = document.getElementById("link");
   try {
-    const response = await fetch("/stats.json", { cache: "no-store" });
+    const response = await fetch("/stats.json", { cache: "no-store", headers: { Authorization: `Bearer ${KEY}` } });
+    if (response.status === 403) {
+      link.textContent = "no dashboard key: open the URL the server printed";
+      link.className = "bad";
+      setTimeout(poll, POLL_MS);
+      return;
+    }
     render(await response.json());
     link.textContent = "live";
     link.className = "ok";
