@@ -33,6 +33,7 @@ import numpy as np
 from .errors import MediaError
 from .masking import STYLES, MaskOptions, apply_masks
 from .runtime import PROVIDER_CHOICES
+from .speech.render import BLEEP_MODES
 from .vision import DETECTOR_OF_KIND, VisionEngine
 
 log = logging.getLogger("privastream.redact")
@@ -135,66 +136,118 @@ def _open_input(path: Path):
     return container
 
 
-AUDIO_RATE = 48000
+def _first_frame(path: Path) -> tuple[int, float]:
+    """Rotation (degrees counter-clockwise) and time (seconds) of the first video frame.
 
-
-def _read_audio(src: Path) -> tuple[np.ndarray, str] | None:
-    """The whole audio track as (channels, n) float32 at 48 kHz and its layout, or None."""
+    A phone stores video as the sensor saw it and a display matrix saying how to turn it; the
+    frames are turned upright before detection (faces lying on their side are missed) and written
+    upright, so the output needs no matrix of its own."""
     import av
 
-    with av.open(str(src)) as container:
-        if not container.streams.audio:
-            return None
-        stream = container.streams.audio[0]
-        layout = stream.layout.name if stream.layout.nb_channels <= 2 else "stereo"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=AUDIO_RATE)
-        chunks = []
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-        except av.FFmpegError as exc:
-            raise MediaError(f"{src}: the audio track is corrupt: {exc}") from exc
-    if not chunks:
-        return None
-    return np.concatenate(chunks, axis=1).astype(np.float32), layout
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return frame.rotation, float(frame.time or 0.0)
+    except av.FFmpegError as exc:
+        raise MediaError(f"{path} is corrupt at frame 0: {exc}") from exc
+    raise MediaError(f"{path} contains no decodable video frame")
 
 
-def _audio_frames(planar: np.ndarray, layout: str):
-    import av
+def _upright(vframe) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(vframe.to_ndarray(format="rgb24"), round(vframe.rotation / 90) % 4))
 
-    for i in range(0, planar.shape[1], 1024):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i:i + 1024]), format="fltp", layout=layout)
-        frame.sample_rate, frame.pts = AUDIO_RATE, i
-        yield frame
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+def _check_paths(src: Path, dst: Path, report: Path | None) -> None:
+    """Refuse, before anything is opened for writing, an output that would replace the input."""
+    if _same_file(dst, src):
+        raise MediaError(f"-o {dst} is the input file: the redacted copy would replace the original; "
+                         "choose another OUT")
+    if report is not None and _same_file(report, src):
+        raise MediaError(f"--report {report} is the input file: it would be overwritten; choose another file")
+    if report is not None and _same_file(report, dst):
+        raise MediaError(f"--report {report} and -o {dst} are the same file; choose two different files")
+
+
+def _temp_beside(path: Path, suffix: str) -> Path:
+    """An empty file next to ``path``, renamed over it on success, so a failed run leaves nothing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise MediaError(f"cannot write next to {path}: {exc.strerror}") from exc
+    os.close(fd)
+    return Path(name)
+
+
+@dataclass
+class _Timeline:
+    """One clock for video and audio: 0 is the first video frame, or a whole number of frames
+    before it when the audio starts earlier, so frame i shows at exactly (first_pts + i) / fps
+    and the audio keeps its place against it (within half a frame, well inside what viewers
+    notice as lip-sync error)."""
+
+    origin: float
+    """Container time of timeline 0, in seconds."""
+    first_pts: int
+    fps: float
+
+    @classmethod
+    def of(cls, first_video: float, fps: float, ain) -> "_Timeline":
+        from .audio_track import start_of
+
+        audio = start_of(ain) if ain is not None else None
+        first_pts = max(0, round((first_video - audio) * fps)) if audio is not None else 0
+        return cls(first_video - first_pts / fps, first_pts, fps)
+
+    def t(self, index: int) -> float:
+        return (self.first_pts + index) / self.fps
+
+
+def _find_mutes(src: Path, timeline: _Timeline, options: RedactOptions) -> list:
+    from .audio_track import decoded_chunks, find_mutes
+
+    log.info("redact_file() | redacting speech")
+    return find_mutes(decoded_chunks(src, timeline.origin), model=options.speech_model,
+                      custom_terms=options.custom_terms, threads=options.threads)
 
 
 def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | None = None,
                 progress: bool = True) -> RedactResult:
+    src, dst = Path(src), Path(dst)
+    report = Path(report) if report is not None else None
+    _check_paths(src, dst, report)
+    inp = _open_input(src)
+    try:
+        return _redact(inp, src, dst, options, report, progress)
+    finally:
+        inp.close()
+
+
+def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | None, progress: bool) -> RedactResult:
     import av
     from tqdm import tqdm
 
-    src, dst = Path(src), Path(dst)
-    inp = _open_input(src)
+    from .audio_track import RedactedAudio
+    from .speech import mouth_regions
+
     vin = inp.streams.video[0]
     ain = inp.streams.audio[0] if inp.streams.audio else None
-    mutes: list = []
-    audio = None
-    if ain is not None and options.speech:
-        from .speech import mouth_regions, redact_audio
-
-        track = _read_audio(src)
-        if track is not None:
-            planar, layout = track
-            log.info("redact_file() | redacting speech [seconds:%.1f]", planar.shape[1] / AUDIO_RATE)
-            mutes, redacted = redact_audio(planar, AUDIO_RATE, mode=options.bleep_mode, model=options.speech_model,
-                                           custom_terms=options.custom_terms, threads=options.threads)
-            audio = (redacted, layout)
     rate = vin.average_rate or vin.guessed_rate
     if not rate:
-        inp.close()
         raise MediaError(f"{src}: cannot tell the video frame rate")
     fps = float(rate)
+    rotation, first_video = _first_frame(src)
+    timeline = _Timeline.of(first_video, fps, ain)
+    mutes = _find_mutes(src, timeline, options) if ain is not None and options.speech else []
     total = vin.frames or None
     vin.thread_type = "AUTO"
 
@@ -203,24 +256,20 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
     mask_options = MaskOptions.from_settings(options.settings())
     pipeline = LookaheadPipeline(engine, options.cadence())
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    report_fh = open(report, "w", encoding="utf-8") if report else None
+    tmp = _temp_beside(dst, dst.suffix or ".mp4")
+    report_tmp = _temp_beside(report, ".jsonl") if report else None
+    report_fh = open(report_tmp, "w", encoding="utf-8") if report_tmp else None
     frames_out = regions_out = 0
     started = time.monotonic()
     try:
         out = av.open(str(tmp), "w", format=None if dst.suffix else "mp4")
         vout = out.add_stream("libx264", rate=rate)
-        vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+        width, height = vin.codec_context.width, vin.codec_context.height
+        vout.width, vout.height = (height, width) if round(rotation / 90) % 2 else (width, height)
         vout.pix_fmt = "yuv420p"
         vout.options = {"crf": str(options.crf), "preset": "veryfast"}
         vout.thread_type = "AUTO"
-        if audio is not None:
-            aout = out.add_stream("aac", rate=AUDIO_RATE, layout=audio[1])
-        else:
-            aout = out.add_stream_from_template(ain) if ain is not None else None
+        audio = RedactedAudio(out, ain, timeline.origin, mutes, options.bleep_mode, src) if ain is not None else None
 
         to_write: queue.Queue = queue.Queue(maxsize=8)
         errors: list[BaseException] = []
@@ -229,14 +278,14 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
             try:
                 while (item := to_write.get()) is not None:
                     if isinstance(item, av.Packet):
-                        item.stream = aout
                         out.mux(item)
                         continue
-                    frame, decision = item
+                    pts, frame, decision = item
                     apply_masks(frame, decision.regions, mask_options)
                     vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
                     if (vf.width, vf.height) != (vout.width, vout.height):  # a mid-stream size change
                         vf = vf.reformat(vout.width, vout.height)
+                    vf.pts = pts
                     for packet in vout.encode(vf):
                         out.mux(packet)
                 for packet in vout.encode():
@@ -248,25 +297,22 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
 
         wthread = threading.Thread(target=writer, name="redact-writer", daemon=True)
         wthread.start()
-        if audio is not None:
-            for aframe in _audio_frames(*audio):
-                for packet in aout.encode(aframe):
-                    to_write.put(packet)
-            for packet in aout.encode():
-                to_write.put(packet)
         if report_fh:
             for iv in mutes:
                 report_fh.write(json.dumps({"mute": iv.to_dict()}) + "\n")
         bar = tqdm(total=total, unit="frame", desc=f"redacting {src.name}", disable=not progress, dynamic_ncols=True)
 
+        def put(item):
+            if errors:
+                raise errors[0]
+            to_write.put(item)
+
         def emit(items):
             nonlocal frames_out, regions_out
             for index, t, frame, decision in items:
-                if errors:
-                    raise errors[0]
                 if mutes and options.mouth_blur:
                     decision.regions.extend(mouth_regions(t, decision.regions, mutes))
-                to_write.put((frame, decision))
+                put((timeline.first_pts + index, frame, decision))
                 frames_out += 1
                 regions_out += len(decision.regions)
                 if report_fh:
@@ -276,19 +322,19 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
 
         index = 0
         try:
-            streams = [vin] + ([ain] if ain is not None else [])
-            for packet in inp.demux(*streams):
+            for packet in inp.demux(*([vin] + ([ain] if ain is not None else []))):
                 if packet.stream.type == "audio":
-                    if packet.dts is not None and audio is None:
-                        to_write.put(packet)
+                    for apacket in audio.encode(packet):
+                        put(apacket)
                     continue
                 for vframe in packet.decode():
-                    frame = vframe.to_ndarray(format="rgb24")
-                    emit(pipeline.push(index, index / fps, frame))
+                    emit(pipeline.push(index, timeline.t(index), _upright(vframe)))
                     index += 1
         except av.FFmpegError as exc:
             raise MediaError(f"{src} is corrupt at frame {index}: {exc}") from exc
         emit(pipeline.finish())
+        for apacket in audio.finish() if audio is not None else ():
+            put(apacket)
         to_write.put(None)
         wthread.join()
         bar.close()
@@ -297,14 +343,16 @@ def redact_file(src: Path, dst: Path, options: RedactOptions, report: Path | Non
         out.close()
         if frames_out == 0:
             raise MediaError(f"{src} contains no decodable video frame")
+        if report_fh:
+            report_fh.close()
+            os.replace(report_tmp, report)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        inp.close()
-        if report_fh:
+        if report_tmp:
             report_fh.close()
+            report_tmp.unlink(missing_ok=True)
+        raise
     seconds = time.monotonic() - started
     log.info("redact_file() | done [frames:%d fps:%.1f regions:%d]", frames_out, frames_out / seconds, regions_out)
     return RedactResult(frames=frames_out, fps=fps, seconds=seconds, regions=regions_out)
@@ -324,7 +372,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, metavar="IN", help="any video FFmpeg can read")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="redacted video (H.264; audio kept)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="redacted video (H.264; audio re-encoded as AAC)")
     p.add_argument("--targets", default=",".join(TARGETS), metavar="LIST",
                    help=f"comma-separated subset of {','.join(TARGETS)} (default: all)")
     for kind, default in (("face", "pixelate"), ("text", "fill"), ("plate", "fill")):
@@ -332,8 +380,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="0..1, coarseness of pixelate/blur (default: 1)")
     p.add_argument("--custom-term", action="append", default=[], metavar="TERM",
                    help='always cover this word or phrase ("re:" prefix for a regex); repeatable')
-    p.add_argument("--no-speech", action="store_true", help="keep the audio as it is (default: bleep spoken PII)")
-    p.add_argument("--bleep", choices=("beep", "silence", "reverse"), default="beep",
+    p.add_argument("--no-speech", action="store_true", help="keep what is said as it is (default: bleep spoken PII)")
+    p.add_argument("--bleep", choices=BLEEP_MODES, default="beep",
                    help="how spoken PII is replaced (default: beep)")
     p.add_argument("--speech-model", choices=("whisper-tiny.en", "whisper-base"), default="whisper-tiny.en",
                    help="speech recogniser: tiny.en is fast, base more accurate (default: whisper-tiny.en)")
@@ -345,6 +393,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    if not targets:
+        raise MediaError(f"--targets is empty: name at least one of {','.join(TARGETS)} "
+                         "(a copy with nothing covered is not a redaction)")
     unknown = set(targets) - set(TARGETS)
     if unknown:
         raise MediaError(f"unknown target(s) {', '.join(sorted(unknown))} (choose from {', '.join(TARGETS)})")
