@@ -34,7 +34,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from .regions import KINDS, FrameDecision, Region, iou
+from .regions import TRACKED_KINDS, FrameDecision, Region, iou
 
 _EPS = 1e-6
 
@@ -120,8 +120,8 @@ class Coverage:
         self.kinds = tuple(kinds)
         self.policies = {**DEFAULT_POLICIES, **(policies or {})}
         self._cuts: list[float] = []
-        self._runs: dict[str, list[float]] = {k: [] for k in KINDS}
-        self._tracks: dict[str, list[_Track]] = {k: [] for k in KINDS}
+        self._runs: dict[str, list[float]] = {k: [] for k in TRACKED_KINDS}
+        self._tracks: dict[str, list[_Track]] = {k: [] for k in TRACKED_KINDS}
         self._ids = itertools.count()
 
     # -- input ---------------------------------------------------------------
@@ -179,6 +179,35 @@ class Coverage:
                 track = _Track(next(self._ids), kind, scene)
                 track.add(t, region.with_box(region.box, track_id=track.id))
                 self._tracks[kind].append(track)
+
+    def add_measurement(self, track_id: int, kind: str, t: float, box) -> None:
+        """A followed track's box measured in the frame at t (tracking.py), between detections."""
+        for track in self._tracks[kind]:
+            if track.id == track_id and t not in track.times:
+                i = bisect.bisect_left(track.times, t)
+                near = track.regions[max(i - 1, 0)]
+                track.add(t, near.with_box(box, landmarks=_shift_landmarks(near.landmarks, near.box, box),
+                                           origin="tracked"))
+                return
+
+    def followable(self, kind: str, t: float) -> list[tuple[int, float, tuple, float, tuple]]:
+        """Tracks to follow up to t: those the newest run at or before t (in t's scene) saw, as
+        (track id, time and box of that detection, time and box of their newest key before t)."""
+        before, _ = self._neighbour_runs(kind, t)
+        if before is None:
+            return []
+        out = []
+        for track in self._tracks[kind]:
+            i = bisect.bisect_left(track.times, before)
+            if i < len(track.times) and track.times[i] == before and track.regions[i].origin == "detected":
+                j = bisect.bisect_left(track.times, t) - 1
+                if j >= i:
+                    out.append((track.id, before, track.regions[i].box, track.times[j], track.regions[j].box))
+        return out
+
+    def newest_run_before(self, kind: str, t: float) -> float | None:
+        """The newest run of ``kind`` at or before t in t's scene: what vouches for t's picture."""
+        return self._neighbour_runs(kind, t)[0]
 
     # -- queries -------------------------------------------------------------
 
@@ -264,8 +293,8 @@ class Coverage:
         i = bisect.bisect_left(times, t)
         n = len(times)
         if i < n and times[i] == t:
-            r = regions[i]
-            return r.with_box(_grow(r.box, policy.margin * _size(r.box)), origin="detected")
+            r = regions[i]  # detected, or measured by following the face (origin "tracked")
+            return r.with_box(_grow(r.box, policy.margin * _size(r.box)))
         if 0 < i < n and times[i] - times[i - 1] <= policy.max_gap + _EPS:
             a, b = regions[i - 1], regions[i]
             u = (t - times[i - 1]) / (times[i] - times[i - 1])

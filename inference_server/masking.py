@@ -19,7 +19,7 @@ import numpy as np
 from .regions import Region
 
 STYLES = ("pixelate", "blur", "fill")
-DEFAULT_STYLES = {"face": "pixelate", "text": "fill", "plate": "fill", "mouth": "pixelate"}
+DEFAULT_STYLES = {"face": "pixelate", "text": "fill", "plate": "fill", "mouth": "pixelate", "change": "fill"}
 FILL_COLOR = (16, 16, 16)
 
 
@@ -39,6 +39,7 @@ class MaskOptions:
                 if style not in STYLES:
                     raise ValueError(f"style_{kind} must be one of {', '.join(STYLES)} (got {style!r})")
                 styles[kind] = style
+        styles["change"] = styles["text"]  # unvouched change may be new text: as strong a cover as text
         strength = float(settings.get("strength", 1.0))
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be between 0 and 1 (got {strength})")

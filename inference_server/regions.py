@@ -11,7 +11,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-KINDS = ("face", "text", "plate", "mouth")
+TRACKED_KINDS = ("face", "text", "plate", "mouth")
+KINDS = (*TRACKED_KINDS, "change")
+""""change": a part of the picture that changed since the newest detection run and that no tracked
+region explains; a live estimate covers it (history.py)."""
 ORIGINS = ("detected", "tracked", "interpolated", "failclosed")
 
 

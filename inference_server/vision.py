@@ -12,8 +12,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import tracking
 from .coverage import Coverage, KindPolicy
-from .regions import FrameDecision, Region, clip_box
+from .history import FrameHistory, cell_boxes, unexplained_cells
+from .regions import TRACKED_KINDS, FrameDecision, Region, clip_box
 from .scenecut import SceneCutDetector
 
 log = logging.getLogger("privastream.vision")
@@ -21,6 +23,10 @@ log = logging.getLogger("privastream.vision")
 # Which detector finds which kinds: one OCR run yields both on-screen text and plates.
 DETECTOR_OF_KIND = {"face": "faces", "text": "text", "plate": "text"}
 TARGET_OF_KIND = {"face": "faces", "text": "text", "plate": "plates"}
+MAX_CHANGE_SHARE = 0.5
+"""An estimate whose unvouched change covers more of the picture than this covers all of it."""
+MAX_CHANGE_BOXES = 48
+EDGE_PX = 2.0
 
 
 def enabled_kinds(settings: dict) -> tuple[str, ...]:
@@ -44,11 +50,16 @@ def _text_detector(threads: int, provider: str, custom_terms: tuple[str, ...]):
 
 class VisionEngine:
     def __init__(self, settings: dict | None = None, threads: int = 0, provider: str = "auto",
-                 policies: dict[str, KindPolicy] | None = None):
+                 policies: dict[str, KindPolicy] | None = None, live: bool = False):
+        """live: decisions may be estimates (``decide(final=False)``): the engine then keeps the recent
+        frames (history.py) to follow faces between runs and to cover what changed since the newest run."""
         self.threads, self.provider = threads, provider
         self.settings: dict = {}
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
+        self.history = FrameHistory() if live else None
+        self._unfollowable: set[tuple[int, float]] = set()
+        """(track, detection time) whose face could not be followed after that detection."""
         self.frame_size: tuple[int, int] | None = None
         self.update_settings(settings or {})
 
@@ -88,6 +99,8 @@ class VisionEngine:
         if cut:
             self.coverage.add_cut(t)
             log.debug("observe() | scene cut [t:%.3f]", t)
+        if self.history is not None:
+            self.history.add(t, frame, size)
         return cut
 
     def detect(self, t: float, frame: np.ndarray, kinds) -> list[Region]:
@@ -101,12 +114,70 @@ class VisionEngine:
         return found
 
     def decide(self, t: float, final: bool = True) -> FrameDecision | None:
+        if self.history is not None:
+            self._follow_faces(t)
         decision = self.coverage.decide(t, final=final)
         if decision is None or decision.fail_closed or self.frame_size is None:
             return decision
+        if not final and self.history is not None:
+            decision = self._cover_unvouched_change(t, decision)
+            if decision.fail_closed:
+                return decision
         w, h = self.frame_size
         clipped = [r.with_box(clip_box(r.box, w, h)) for r in decision.regions]
         return FrameDecision(regions=[r for r in clipped if r.width > 0 and r.height > 0])
 
+    def _follow_faces(self, t: float) -> None:
+        """Measure each face the newest run saw in every kept frame after it, up to t."""
+        if "face" not in self.coverage.kinds:
+            return
+        for track_id, seen_at, seen_box, last_t, last_box in self.coverage.followable("face", t):
+            if (track_id, seen_at) in self._unfollowable:
+                continue
+            face = tracking.template(self.history, seen_at, seen_box)
+            if face is None:
+                self._unfollowable.add((track_id, seen_at))
+                continue
+            for ft in self.history.times_between(last_t, t):
+                found = tracking.measure(self.history, ft, face, last_box)
+                if found is None:
+                    self._unfollowable.add((track_id, seen_at))
+                    break
+                last_box = found[0]
+                self.coverage.add_measurement(track_id, "face", ft, self._held_to_edges(found[0], seen_box))
+
+    def _held_to_edges(self, box, seen_box):
+        """A face the frame's edge cut at its detection may have come further into view since: its
+        followed box keeps reaching that edge until a run sees it whole."""
+        w, h = self.frame_size or (0, 0)
+        x0, y0, x1, y1 = box
+        return (0.0 if seen_box[0] <= EDGE_PX else x0, 0.0 if seen_box[1] <= EDGE_PX else y0,
+                float(w) if seen_box[2] >= w - EDGE_PX else x1, float(h) if seen_box[3] >= h - EDGE_PX else y1)
+
+    def _cover_unvouched_change(self, t: float, decision: FrameDecision) -> FrameDecision:
+        """Add a cover over every part of the picture that changed since the newest run of some kind
+        and that no tracked region explains (history.py), or cover all when that is too much."""
+        explained = [r.box for r in decision.regions]
+        now = {r.track_id: r.center for r in decision.regions if r.track_id >= 0}
+        changed = None
+        for kind in self.coverage.kinds:
+            since = self.coverage.newest_run_before(kind, t)
+            if since is None or since == t:
+                continue
+            then = [r for k in TRACKED_KINDS for r in self.coverage.regions_at(k, since)]
+            shifts = [(now[r.track_id][0] - r.center[0], now[r.track_id][1] - r.center[1])
+                      for r in then if r.track_id in now]
+            cells = unexplained_cells(self.history, since, t, explained + [r.box for r in then], shifts)
+            if cells is None:
+                return FrameDecision(fail_closed=True, reason=f"the frame of the last {kind} detection is gone")
+            changed = cells if changed is None else changed | cells
+        if changed is None or not changed.any():
+            return decision
+        boxes = cell_boxes(self.history, changed)
+        if changed.mean() > MAX_CHANGE_SHARE or len(boxes) > MAX_CHANGE_BOXES:
+            return FrameDecision(fail_closed=True, reason="too much changed since the last detection")
+        return FrameDecision(regions=decision.regions + [Region("change", box, origin="tracked") for box in boxes])
+
     def prune(self, before_t: float) -> None:
         self.coverage.prune(before_t)
+        self._unfollowable = {(i, seen) for i, seen in self._unfollowable if seen >= before_t}

@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
+from cover_judge import StampedClip, read_stamp
 from live_helpers import ServerProcess, failclosed_runs
 from obs_harness import ObsSession, filter_entry, media_source
 from obs_media import RATE, dominant_hz, read_audio, read_video_frames
-from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, Clip, speech_track, write_clip
+from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, speech_track, write_clip
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")]
@@ -33,7 +34,6 @@ pytestmark = [pytest.mark.slow,
 SIZE = (640, 360)
 SECONDS = 12  # the number is said whole, then a pause: no digit cut off into the next loop's "hello"
 DELAY_S = 3.0
-BITS, BIT_W, BIT_H = 9, 16, 8
 FACE_MIN = 40
 # Before the kill, a clip length plus the longest window checked (3 s) plus slack: every window
 # then lies whole at least once, wherever in the loop the recording starts.
@@ -54,26 +54,6 @@ class Run(NamedTuple):
     server_log: str
     started_wall: float
     """time.time() when StartRecord returned."""
-
-
-def stamp(frame: np.ndarray, index: int) -> None:
-    """Write `index` as BITS black/white blocks into the bottom-left corner."""
-    h = frame.shape[0]
-    for b in range(BITS):
-        frame[h - BIT_H:h, b * BIT_W:(b + 1) * BIT_W] = 255 if index >> b & 1 else 0
-
-
-def read_stamp(frame: np.ndarray) -> int:
-    h = frame.shape[0]
-    bits = [frame[h - BIT_H + 2:h - 2, b * BIT_W + 4:(b + 1) * BIT_W - 4].mean() > 128 for b in range(BITS)]
-    return sum(1 << b for b, on in enumerate(bits) if on)
-
-
-class StampedClip(Clip):
-    def frame(self, i):
-        img, truths = super().frame(i)
-        stamp(img, i)
-        return img, truths
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,81 @@
+"""Following a detected face from frame to frame between detection runs, by template matching.
+
+Detection runs are expensive and sparse (a few per second on a busy CPU); between them a face's
+box used to be extrapolated from its last two detections, with a margin that grew with time and
+speed and still drifted off a face that turned.  Here the face's own pixels at its last detection
+are looked for in every later frame (the stream's FrameHistory), near where it was last seen and at
+three scales, so each frame is covered from the face's measured position.  A match below
+MIN_SCORE ends the following: the face turned away, left or was hidden, and the next detection
+run decides.  A wrong match cannot uncover a face that moved: the cells it left and entered changed,
+and only the track's own boxes explain a change (history.unexplained_boxes).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .history import FrameHistory
+
+MIN_SCORE = 0.6
+"""Normalised correlation below which a match is no match."""
+MIN_TEMPLATE_PX = 6
+"""A face smaller than this in the history image is too small to follow."""
+MIN_TEXTURE = 4.0
+"""A template flatter than this (luma standard deviation) matches anywhere."""
+SCALES = (0.94, 1.0, 1.06)
+"""Faces grow or shrink by at most 6 % from one frame to the next."""
+SEARCH = 0.5
+"""The search window reaches this share of the face's size beyond its last box (and at least
+SEARCH_MIN_PX history pixels): 0.5 x 30 fps follows a face moving 15 face widths a second."""
+SEARCH_MIN_PX = 6
+
+
+def _to_history(box, scale) -> tuple[float, float, float, float]:
+    sx, sy = scale
+    return (box[0] / sx, box[1] / sy, box[2] / sx, box[3] / sy)
+
+
+def _to_frame(box, scale) -> tuple[float, float, float, float]:
+    sx, sy = scale
+    return (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+
+
+def template(history: FrameHistory, t: float, box) -> np.ndarray | None:
+    """The face's pixels at its detection (the frame at t), or None when they cannot be followed."""
+    image = history.at(t)
+    if image is None:
+        return None
+    x0, y0, x1, y1 = (int(round(v)) for v in _to_history(box, history.scale))
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, image.shape[1]), min(y1, image.shape[0])
+    if x1 - x0 < MIN_TEMPLATE_PX or y1 - y0 < MIN_TEMPLATE_PX:
+        return None
+    patch = image[y0:y1, x0:x1]
+    return patch if float(patch.std()) >= MIN_TEXTURE else None
+
+
+def measure(history: FrameHistory, t: float, face: np.ndarray, last_box) -> tuple[tuple, float] | None:
+    """The face's box in the frame at t (frame pixels) and the match score, searched around
+    ``last_box`` (frame pixels, its box in an earlier frame); None when no place matches well enough."""
+    image = history.at(t)
+    if image is None:
+        return None
+    x0, y0, x1, y1 = _to_history(last_box, history.scale)
+    w, h = x1 - x0, y1 - y0
+    reach = max(SEARCH * max(w, h), SEARCH_MIN_PX)
+    best: tuple[float, tuple] | None = None
+    for scale in SCALES:
+        tw, th = max(int(round(w * scale)), MIN_TEMPLATE_PX), max(int(round(h * scale)), MIN_TEMPLATE_PX)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        sx0, sy0 = max(int(cx - tw / 2 - reach), 0), max(int(cy - th / 2 - reach), 0)
+        sx1, sy1 = min(int(cx + tw / 2 + reach) + 1, image.shape[1]), min(int(cy + th / 2 + reach) + 1, image.shape[0])
+        if sx1 - sx0 <= tw or sy1 - sy0 <= th:
+            continue
+        resized = cv2.resize(face, (tw, th), interpolation=cv2.INTER_AREA)
+        scores = cv2.matchTemplate(image[sy0:sy1, sx0:sx1], resized, cv2.TM_CCOEFF_NORMED)
+        _, score, _, (mx, my) = cv2.minMaxLoc(scores)
+        if np.isfinite(score) and (best is None or score > best[0]):
+            best = (float(score), (sx0 + mx, sy0 + my, sx0 + mx + tw, sy0 + my + th))
+    if best is None or best[0] < MIN_SCORE:
+        return None
+    return _to_frame(best[1], history.scale), best[0]

@@ -1,0 +1,128 @@
+"""Judging a recorded stream against the clip it came from: which frame is which, and whether a face
+kept its detail.
+
+Every clip frame carries its index in a barcode strip (bottom left, no PII), so a recorded frame is
+matched to the clip's ground truth whatever OBS did to the timing (lag, dropped or repeated frames,
+the media source's loop).  A face counts as leaked by the detail it keeps, never by how much the box
+changed on average: a cover that leaves half the face, or sits beside it, changes the mean as much
+as one that hides it.  Detail is the fine structure (a high-pass of the luma) inside the true face
+box, compared with the clip's own; each quarter of the box is judged on its own, so half a face
+shown is a leak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from scripts.synthclip import Clip, Truth
+
+BITS, BIT_W, BIT_H = 11, 16, 8
+FACE_MIN_PX = 24
+"""Faces this wide or wider are judged: smaller ones carry too little to recognise."""
+DETAIL_LEAK = 0.5
+"""A quarter of a face box whose fine structure correlates with the clip's above this keeps the
+face's detail.  An uncovered face in an x264 recording scores 0.7-0.95; pixelated, blurred or
+filled quarters score below 0.2 (scripts/bench_obs_load.py prints the highest covered score)."""
+COVERED_STD = 2.0
+"""A recorded frame whose pixels vary less than this is wholly covered (the fail-closed fill)."""
+
+
+def stamp(frame: np.ndarray, index: int) -> None:
+    """Write ``index`` as BITS black/white blocks into the bottom-left corner."""
+    h = frame.shape[0]
+    for b in range(BITS):
+        frame[h - BIT_H:h, b * BIT_W:(b + 1) * BIT_W] = 255 if index >> b & 1 else 0
+
+
+def read_stamp(frame: np.ndarray) -> int:
+    h = frame.shape[0]
+    bits = [frame[h - BIT_H + 2:h - 2, b * BIT_W + 4:(b + 1) * BIT_W - 4].mean() > 128 for b in range(BITS)]
+    return sum(1 << b for b, on in enumerate(bits) if on)
+
+
+class StampedClip(Clip):
+    def frame(self, i):
+        img, truths = super().frame(i)
+        stamp(img, i)
+        return img, truths
+
+
+def wholly_covered(frame: np.ndarray) -> bool:
+    return float(frame.std()) < COVERED_STD
+
+
+def _detail(rgb: np.ndarray) -> np.ndarray:
+    luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return luma - cv2.GaussianBlur(luma, (0, 0), 1.5)
+
+
+def detail_kept(recorded: np.ndarray, original: np.ndarray, box) -> float:
+    """The highest correlation, over the box's four quarters, of the recorded fine structure with the
+    original's (0: none of the face's detail, 1: all of it)."""
+    h, w = original.shape[:2]
+    x0, y0 = max(int(round(box[0])), 0), max(int(round(box[1])), 0)
+    x1, y1 = min(int(round(box[2])), w), min(int(round(box[3])), h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return 0.0
+    # A margin of context so the high-pass at the box edge sees real neighbours.
+    m = 4
+    cx0, cy0, cx1, cy1 = max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)
+    rec = _detail(recorded[cy0:cy1, cx0:cx1])[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    org = _detail(original[cy0:cy1, cx0:cx1])[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    mx, my = (x1 - x0) // 2, (y1 - y0) // 2
+    best = 0.0
+    for sy in (slice(0, my), slice(my, None)):
+        for sx in (slice(0, mx), slice(mx, None)):
+            a, b = rec[sy, sx].ravel(), org[sy, sx].ravel()
+            norm = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+            if norm > 1e-6:
+                best = max(best, float(np.dot(a, b)) / norm)
+    return best
+
+
+@dataclass
+class FaceReport:
+    frames: int = 0
+    """Recorded frames judged."""
+    covered: int = 0
+    """Of those, wholly covered."""
+    face_frames: int = 0
+    """(frame, face) pairs judged: faces of FACE_MIN_PX or more in frames not wholly covered."""
+    leaks: list[tuple[int, int, str, float]] = field(default_factory=list)
+    """(recorded frame, clip frame, face, detail kept) of every face left with its detail."""
+    worst_covered: float = 0.0
+    """The most detail a face judged covered kept (how far from the threshold covers are)."""
+    first_picture: int | None = None
+    """Index of the first recorded frame not wholly covered."""
+
+
+def judge_faces(frames, clip: StampedClip, truths: list[list[Truth]], start: int = 0) -> FaceReport:
+    """Every face of FACE_MIN_PX or more in every recorded frame from ``start`` that is not wholly covered."""
+    report = FaceReport()
+    originals: dict[int, np.ndarray] = {}
+    for n in range(start, len(frames)):
+        frame = frames[n]
+        report.frames += 1
+        if wholly_covered(frame):
+            report.covered += 1
+            continue
+        if report.first_picture is None:
+            report.first_picture = n
+        index = read_stamp(frame)
+        if index >= clip.frames:
+            raise AssertionError(f"recorded frame {n} has no readable stamp")
+        if index not in originals:
+            originals[index] = clip.frame(index)[0]
+        for truth in truths[index]:
+            if truth.kind != "face" or truth.box[2] - truth.box[0] < FACE_MIN_PX:
+                continue
+            report.face_frames += 1
+            kept = detail_kept(frame, originals[index], truth.box)
+            if kept > DETAIL_LEAK:
+                report.leaks.append((n, index, truth.label, round(kept, 2)))
+            else:
+                report.worst_covered = max(report.worst_covered, kept)
+    return report

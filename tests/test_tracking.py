@@ -1,0 +1,109 @@
+"""Live estimates between detection runs (vision.py with live=True): faces are followed frame by frame
+from the newest run (tracking.py), and whatever changed since that run that no track explains is
+covered (history.py).  Real CenterFace on generated 1280x720 frames of real face photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference_server.history import FrameHistory, cell_boxes, unexplained_cells
+from inference_server.scheduler import LIVE_POLICIES
+from inference_server.vision import VisionEngine
+from scripts.synthclip import Clip, background, faces, paste_face
+
+FACES_ONLY = {"targets": {"faces": True, "text": False, "plates": False}}
+FPS = 30
+
+
+def covered_share(box, regions, size=(1280, 720)) -> float:
+    """The share of ``box`` under the union of the regions' boxes."""
+    w, h = size
+    mask = np.zeros((h, w), bool)
+    for r in regions:
+        x0, y0, x1, y1 = (int(round(v)) for v in r.box)
+        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return float(mask[y0:y1, x0:x1].mean())
+
+
+def live_engine() -> VisionEngine:
+    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, live=True)
+
+
+@pytest.fixture(scope="module")
+def moving_faces():
+    clip = Clip(width=1280, height=720, fps=FPS, seconds=6)
+    return [clip.frame(i) for i in range(60)]
+
+
+def test_faces_are_covered_from_their_measured_position_between_runs(moving_faces):
+    """One run on the first frame, then 1.9 s of estimates: every face of 24 px or more stays wholly
+    covered while it moves, grows and comes in from the edge, and no frame fails closed."""
+    engine = live_engine()
+    origins = set()
+    for i, (frame, truths) in enumerate(moving_faces[:57]):
+        engine.observe(i / FPS, frame)
+        if i == 0:
+            engine.detect(0.0, frame, ("face",))
+            continue
+        decision = engine.decide(i / FPS, final=False)
+        assert not decision.fail_closed, f"frame {i}: {decision.reason}"
+        origins |= {r.origin for r in decision.regions if r.kind == "face"}
+        for truth in truths:
+            if truth.kind == "face" and truth.box[2] - truth.box[0] >= 24:
+                assert covered_share(truth.box, decision.regions) == 1.0, f"{truth.label} uncovered in frame {i}"
+    assert origins == {"tracked"}
+
+
+def test_a_face_that_appears_after_the_run_is_covered_before_any_run_sees_it():
+    """Nothing vouches for a place that changed since the newest run: a face pasted in later is covered."""
+    engine = live_engine()
+    scene = background("coffee", (1280, 720))
+    engine.observe(0.0, scene)
+    assert engine.detect(0.0, scene, ("face",)) == []
+    later = scene.copy()
+    truth = paste_face(later, faces()[0], (900, 300), 60)
+    engine.observe(0.5, later)
+    decision = engine.decide(0.5, final=False)
+    assert not decision.fail_closed
+    assert covered_share(truth.box, decision.regions) == 1.0
+    assert {r.kind for r in decision.regions} == {"change"}
+
+
+def test_a_static_picture_stays_vouched_for_by_an_old_run():
+    """No change, no cover: the same frame 2.5 s after the run needs no detection to be shown."""
+    engine = live_engine()
+    scene = background("rocket", (1280, 720))
+    for i in range(0, 76, 5):
+        engine.observe(i / FPS, scene)
+        if i == 0:
+            engine.detect(0.0, scene, ("face",))
+    decision = engine.decide(75 / FPS, final=False)
+    assert decision == type(decision)(regions=[])
+
+
+def test_too_much_change_covers_the_whole_frame():
+    engine = live_engine()
+    first, second = background("coffee", (1280, 720)), background("astronaut", (1280, 720))
+    engine.observe(0.0, first)
+    engine.detect(0.0, first, ("face",))
+    engine._cuts.reset()  # a change the cut detector let through (a slow dissolve, say)
+    engine.observe(0.5, second)
+    decision = engine.decide(0.5, final=False)
+    assert decision.fail_closed and "changed" in decision.reason
+
+
+def test_content_that_only_moved_is_explained_by_the_motion():
+    """A picture moved by a tracked shift has no unexplained cells, except along the edge it came in by."""
+    history = FrameHistory()
+    scene = background("coffee", (1280, 720))
+    history.add(0.0, scene, (1280, 720))
+    moved = np.zeros_like(scene)
+    moved[:, 40:] = scene[:, :-40]
+    history.add(0.1, moved, (1280, 720))
+    still = unexplained_cells(history, 0.0, 0.1, [], [])
+    explained = unexplained_cells(history, 0.0, 0.1, [], [(40.0, 0.0)])
+    assert still.mean() > 0.5
+    assert explained[:, 2:].sum() == 0 and explained[:, 0].mean() > 0.5
+    assert all(box[0] < 40 for box in cell_boxes(history, explained))
