@@ -7,11 +7,14 @@ scene cut closes the previous scene with a detection on its last frame, so
 no frame is ever decided from the wrong scene.  Decoding and encoding run
 in their own threads (PyAV releases the GIL) beside detection.
 
-The audio track, when there is one, is redacted first (spoken PII bleeped
-by the same streaming SpeechRedactor the live path uses), so that the video
-pass knows when to cover mouths.  The output goes to a temporary file next
-to OUT and is renamed only on success; the report never contains recognised
-text or words.
+The audio track, when there is one, is read twice (see audio_track.py):
+first through the same streaming SpeechRedactor the live path uses, so that
+the video pass knows when to cover mouths, then beside the video, bleeped
+and encoded chunk by chunk.  Video and audio share one clock, so audio that
+starts before or after the picture keeps its place, and frames are turned
+upright by their rotation tag before anything is detected.  The output and
+the report go to temporary files next to them and are renamed only on
+success; the report never contains recognised text or words.
 """
 
 from __future__ import annotations

@@ -265,6 +265,35 @@ def test_audio_that_starts_after_the_picture_stays_in_sync(tmp_path):
     assert_phone_bleeped(src, out, report, seconds)
 
 
+def test_audio_that_starts_before_the_picture_keeps_its_place(tmp_path):
+    """The picture starts 1 s into the recording, on a white frame, as a click sounds: in the
+    output the white frame still shows when the click sounds."""
+    src, out = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    click = np.zeros((1, 96000), np.float32)
+    click[0, 48000:48010] = 0.9
+    with av.open(str(src), "w") as o:
+        vs = o.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        aus = o.add_stream("aac", rate=48000, layout="mono")
+        for i in range(30):
+            vf = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 255 if i == 0 else 0, np.uint8), format="rgb24")
+            vf.pts = 30 + i
+            for packet in vs.encode(vf):
+                o.mux(packet)
+        for packet in vs.encode():
+            o.mux(packet)
+        af = av.AudioFrame.from_ndarray(click, format="fltp", layout="mono")
+        af.sample_rate, af.pts = 48000, 0
+        for packet in [*aus.encode(af), *aus.encode()]:
+            o.mux(packet)
+    proc = redact(src, "-o", out, "--no-speech", "--targets", "faces", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with av.open(str(out)) as c:
+        white = next(f.time for f in c.decode(video=0) if f.to_ndarray(format="rgb24").mean() > 200)
+    heard = np.flatnonzero(np.abs(audio_on_clock(out, 2.0)) > 0.3)[0] / 48000
+    assert abs(heard - white) < 0.02, (heard, white)
+
+
 # ---- rotation -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rotation", [90, -90])
