@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AuthError, PrivaStreamError, ProtocolError
+from .mute_ledger import FAILCLOSED, MuteLedger
 from .protocol import (CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_TIMEOUT_S, KIND_AUDIO, KIND_VIDEO,
                        LOGIN_TIMEOUT_S, MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES, MAX_CONTROL_BYTES, MAX_FRAME_SIDE,
                        ROLE_CLIENT, ROLE_SERVER, Auth, AudioNotice, Bye, Challenge, Decision, ErrorReply, FrameNotice,
@@ -94,9 +95,7 @@ class LiveClient:
         self._latencies: collections.deque[float] = collections.deque(maxlen=120)
         self._decided_at: collections.deque[float] = collections.deque(maxlen=240)
         self._misses: collections.deque[float] = collections.deque(maxlen=64)
-        self._mutes: list[tuple[float, float, str]] = []
-        self._decided_until = float("-inf")
-        self._audio_conn_start: float | None = None  # pts of the first packet handed over on this connection
+        self._ledger = MuteLedger()
         self._last_rx = 0.0
         self._stop: asyncio.Event | None = None
         self._rings: list[RingWriter] = []
@@ -158,12 +157,9 @@ class LiveClient:
         end = float(pts) + (n / sample_rate if sample_rate > 0 else 0.0)
         with self._lock:
             if problem is None:
-                if self._audio_conn_start is None:
-                    self._audio_conn_start = float(pts)
-                    # The open fail-closed mute of the last outage ends where decidable audio resumes.
-                    self._mutes = [(s, pts if e == float("inf") else e, k) for s, e, k in self._mutes]
+                self._ledger.handed_over(float(pts), end)
             else:
-                self._mutes.append((float(pts), end, "failclosed"))
+                self._ledger.refused(float(pts), end)
         return problem is None
 
     def frame_decision(self, frame_id: int) -> FrameDecision | None:
@@ -177,19 +173,18 @@ class LiveClient:
             return decision
 
     def audio_decision(self, start_pts: float, end_pts: float) -> tuple[list[tuple[float, float, str]], float]:
-        """Mute intervals overlapping [start, end) and the pts up to which audio is decided.
+        """Mute intervals overlapping [start, end) and the pts from which audio in it is not decided
+        (mute_ledger.py: the audio's clock may have gone back or jumped since).
 
-        While the server is gone, everything after the last decided pts is reported as a
-        "failclosed" interval, so the caller mutes it even if it ignored the watermark.
+        While the server is silent, everything after that pts is reported as a "failclosed"
+        interval, so the caller mutes it even if it ignored the mark.
         """
         with self._lock:
-            overlapping = [m for m in self._mutes if m[1] > start_pts and m[0] < end_pts]
-            # An outage's mute stays open-ended until audio flows again; report it up to end_pts.
-            out = [(s, end_pts if e == float("inf") else e, k) for s, e, k in overlapping]
-            decided = self._decided_until
+            out, decided = self._ledger.decision(start_pts, end_pts)
+            from_pts = max(start_pts, decided)
             if self._state == "failclosed" and end_pts > decided and not any(
-                    e == float("inf") for _, e, _ in overlapping):
-                out.append((max(start_pts, decided), end_pts, "failclosed"))
+                    s <= from_pts and e >= end_pts for s, e, _ in out):
+                out.append((from_pts, end_pts, FAILCLOSED))
             return out, decided
 
     @property
@@ -340,10 +335,7 @@ class LiveClient:
             news, self._message = message != self._message, message
             for frame_id in list(self._pending):
                 self._miss(frame_id, "inference server unavailable")
-            if self._audio_conn_start is not None:
-                # Audio handed over but not decided: mute it; the end stays open until audio is handed over again.
-                self._mutes.append((max(self._audio_conn_start, self._decided_until), float("inf"), "failclosed"))
-                self._audio_conn_start = None
+            self._ledger.connection_lost()
         if (was or news) and not self._closed:
             log.warning("_disconnected() | %s [source:%s]", why, self.source)
 
@@ -448,11 +440,7 @@ class LiveClient:
 
     def _on_mute(self, msg: MuteUpdate) -> None:
         with self._lock:
-            for start, end, kind in (tuple(m) for m in msg.intervals if len(m) == 3):
-                self._mutes.append((float(start), float(end), str(kind)))
-            self._decided_until = max(self._decided_until, msg.decided_until)
-            horizon = self._decided_until - 120.0
-            self._mutes = [m for m in self._mutes if m[1] > horizon]
+            self._ledger.update([tuple(m) for m in msg.intervals if len(m) == 3], msg.decided_until)
 
     async def _watchdog(self) -> None:
         """Every 10 ms: a silent server is a dead server; a frame past its deadline is failed."""

@@ -474,7 +474,9 @@ class AudioScheduler(_SessionWorker):
     """Runs speech redaction continuously for one audio session and publishes mute intervals.
 
     With speech redaction off nothing is muted and audio is decided as soon as it arrives.
-    With it on but unavailable (or failing), every packet is muted ("failclosed").
+    With it on but unavailable (or failing), every packet is muted ("failclosed").  The decided
+    mark it publishes is on the audio's own clock, which may go back (a source restarting): it
+    is the newest packet's, never a maximum over packets.
     """
 
     def __init__(self, settings: dict, publish: Callable[[list, float], None], delay_s: float = 1.0,
@@ -483,8 +485,13 @@ class AudioScheduler(_SessionWorker):
         self.publish = publish
         self.delay_s = delay_s
         self._settings = dict(settings)
+        self._settings_changed = False
         self._redactor = None
         self._packets: collections.deque = collections.deque()
+        self._last_end: float | None = None
+        """End of the newest packet handed to the recogniser (or muted)."""
+        self._published = float("-inf")
+        """The decided mark last published: what the client holds as decided."""
         self._thread.start()
 
     @property
@@ -509,11 +516,11 @@ class AudioScheduler(_SessionWorker):
             self._cond.notify()
 
     def update_settings(self, settings: dict) -> None:
+        """New settings; the recogniser is rebuilt with them on the worker thread (``_retire``), not here
+        on the server's loop, which must not wait for a decode to finish."""
         with self._cond:
             self._settings.update(settings)
-            if self._redactor is not None:
-                self._redactor.close()
-            self._redactor = None  # rebuilt with the new settings on the next packet
+            self._settings_changed = True
             self._cond.notify()
 
     def _run(self) -> None:
@@ -523,7 +530,7 @@ class AudioScheduler(_SessionWorker):
             threading.Thread(target=import_speech, name="privastream-import-speech", daemon=True).start()
         while True:
             with self._cond:
-                while not self._packets and not self._stopped:
+                while not self._packets and not self._settings_changed and not self._stopped:
                     self._cond.wait(timeout=0.05)
                 if self._stopped:
                     if self._redactor is not None:
@@ -531,24 +538,40 @@ class AudioScheduler(_SessionWorker):
                     return
                 batch = list(self._packets)
                 self._packets.clear()
-            mutes: list[list] = []
-            decided = float("-inf")
+                retire, self._settings_changed = self._settings_changed, False
+            mutes, decided = self._retire() if retire else ([], None)
             for pts, planar, rate, n in batch:
                 end = pts + n / rate
                 self.stats.frames_out += 1
                 if planar is None or (self.speech_enabled and not self._push(pts, planar, rate)):
-                    mutes.append([pts, end, "failclosed"])
+                    # With it, the gap since the packet before: one the server refused on the way.
+                    gap = self._last_end is not None and self._last_end < pts
+                    mutes.append([self._last_end if gap else pts, end, "failclosed"])
                     self.stats.fail_closed += 1
-                decided = max(decided, end)
+                self._last_end = decided = end
             if self.speech_enabled and self._redactor is not None and self.error is None:
-                intervals, watermark = self._redactor.poll()
-                decided = watermark if watermark is not None else float("-inf")
+                intervals, decided = self._redactor.poll()
                 mutes.extend([m.start, m.end, m.kind] for m in intervals)
-            if decided == float("-inf"):  # nothing decided yet: claim no more than the mutes themselves
+            if decided is None:  # nothing decided yet: claim no more than the mutes themselves
                 if not mutes:
                     continue
                 decided = min(m[0] for m in mutes)
+            self._published = decided
             self.publish(mutes, decided)
+
+    def _retire(self) -> tuple[list[list], float | None]:
+        """Close the recogniser built for the old settings.  The next one starts at the next packet, so
+        what the old one heard and had not decided yet is muted here: nothing else would decide it."""
+        old, self._redactor = self._redactor, None
+        if old is None:
+            return [], None
+        try:
+            intervals, decided = old.abandon("settings changed")
+            return [[m.start, m.end, m.kind] for m in intervals], decided
+        except Exception as exc:
+            self._failed(exc)
+            undecided = [[self._published, self._last_end, "failclosed"]] if self._last_end is not None else []
+            return undecided, self._last_end
 
     def _load(self) -> None:
         """Build the speech redactor if there is none (sets ``error`` when it cannot be)."""

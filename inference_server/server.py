@@ -43,7 +43,7 @@ from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
 from .scheduler import (LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler,
                         import_speech)
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
-from .speech_link import SpeechLink
+from .speech_link import SpeechLinks, followed_sources
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
 log = logging.getLogger("privastream.server")
@@ -155,15 +155,14 @@ class Session:
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
         self.rings: dict[int, RingReader] = {}
         self.last_frame_id = -1
-        self.last_audio_pts = float("-inf")
-        self.speech = server.speech_link(self.stream)
         if self.kind == KIND_VIDEO:
+            self.speech = server.speech.follow(self.stream, followed_sources(self.settings))
             # This engine only observes and decides (its detectors never load here): detection is the worker's.
             engine, detector = VisionEngine(self.settings, policies=LIVE_POLICIES), WorkerDetector(server.workers, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}", speech=self.speech)
         else:
-            self.speech.count_audio(+1)
+            self.track = server.speech.open(self.stream, self.source)
             self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{session_id}")
 
     # called from scheduler threads
@@ -171,7 +170,7 @@ class Session:
         self._send_threadsafe(decision_to_message(frame.frame_id, decision))
 
     def _publish_mute(self, intervals: list, decided_until: float) -> None:
-        self.speech.add(intervals, decided_until)
+        self.track.add(intervals, decided_until)
         self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
 
     def _send_threadsafe(self, msg: Message) -> None:
@@ -194,6 +193,7 @@ class Session:
             if msg.delay_s > 0:
                 self.delay_s = _check_delay(msg.delay_s)
             if self.kind == KIND_VIDEO:
+                self.speech.sources = followed_sources(self.settings)
                 self.scheduler.update_settings(msg.settings, self.delay_s)
             else:
                 self.scheduler.update_settings(msg.settings)
@@ -252,10 +252,12 @@ class Session:
             header, planar = ring.read(msg.slot, msg.seq)
         except SlotOverwritten:
             raise ProtocolError(f"audio slot {msg.slot} was overwritten before it was read") from None
-        if not math.isfinite(header.pts) or header.pts < self.last_audio_pts:
-            raise ProtocolError(f"audio pts {header.pts} is out of order (last was {self.last_audio_pts})")
-        self.last_audio_pts = header.pts
+        if not math.isfinite(header.pts):
+            raise ProtocolError(f"audio pts {header.pts} is not a number of seconds")
+        # A pts behind the last one is taken: the source's clock restarted (a media source, a device
+        # reconnecting), and the recogniser starts over on the new clock; refused, it played unanalysed.
         self.scheduler.add_packet(header.pts, planar, header.sample_rate, header.n_samples)
+        self.track.heard(header.pts + header.n_samples / header.sample_rate)
 
     def stats(self, now: float) -> dict:
         return {"id": self.id, "source": self.source, "kind": self.kind, "stream": self.stream,
@@ -265,7 +267,7 @@ class Session:
     def close(self) -> None:
         self.scheduler.stop()
         if self.kind != KIND_VIDEO:
-            self.speech.count_audio(-1)
+            self.server.speech.close(self.stream, self.track)
         for ring in self.rings.values():
             ring.close()
         self.rings.clear()
@@ -289,16 +291,13 @@ class LiveServer:
         self.workers = start_workers(threads, provider)
         self.gate = DetectionGate()
         self.sessions: dict[int, Session] = {}
-        self._speech_links: dict[str, SpeechLink] = {}
+        self.speech = SpeechLinks()
+        """Every audio session's decisions, for the mouth blur of the video sessions that follow them."""
         self._ids = itertools.count(1)
         self.started = time.monotonic()
         self.machine = MachineStats()
         self.refused = 0
         self.protocol_errors = 0
-
-    def speech_link(self, stream: str) -> SpeechLink:
-        """The link between the audio and video sessions of one stream key (mouth blur)."""
-        return self._speech_links.setdefault(stream, SpeechLink())
 
     # ------------------------------------------------------------ HTTP side: dashboard and stats
 
@@ -407,8 +406,6 @@ class LiveServer:
             beats.cancel()
             sender.cancel()
             del self.sessions[session.id]
-            if not any(s.stream == session.stream for s in self.sessions.values()):
-                self._speech_links.pop(session.stream, None)
             await asyncio.get_running_loop().run_in_executor(None, session.close)
             reclaim_stale_segments()  # a client that was killed leaves its rings behind
             log.info("_handler() | session closed [session:%d]", session.id)

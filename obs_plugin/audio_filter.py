@@ -28,7 +28,7 @@ from .settings import delay_frames, settings_from_data, video_frame_time_s
 log = logging.getLogger("privastream.obs.audio")
 
 HISTORY_S = 8.0
-"""Samples kept beyond the delay, so a reversed bleep can read its whole interval."""
+"""Samples kept beyond the delay: a packet stamped up to CLOCK_RESET_S back overlaps what is there."""
 SMOOTHING_S = 0.07
 """OBS's TS_SMOOTHING_THRESHOLD: a packet stamped this close to the end of the previous one is
 played right after it (obs-source.c, source_output_audio_data, which runs after the filters), so
@@ -39,6 +39,10 @@ JUMP_LOG_S = 10.0
 CLOCK_RESET_S = 2.0
 """OBS's MAX_TS_VAR: a timestamp this far back is a new clock, not an overlap; OBS re-times it to
 follow on, and so does the ring."""
+STAMP_TOLERANCE_S = 1e-6
+"""Stamps this close to where the previous packet's would be are the same clock (OBS rounds to ns)."""
+SAMPLE_SLACK = 1e-3
+"""Share of a sample by which a stamp may miss it (ns rounding is 5e-5 of a sample at 48 kHz)."""
 
 
 class AudioFilter(LinkedFilter):
@@ -134,36 +138,24 @@ class AudioFilter(LinkedFilter):
         out[:, lo - start:] = self.ring[:, idx]
         return out
 
-    def _pts_at(self, index: int) -> float:
-        i = max(bisect.bisect_right(self.marks_index, index) - 1, 0)
-        return self.marks_pts[i] + (index - self.marks_index[i]) / self.rate
+    def _clocks(self, first: int, n: int) -> list[tuple[int, int, float]]:
+        """[first, first+n) cut where the stamps jump: (lo, hi, stamp of sample lo) for each piece.
 
-    def _undecided_from(self, decided_until: float, first: int, n: int) -> int:
-        """Offset of the first sample of [first, first+n) stamped at or after `decided_until`.
-
-        Stamp by stamp, not from the packet's first one: across a jump OBS smoothed over, the
-        stamps move on by up to 70 ms within the packet, and those samples may not be decided."""
-        if decided_until == math.inf:
-            return n
-        if decided_until == -math.inf:
-            return 0
+        Each piece is on one clock, and is asked about on its own: across a jump OBS smoothed over,
+        the stamps move on by up to 70 ms, and across a new clock they go back, so neither the
+        packet's first stamp nor one range of stamps stands for all of its samples."""
         i = max(bisect.bisect_right(self.marks_index, first) - 1, 0)
+        pieces: list[tuple[int, int, float]] = []
         at = first
         while at < first + n:
             stop = min(self.marks_index[i + 1] if i + 1 < len(self.marks_index) else first + n, first + n)
-            before = math.ceil((decided_until - self.marks_pts[i]) * self.rate) - (at - self.marks_index[i])
-            if before < stop - at:
-                return at - first + max(before, 0)
+            pts = self.marks_pts[i] + (at - self.marks_index[i]) / self.rate
+            if pieces and abs(pieces[-1][2] + (at - pieces[-1][0]) / self.rate - pts) < STAMP_TOLERANCE_S:
+                pieces[-1] = (pieces[-1][0], stop, pieces[-1][2])
+            else:
+                pieces.append((at, stop, pts))
             at, i = stop, i + 1
-        return at - first
-
-    def _index_at(self, pts: float) -> int:
-        """Ring index of the sample stamped `pts`.  Across a jump OBS smoothed over, the stamps skip
-        forward by up to 70 ms: a time in that skip belongs to the next mark's first sample, not to
-        samples past it (a bleep starting there would leave those out)."""
-        i = max(bisect.bisect_right(self.marks_pts, pts) - 1, 0)
-        index = self.marks_index[i] + round((pts - self.marks_pts[i]) * self.rate)
-        return index if i + 1 == len(self.marks_index) else min(index, self.marks_index[i + 1])
+        return pieces
 
     # --- per packet (audio thread) ------------------------------------------------------
     def filter_audio(self, audio_ptr: int) -> int:
@@ -193,31 +185,45 @@ class AudioFilter(LinkedFilter):
         return audio_ptr
 
     def _apply_decisions(self, out: np.ndarray, out_first: int, n: int) -> None:
-        start = self._pts_at(out_first)
-        end = self._pts_at(out_first + n - 1) + 1 / self.rate  # a smoothed jump may lie inside
         fade_s = bleep.fade_samples(self.rate) / self.rate  # a span's fade may start in this packet
         fail_open = self.settings["fail_policy"] == "open"
-        if self.client is None:
-            intervals, decided_until = [], (math.inf if fail_open else -math.inf)
-        else:
-            intervals, decided_until = self.client.audio_decision(start - fade_s, end + fade_s)
         mode = self.settings["bleep_mode"]
-        # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped;
-        # fail open skips them: the user's explicit choice, warned about in the panel.
-        spans = [bleep.Span(self._index_at(s), self._index_at(e), "silence" if kind == "failclosed" else mode)
-                 for s, e, kind in intervals if not (fail_open and kind == "failclosed")]
-
-        def mirrored(span, lo, hi):
-            # Reversed speech: output sample j plays source sample span.first + span.stop - 1 - j.
-            src = self._read(span.first + span.stop - (out_first + hi), hi - lo)
-            return None if src is None else src[:, ::-1]
-
-        bleep.render(out, out_first, spans, self.rate, mirrored)
-        undecided_from = n if fail_open else self._undecided_from(decided_until, out_first, n)
-        out[:, undecided_from:] = 0.0
-        muted = undecided_from < n
+        spans, undecided = [], []
+        pieces = self._clocks(max(out_first, 0), out_first + n - max(out_first, 0))
+        for k, (lo, hi, pts) in enumerate(pieces):
+            if self.client is None:
+                intervals, decided_until = [], (math.inf if fail_open else -math.inf)
+            else:
+                intervals, decided_until = self.client.audio_decision(pts - fade_s, pts + (hi - lo) / self.rate + fade_s)
+            # Stamps are read on this piece's clock.  A span stays on it: past a jump the samples are on
+            # another clock, asked about on their own; past the packet's ends only its fade matters.
+            near = (lo if k else lo - n, hi if k + 1 < len(pieces) else hi + n)
+            # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped;
+            # fail open skips them: the user's explicit choice, warned about in the panel.
+            spans += [span for s, e, kind in intervals if not (fail_open and kind == "failclosed")
+                      for span in [bleep.Span(_sample(s, lo, pts, self.rate, math.floor, near),
+                                              _sample(e, lo, pts, self.rate, math.ceil, near),
+                                              "silence" if kind == "failclosed" else mode)] if span.first < span.stop]
+            if not fail_open:
+                undecided.append((_sample(decided_until, lo, pts, self.rate, math.ceil, (lo, hi)), hi))
+        bleep.render(out, out_first, spans, self.rate)
+        for lo, hi in undecided:
+            out[:, lo - out_first:hi - out_first] = 0.0
+        muted = any(lo < hi for lo, hi in undecided)
         if muted != self.muted_logged:
             self.muted_logged = muted
             level = logging.WARNING if muted else logging.INFO
             log.log(level, "filter_audio() | %s [source:%s, reason:%s]", "muting" if muted else "unmuted",
                     self.name, self.problem or "span not decided in time" if muted else "decided")
+
+
+def _sample(t: float, lo: int, pts: float, rate: int, rounding, bounds: tuple[int, int]) -> int:
+    """Ring index of the sample at stamp t, on the clock where index ``lo`` is stamped ``pts``, within ``bounds``.
+    ``rounding`` picks the sample a stamp between two samples goes to; a stamp within OBS's ns
+    rounding of a sample is that sample."""
+    if math.isfinite(t):
+        x = (t - pts) * rate
+        index = lo + rounding(x + (SAMPLE_SLACK if rounding is math.floor else -SAMPLE_SLACK))
+    else:
+        index = bounds[1] if t > 0 else bounds[0]
+    return min(max(index, bounds[0]), bounds[1])

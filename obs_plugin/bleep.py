@@ -1,4 +1,4 @@
-"""Bleep rendering for the audio filter: beep, silence or reversed speech over decided spans.
+"""Bleep rendering for the audio filter: a beep or silence over decided spans.
 
 Kept apart from `inference_server.speech.render` (whose tone and fades it shares) because the
 filter bleeps packet by packet from a ring on OBS's audio thread.  Everything is indexed by
@@ -10,7 +10,6 @@ inside keeps any of the original, and the edges do not click).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -25,7 +24,7 @@ class Span:
     stop: int
     """Absolute index just after its last sample."""
     mode: str
-    """beep, silence or reverse."""
+    """beep or silence."""
 
 
 def fade_samples(sample_rate: int) -> int:
@@ -37,13 +36,8 @@ def beep(first_index: int, n: int, sample_rate: int) -> np.ndarray:
     return (BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * idx / sample_rate)).astype(np.float32)
 
 
-def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int,
-           mirrored: Callable[[Span, int, int], np.ndarray | None]) -> None:
-    """Bleep `out` ((channels, n), first sample at absolute index `out_first`) in place.
-
-    `mirrored(span, lo, hi)` returns the source samples for out[:, lo:hi] of a reversed span, or
-    None when they are not in the ring any more (then the span is silenced: never the original order).
-    """
+def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int) -> None:
+    """Bleep `out` ((channels, n), first sample at absolute index `out_first`) in place."""
     if not spans:
         return  # the common case, on OBS's audio thread: nothing to allocate
     n = out.shape[1]
@@ -61,11 +55,9 @@ def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int,
         if s.mode == "beep":
             fill[:, lo:hi] = beep(out_first + lo, hi - lo, sample_rate)
         cores.append((s, max(s.first - out_first, 0), min(s.stop - out_first, n)))
-    # Cores last, so a neighbour's beep fade never reaches into a silenced or reversed span.
+    # Cores last, so a neighbour's beep fade never reaches into a silenced span.
     for s, lo, hi in cores:
-        if hi <= lo or s.mode == "beep":
-            continue
-        rev = mirrored(s, lo, hi) if s.mode == "reverse" else None
-        fill[:, lo:hi] = 0.0 if rev is None else rev
+        if hi > lo and s.mode != "beep":
+            fill[:, lo:hi] = 0.0
     out *= keep
     out += fill * (1.0 - keep)

@@ -41,6 +41,12 @@ def open_client(source_name: str, kind: str, settings: dict):
     return client, ""
 
 
+def loggable(settings: dict) -> dict:
+    """The settings as OBS's log (a file on disk) may show them: the custom words are the streamer's own
+    secrets (a real name, a street), so only their number is shown."""
+    return {**settings, "custom_terms": f"<{len(settings['custom_terms'])} words>"}
+
+
 def close_client(client) -> None:
     if client is None:
         return
@@ -113,7 +119,9 @@ class LinkedFilter:
             self.client, self.problem = open_client(self.name, self.kind, new)
         elif self.client is not None:
             self.client.update_settings(new)
-        log.info("update() | applied [source:%s, kind:%s, settings:%s]", self.name, self.kind, new)
+        log.info("update() | applied [source:%s, kind:%s, settings:%s]", self.name, self.kind, loggable(new))
+        if new["custom_terms"] != old["custom_terms"]:
+            log.info("update() | custom words changed [source:%s, count:%d]", self.name, len(new["custom_terms"]))
         if new["fail_policy"] != old["fail_policy"]:
             self.obs.obs_source_update_properties(self.source)  # show or hide the fail-open warning
         return delay_changed

@@ -12,7 +12,7 @@ from .libobs import (OBS_COMBO_FORMAT_STRING, OBS_COMBO_TYPE_LIST, OBS_GROUP_NOR
 from .settings import DELAY_RANGE_S
 
 STYLE_LABELS = (("pixelate", "Pixelate"), ("blur", "Blur"), ("fill", "Solid fill"))
-BLEEP_LABELS = (("beep", "Beep"), ("silence", "Silence"), ("reverse", "Reversed speech"))
+BLEEP_LABELS = (("beep", "Beep"), ("silence", "Silence"))
 FAIL_LABELS = (("closed", "Fail closed: cover everything when unsure (recommended)"),
                ("open", "Fail open: show the raw stream when the server is away (NOT private)"))
 FAIL_OPEN_WARNING = ("WARNING: fail open is on. When the inference server is late or down, faces, text and "

@@ -5,8 +5,10 @@ the delay lines, the bleep rendering and A/V sync) and must not depend on detect
 on the live server being up.  It follows the LiveClient contract:
   - video: every submitted frame is decided at once with the regions in $PRIVASTREAM_FAKE_REGIONS
     (JSON list of {kind, box}); frames never submitted get None (the filter covers them);
-  - audio: everything submitted is decided; spans where the input is loud (RMS > 0.05) are
+  - audio: everything submitted is decided at once; spans where the input is loud (RMS > 0.05) are
     returned as bleep intervals, so the output must carry the filter's beep exactly there, D later.
+    What is decided is kept by the real client's MuteLedger, so a clock that jumps is read as the
+    real client reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import numpy as np
 
 from inference_server.client import ClientStatus
+from inference_server.mute_ledger import MuteLedger
 from inference_server.regions import FrameDecision, Region
 
 LOUD_RMS = 0.05
@@ -30,8 +33,7 @@ class FakeClient:
         self.regions = [Region(kind=r["kind"], box=tuple(r["box"])) for r in spec]
         self.frames: set[int] = set()
         self.lock = threading.Lock()
-        self.loud: list[tuple[float, float, str]] = []
-        self.decided_until = float("-inf")
+        self.ledger = MuteLedger()
 
     def submit_frame(self, frame_id, pts, rgba) -> bool:
         assert rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8
@@ -48,18 +50,15 @@ class FakeClient:
 
     def submit_audio(self, pts, planar, sample_rate=48000) -> bool:
         end = pts + planar.shape[1] / sample_rate
+        loud = float(np.sqrt(np.mean(planar.astype(np.float64) ** 2))) > LOUD_RMS
         with self.lock:
-            if float(np.sqrt(np.mean(planar.astype(np.float64) ** 2))) > LOUD_RMS:
-                if self.loud and abs(self.loud[-1][1] - pts) < 1e-3:
-                    self.loud[-1] = (self.loud[-1][0], end, "pii")
-                else:
-                    self.loud.append((pts, end, "pii"))
-            self.decided_until = end
+            self.ledger.handed_over(pts, end)
+            self.ledger.update([(pts, end, "pii")] if loud else [], end)  # touching spans merge into one
         return True
 
     def audio_decision(self, start_pts, end_pts):
         with self.lock:
-            return [m for m in self.loud if m[1] > start_pts and m[0] < end_pts], self.decided_until
+            return self.ledger.decision(start_pts, end_pts)
 
     @property
     def status(self):

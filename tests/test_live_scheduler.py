@@ -24,7 +24,7 @@ from inference_server.protocol import FORMAT_RGBA8
 from inference_server.regions import Region
 from inference_server.scheduler import DetectionGate, VideoScheduler
 from inference_server.shm import RingReader, RingWriter, SlotOverwritten, slot_size_for_video
-from inference_server.speech_link import SpeechLink
+from inference_server.speech_link import SpeechLinks
 
 import inference_server.speech  # noqa: F401  (the server imports it before serving; here it is not timed)
 from inference_server.vision import VisionEngine
@@ -126,14 +126,15 @@ def test_estimates_never_miss_the_new_scene():
 
 def test_mouths_are_covered_while_the_stream_is_bleeped_and_while_its_audio_is_undecided():
     """The audio side stands in here (intervals fed by hand); tests/test_live_speech.py runs the recogniser."""
-    link = SpeechLink()
-    link.count_audio(+1)
+    links = SpeechLinks()
+    track, link = links.open("desk", "mic"), links.follow("desk")
 
     def audio(i):  # the recogniser's watermark trails the stream by 0.45 s and stops at t = 1.5 s
         t = i / FPS
+        track.heard(t)  # the audio itself keeps coming
         if t <= 1.5:
             # Like SpeechRedactor: an interval is issued when the watermark passes its start.
-            link.add([[0.5, 0.8, "phone"]] if i == 29 else [], t - 0.45)  # frame 29: watermark 0.517 passes 0.5
+            track.add([[0.5, 0.8, "phone"]] if i == 29 else [], t - 0.45)  # frame 29: watermark 0.517 passes 0.5
 
     decisions, _, _ = stream(75, 0.7, speech=link, on_frame=audio)
     for i, d in decisions.items():

@@ -1,5 +1,5 @@
 """The OBS plugin's pure-Python parts, without OBS: struct layouts, settings, region texels and
-the audio filter's sample ring (delay, bleep placement, reverse, mute when undecided).
+the audio filter's sample ring (delay, bleep placement, mute when undecided).
 
 The audio filter is driven with a stand-in for libobs (a mock: these functions only read OBS's
 audio/video format and settings) and tests/obs_fake_client.py; the real thing runs in
@@ -9,6 +9,7 @@ tests/test_obs_av.py.
 from __future__ import annotations
 
 import ctypes
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -153,11 +154,18 @@ def test_audio_stays_d_behind_across_timestamp_jumps(monkeypatch, jump_s):
         timeline[at:at + 1024] = signal[k * 1024:(k + 1) * 1024]
     late = np.concatenate([np.zeros(delay, np.float32), timeline])
     expected = np.concatenate([late[at:at + 1024] for at in starts])
-    if jump_s <= -2.0:  # the client's decided watermark went back with the clock: older audio is muted
-        for k in range(60, len(starts)):
-            if starts[k] - delay < starts[60]:
-                expected[k * 1024:(k + 1) * 1024] = 0.0
+    # Across a new clock too: the audio of the old one was decided, and still plays, D late.
     np.testing.assert_array_equal(out, expected)
+
+
+class Decided:
+    """A client that answers every query with the same intervals and decided mark."""
+
+    def __init__(self, intervals, decided_until):
+        self.answer = (intervals, decided_until)
+
+    def audio_decision(self, start, end):
+        return self.answer
 
 
 def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
@@ -172,16 +180,27 @@ def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
         f._write(x, 5.0 + k * 1024 / RATE + (0.05 if k >= 2 else 0.0))
     assert f.end == 4 * 1024  # smoothed: no gap in the ring
     jump_at = 5.0 + 2048 / RATE
-    assert f._undecided_from(jump_at + 0.01, 1536, 1024) == 512
-    assert f._undecided_from(jump_at + 0.06, 1536, 1024) == 512 + 480
-    assert f._undecided_from(jump_at - 0.001, 1536, 1024) == 512 - 48
-    assert f._undecided_from(-np.inf, 1536, 1024) == 0 and f._undecided_from(np.inf, 1536, 1024) == 1024
+
+    def played(intervals, decided_until, mode="silence"):
+        f.client, f.settings = Decided(intervals, decided_until), {**f.settings, "bleep_mode": mode}
+        out = np.ones((2, 1024), np.float32)
+        f._apply_decisions(out, 1536, 1024)
+        return out[0]
+
+    assert played([], jump_at + 0.01).nonzero()[0].max() == 511
+    assert played([], jump_at + 0.06).nonzero()[0].max() == 512 + 480 - 1
+    assert played([], jump_at - 0.001).nonzero()[0].max() == 512 - 48 - 1
+    assert not played([], -np.inf).any() and played([], np.inf).all()
     # A bleep that starts inside the skipped 50 ms starts at the first sample after it.
-    assert f._index_at(jump_at + 0.01) == 2048 and f._index_at(jump_at + 0.06) == 2048 + 480
+    assert played([(jump_at + 0.01, jump_at + 1.0, "pii")], np.inf)[512:].max() == 0.0
+    assert played([(jump_at + 0.01, jump_at + 1.0, "pii")], np.inf)[:512 - fade_samples(RATE)].min() == 1.0
+    silenced = played([(jump_at + 0.06, jump_at + 1.0, "pii")], np.inf)
+    assert silenced[512 + 480:].max() == 0.0 and silenced[512 + 480 - 1] > 0.0
+    f.client = None
     f.destroy()
 
 
-@pytest.mark.parametrize("mode", ["beep", "silence", "reverse"])
+@pytest.mark.parametrize("mode", ["beep", "silence"])
 def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
     """The fake client returns loud spans as bleep intervals: they must be replaced, D later, and nothing else."""
     signal = tone(3.0)
@@ -191,10 +210,8 @@ def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
     span = slice(loud.start + delay, loud.stop + delay)
     if mode == "beep":
         assert np.abs(out[span]).max() == pytest.approx(BEEP_LEVEL, rel=1e-3)
-    elif mode == "silence":
-        assert not out[span].any()
     else:
-        np.testing.assert_array_equal(out[span], signal[loud][::-1])
+        assert not out[span].any()
     # Everything else is the input, delayed, but for the 5 ms raised-cosine fades just outside
     # the span: they start at the input and end at the fill (no click), never inside the span.
     expected = np.concatenate([np.zeros(delay, np.float32), signal])[: len(out)]
@@ -206,6 +223,38 @@ def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
     assert abs(out[before][0] - expected[before][0]) < 0.01 and abs(out[after][-1] - expected[after][-1]) < 0.01
     if mode != "beep":
         assert np.all(np.abs(out[before]) <= np.abs(expected[before]) + 1e-6)
+
+
+def test_no_bleep_sound_gives_the_words_back(monkeypatch):
+    """Reversed speech played backwards is the phone number again, so it is no bleep sound.  A scene
+    file or a websocket call that still asks for it gets the beep, and the span carries nothing of the input."""
+    assert settings_from_values({"bleep_mode": "reverse"})["bleep_mode"] == "beep"
+    signal = tone(3.0)
+    loud = slice(47 * 1024, 57 * 1024)
+    signal[loud] = np.float32(0.5) * np.sign(np.sin(np.arange(10 * 1024) / 7)).astype(np.float32)
+    out, delay = run_audio(signal, {"delay_s": 0.3, "bleep_mode": "reverse"}, monkeypatch)
+    played = out[loud.start + delay:loud.stop + delay]
+    for candidate in (signal[loud], signal[loud][::-1]):
+        assert abs(np.corrcoef(played, candidate)[0, 1]) < 0.05
+
+
+def test_custom_words_never_reach_the_log(monkeypatch, caplog):
+    """OBS writes its log to disk: the streamer's own words (real name, street) must not be in it.
+    What is logged is that they changed and how many there are."""
+    monkeypatch.setenv("PRIVASTREAM_OBS_CLIENT", "tests.obs_fake_client:FakeClient")
+    obs = FakeObs({"delay_s": 0.3, "custom_terms": "Jane Doe\n12 Elm Street"})
+    caplog.set_level(logging.DEBUG, logger="privastream")
+    f = AudioFilter(obs, 0, 0)
+    obs.settings["custom_terms"] = "Jane Doe\n12 Elm Street\njane@example.org"
+    f.update(0)
+    obs.settings["bleep_mode"] = "silence"
+    f.update(0)
+    f.destroy()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for word in ("Jane", "Doe", "Elm", "jane@example.org"):
+        assert word not in logged, logged
+    assert "custom words changed [source:Mic, count:3]" in logged
+    assert logged.count("custom words changed") == 1
 
 
 def test_no_client_mutes_everything_unless_fail_open(monkeypatch):
@@ -242,10 +291,10 @@ def test_bleep_split_over_packets_renders_as_one_without_clicks():
     x = np.repeat((0.3 * np.sin(np.arange(4800) / 5)).astype(np.float32)[None], 2, axis=0)
     spans = [Span(1000, 3000, "beep"), Span(3100, 4000, "silence")]
     whole = x.copy()
-    bleep_render(whole, 0, spans, RATE, lambda *_: None)
+    bleep_render(whole, 0, spans, RATE)
     parts = x.copy()
     for a in range(0, 4800, 1024):
-        bleep_render(parts[:, a:a + 1024], a, spans, RATE, lambda *_: None)
+        bleep_render(parts[:, a:a + 1024], a, spans, RATE)
     np.testing.assert_allclose(parts, whole, atol=1e-6)
     # No click: a sample step is at most the input's own, plus the tone's, plus the gain ramp's share.
     ramp = np.pi / (2 * fade_samples(RATE)) * (0.3 + BEEP_LEVEL)

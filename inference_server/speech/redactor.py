@@ -512,6 +512,15 @@ class SpeechRedactor:
                 self._advance(self._pushed_until)  # the filter's held-back tail is the last few samples
         return self.poll()
 
+    def abandon(self, reason: str) -> tuple[list[MuteInterval], float | None]:
+        """Stop deciding: what was pushed and is not decided yet is muted ("failclosed"); then ``close``
+        and ``poll`` once more.  For a redactor replaced mid-stream: its successor never hears that audio."""
+        with self._lock:
+            if self._pushed_until is not None:
+                self._issue_failclosed(self._decided, self._pushed_until, reason)
+        self.close()
+        return self.poll()
+
     def close(self) -> None:
         """Stop the worker; idempotent."""
         with self._lock:

@@ -1,4 +1,7 @@
-"""Bleeping: replace mute intervals in planar audio by a beep, silence or reversed audio.
+"""Bleeping: replace mute intervals in planar audio by a beep or silence.
+
+Nothing else: a bleep sound must carry nothing of what it hides (reversed speech, played
+backwards, gives the words back).
 
 Sample-accurate: sample k of a chunk starting at ``t0`` sits at ``t0 + k / rate``
 and is replaced when that time is inside an interval, on every channel.  The
@@ -15,7 +18,7 @@ import numpy as np
 from ..errors import MediaError
 from .intervals import MuteInterval
 
-BLEEP_MODES = ("beep", "silence", "reverse")
+BLEEP_MODES = ("beep", "silence")
 BEEP_HZ = 1000.0
 BEEP_LEVEL = 0.25  # about -12 dBFS: clearly a bleep, not painful
 FADE_MS = 5.0
@@ -55,14 +58,9 @@ def render(planar: np.ndarray, sample_rate: int, t0: float, intervals: list[Mute
         if iv.end + fade < t0 or iv.start - fade > t_end:
             continue
         g = fade_gain(times, iv, fade)
-        touched = g < 1.0
         if mode == "beep":
             fill = BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * (times - iv.start))
             replacement = np.broadcast_to(fill, out.shape)
-        elif mode == "reverse":
-            replacement = np.zeros_like(out)
-            idx = np.flatnonzero(touched)
-            replacement[:, idx] = out[:, idx[::-1]]
         else:
             replacement = np.zeros_like(out)
         g32 = g.astype(np.float32)
