@@ -15,6 +15,8 @@ server's status and message when the SFU refuses the offer.
 `obs_shaped=True` rewrites the offer the way OBS 30+ sends it (libdatachannel):
 one H.264 codec, packetization-mode=1, profile-level-id=42e01f, on payload type 96,
 and Opus on 111, no RTX. With False, aiortc's own offer goes out (VP8 first).
+`obs_offer=` an offer OBS sends (tests/fixtures/obs_whip): that very text goes out,
+with only this peer connection's ICE credentials, fingerprint and SSRCs put in.
 
 Synchronous code (the demo, the tests) can use `BackgroundPublisher`, which runs
 the same on an event loop thread of its own:
@@ -119,6 +121,30 @@ def shape_offer_like_obs(sdp: str) -> str:
     return "".join(shaped)
 
 
+def offer_from_obs_template(offer: str, template: str) -> str:
+    """`template` (an offer as OBS sends it) carrying `offer`'s ICE credentials, DTLS fingerprint
+    and SSRCs, so that the SFU answers OBS's own offer while aiortc connects and sends.
+
+    Audio then video in both, as OBS's mids 0 and 1 and aiortc's transceivers are ordered.
+    """
+    def first(pattern: str, text: str) -> str:
+        match = re.search(pattern, text, re.M)
+        if match is None:
+            raise ValueError(f"no line matches {pattern!r}")
+        return match.group(1)
+
+    for key, pattern in (("ice-ufrag", r"^a=ice-ufrag:(\S+)"), ("ice-pwd", r"^a=ice-pwd:(\S+)"),
+                         ("fingerprint", r"^a=fingerprint:(sha-256 \S+)")):
+        template = re.sub(rf"(?m)^a={key}:.*$", f"a={key}:{first(pattern, offer)}", template)
+    ours = re.split(r"(?m)^(?=m=)", offer)[1:]
+    theirs = re.split(r"(?m)^(?=m=)", template)
+    for index, section in enumerate(theirs[1:], start=1):
+        # The first a=ssrc of a section is the media SSRC (aiortc lists RTX after it).
+        old, new = first(r"^a=ssrc:(\d+) ", section), first(r"^a=ssrc:(\d+) ", ours[index - 1])
+        theirs[index] = section.replace(f"a=ssrc:{old} ", f"a=ssrc:{new} ")
+    return "".join(theirs)
+
+
 class WhipPublisher:
     """One published session: its peer connection and WHIP resource URL."""
 
@@ -147,7 +173,7 @@ class WhipPublisher:
 
 
 async def _publish_once(url: str, token: str, tracks: list[MediaStreamTrack], obs_shaped: bool,
-                        connect_timeout: float) -> WhipPublisher:
+                        obs_offer: str | None, connect_timeout: float) -> WhipPublisher:
     pc = RTCPeerConnection()
     for track in tracks:
         pc.addTransceiver(track, direction="sendonly")
@@ -161,7 +187,9 @@ async def _publish_once(url: str, token: str, tracks: list[MediaStreamTrack], ob
     # aiortc gathers every candidate inside setLocalDescription: WHIP needs no trickle.
     await pc.setLocalDescription(await pc.createOffer())
     offer = pc.localDescription.sdp
-    if obs_shaped:
+    if obs_offer:
+        offer = offer_from_obs_template(offer, obs_offer)
+    elif obs_shaped:
         offer = shape_offer_like_obs(offer)
     status, headers, body = await asyncio.to_thread(_http, "POST", url, token, offer.encode())
     if status != 201:
@@ -184,14 +212,14 @@ async def _publish_once(url: str, token: str, tracks: list[MediaStreamTrack], ob
 
 async def publish(url: str, token: str, video_track: MediaStreamTrack | None = None,
                   audio_track: MediaStreamTrack | None = None, *, obs_shaped: bool = True,
-                  attempts: int = 4, connect_timeout: float = 8.0) -> WhipPublisher:
+                  obs_offer: str | None = None, attempts: int = 4, connect_timeout: float = 8.0) -> WhipPublisher:
     """Publishes the tracks to a WHIP endpoint; see the module docstring."""
     tracks = [t for t in (audio_track, video_track) if t is not None]
     if not tracks:
         raise ValueError("publish() needs a video_track, an audio_track or both")
     for attempt in range(1, attempts + 1):
         try:
-            return await _publish_once(url, token, tracks, obs_shaped, connect_timeout)
+            return await _publish_once(url, token, tracks, obs_shaped, obs_offer, connect_timeout)
         except WhipError as error:
             # Only a stalled connection is retried; a refused offer is final.
             if error.status != 0 or attempt == attempts:
@@ -219,10 +247,11 @@ class BackgroundPublisher:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def publish(self, url: str, token: str, make_video: Callable[[], MediaStreamTrack] | None,
-                make_audio: Callable[[], MediaStreamTrack] | None, *, obs_shaped: bool = True) -> WhipPublisher:
+                make_audio: Callable[[], MediaStreamTrack] | None, *, obs_shaped: bool = True,
+                obs_offer: str | None = None) -> WhipPublisher:
         async def start() -> WhipPublisher:
             return await publish(url, token, make_video() if make_video else None,
-                                 make_audio() if make_audio else None, obs_shaped=obs_shaped)
+                                 make_audio() if make_audio else None, obs_shaped=obs_shaped, obs_offer=obs_offer)
 
         self.publisher = self._call(start())
         return self.publisher

@@ -7,10 +7,12 @@ Chromium, the SFU) inherit it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -18,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import whip_client  # noqa: E402
-from sfu_netns import wait_until  # noqa: E402
+from sfu_netns import Netns, SfuProcess, wait_until  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -80,11 +82,22 @@ def require_prerequisites() -> None:
         pytest.fail("the SFU tests cannot run: missing " + "; ".join(missing), pytrace=False)
 
 
+@contextlib.contextmanager
+def sfu_in_netns(name: str, cidr: str, env: dict[str, str]) -> Iterator[SfuProcess]:
+    """An SFU with these settings in a namespace of its own, which the calling thread enters."""
+    with Netns(name, cidr) as ns, ns.entered():
+        process = SfuProcess.start(ns.ip, env=env)
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
 class PublisherThread(whip_client.BackgroundPublisher):
     """The tests' publisher: OBS-shaped x264 High profile + a tone, or aiortc's own VP8."""
 
     def publish(self, url: str, token: str, *, obs_shaped: bool = True,  # type: ignore[override]
-                size: tuple[int, int] = (640, 360)) -> whip_client.WhipPublisher:
+                size: tuple[int, int] = (640, 360), obs_offer: str | None = None) -> whip_client.WhipPublisher:
         width, height = size
         if obs_shaped:
             def make_video():
@@ -93,7 +106,8 @@ class PublisherThread(whip_client.BackgroundPublisher):
         else:
             def make_video():
                 return whip_client.SyntheticVideoTrack(width, height, fps=30)
-        return super().publish(url, token, make_video, whip_client.ToneAudioTrack, obs_shaped=obs_shaped)
+        return super().publish(url, token, make_video, whip_client.ToneAudioTrack, obs_shaped=obs_shaped,
+                               obs_offer=obs_offer)
 
     def try_publish(self, url: str, token: str) -> int:
         """Publishes and returns 201, or the refusal status (e.g. 409)."""
@@ -115,6 +129,12 @@ class Viewers:
         self._browser = self._playwright.chromium.launch(executable_path=executable, headless=True,
                                                          args=CHROMIUM_FLAGS)
         self.pages = []
+
+    def __enter__(self) -> "Viewers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def open(self, url: str):
         page = self._browser.new_context().new_page()

@@ -13,13 +13,14 @@ import time
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers, require_prerequisites
-from sfu_netns import Netns, SfuProcess, wait_until
+from sfu_helpers import PublisherThread, Viewers, require_prerequisites, sfu_in_netns
+from sfu_netns import SfuProcess, wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)
 def prerequisites():
     require_prerequisites()
+
 
 ROOM = "stage"
 STALE_MS = 1500
@@ -30,24 +31,19 @@ ROUTER_MAX_CONSUMERS = 4
 
 @pytest.fixture(scope="module")
 def sfu():
-    with Netns("ps-sfu-test", "198.18.7.1/24") as ns, ns.entered():
-        process = SfuProcess.start(ns.ip, env={
-            "SFU_WORKERS": "2",
-            "SFU_PUBLISHER_STALE_MS": str(STALE_MS),
-            "SFU_ROUTER_MAX_CONSUMERS": str(ROUTER_MAX_CONSUMERS),
-            "SFU_MAX_BODY_BYTES": "16384",
-        })
-        try:
-            yield process
-        finally:
-            process.stop()
+    with sfu_in_netns("ps-sfu-test", "198.18.7.1/24", {
+        "SFU_WORKERS": "2",
+        "SFU_PUBLISHER_STALE_MS": str(STALE_MS),
+        "SFU_ROUTER_MAX_CONSUMERS": str(ROUTER_MAX_CONSUMERS),
+        "SFU_MAX_BODY_BYTES": "16384",
+    }) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 def viewers(sfu):
-    browser = Viewers()
-    yield browser
-    browser.close()
+    with Viewers() as browser:
+        yield browser
 
 
 @pytest.fixture

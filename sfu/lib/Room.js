@@ -314,7 +314,13 @@ class Room extends EventEmitter
 			id        : this.id,
 			live      : this.live,
 			publisher : this.publisher ? this.publisher.describe() : null,
-			producers : this.producers.map((p) => ({ id: p.id, kind: p.kind, codec: p.rtpParameters.codecs[0].mimeType })),
+			producers : this.producers.map((p) => ({
+				id        : p.id,
+				kind      : p.kind,
+				codec     : p.rtpParameters.codecs[0].mimeType,
+				// rid, or SSRC, of each encoding: simulcast layers from the smallest up.
+				encodings : p.rtpParameters.encodings.map((e) => e.rid || e.ssrc)
+			})),
 			viewers   : this._viewers.size,
 			routers
 		};

@@ -136,10 +136,10 @@ function headerExtensionsFor(media, routerCapabilities)
 // or a=rid lines for simulcast (OBS 32.1+).
 function encodingsFor(media)
 {
-	const rids = (media.rids || []).filter((rid) => rid.direction === 'send');
+	const rids = (media.rids || []).filter((rid) => rid.direction === 'send').map((rid) => String(rid.id));
 
 	if (rids.length > 0)
-		return rids.map((rid) => ({ rid: String(rid.id) }));
+		return simulcastOrder(rids).map((rid) => ({ rid }));
 
 	const ssrcs = [ ...new Set((media.ssrcs || []).map((line) => line.id)) ];
 	const rtxOf = new Map();
@@ -158,6 +158,19 @@ function encodingsFor(media)
 	return ssrcs
 		.filter((ssrc) => !rtxSsrcs.has(ssrc))
 		.map((ssrc) => (rtxOf.has(ssrc) ? { ssrc, rtx: { ssrc: rtxOf.get(ssrc) } } : { ssrc }));
+}
+
+// mediasoup wants a simulcast Producer's encodings from the smallest layer to the
+// largest, and gives viewers the last one. SDP says nothing about sizes: the rids'
+// order is the sender's preference. OBS names its layers 0, 1, 2, ... with 0 the
+// full-size output and each next one smaller (its WHIPSimulcastEncoders), so
+// all-numeric rids go from the highest number down; other rids keep their order.
+function simulcastOrder(rids)
+{
+	if (!rids.every((rid) => /^\d+$/.test(rid)))
+		return rids;
+
+	return [ ...rids ].sort((a, b) => Number(b) - Number(a));
 }
 
 // One entry per m= section: either { accepted: false } or the answer's codec
