@@ -70,6 +70,9 @@ def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) ->
     targets.check("target_text", "On-screen personal text")
     targets.check("target_speech", "Spoken personal data (needs the audio filter)")
     targets.check("mouth_blur", "Blur mouths while speech is bleeped")
+    targets.text("mouth_audio_sources", "Mouth blur follows audio from", True,
+                 "Audio sources (their names in OBS, one per line) whose bleeps cover mouths here; empty: every "
+                 "source with the PrivaStream Audio Filter.  A frame waits until all of them are decided.")
     for kind, label in (("face", "Faces"), ("text", "Text"), ("plate", "Plates")):
         style = panel.group(f"style_{kind}_group", f"{label}: style")
         style.choice(f"style_{kind}", "Style", STYLE_LABELS)

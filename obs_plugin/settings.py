@@ -1,7 +1,7 @@
 """The filters' settings: defaults, reading them from OBS, and the delay both filters share.
 
 Keys follow the live client contract (targets, style_*, strength, delay_s, mouth_blur,
-custom_terms, bleep_mode, fail_policy); OBS stores them flat (`target_faces`, ...) and
+mouth_audio_sources, custom_terms, bleep_mode, fail_policy); OBS stores them flat (`target_faces`, ...) and
 `settings_from_data` turns them into the dict the client and server take.
 """
 
@@ -24,7 +24,8 @@ DEFAULTS = {
     "target_faces": True, "target_plates": True, "target_text": True, "target_speech": True,
     "style_face": "pixelate", "style_text": "fill", "style_plate": "fill",
     "strength_face": 0.7, "strength_text": 0.7, "strength_plate": 0.7,
-    "delay_s": 2.0, "mouth_blur": True, "custom_terms": "", "bleep_mode": "beep", "fail_policy": "closed",
+    "delay_s": 2.0, "mouth_blur": True, "mouth_audio_sources": "", "custom_terms": "", "bleep_mode": "beep",
+    "fail_policy": "closed",
 }
 
 
@@ -45,8 +46,8 @@ def _choice(value: str, allowed: tuple[str, ...], default: str) -> str:
     return value if value in allowed else default
 
 
-def parse_custom_terms(text: str) -> list[str]:
-    """One term per line (commas also separate), blanks dropped, order kept, duplicates removed."""
+def parse_entries(text: str) -> list[str]:
+    """One entry per line (commas also separate), blanks dropped, order kept, duplicates removed."""
     terms = [t.strip() for t in re.split(r"[\n,]", text or "")]
     return list(dict.fromkeys(t for t in terms if t))
 
@@ -63,7 +64,8 @@ def settings_from_values(values: dict) -> dict:
         "strength": strength["face"],
         "delay_s": delay,
         "mouth_blur": bool(v["mouth_blur"]),
-        "custom_terms": parse_custom_terms(v["custom_terms"]),
+        "mouth_audio_sources": parse_entries(v["mouth_audio_sources"]),
+        "custom_terms": parse_entries(v["custom_terms"]),
         "bleep_mode": _choice(v["bleep_mode"], BLEEP_MODES, "beep"),
         "fail_policy": _choice(v["fail_policy"], FAIL_POLICIES, "closed"),
     }

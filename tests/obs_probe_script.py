@@ -14,7 +14,7 @@ import obspython as obs
 
 NAMES = ("status", "target_faces", "target_plates", "target_text", "target_speech", "mouth_blur", "style_face",
          "strength_face", "style_text", "strength_text", "style_plate", "strength_plate", "delay_s", "custom_terms",
-         "fail_policy", "fail_open_warning", "bleep_mode")
+         "fail_policy", "fail_open_warning", "bleep_mode", "mouth_audio_sources")
 
 
 def probe():

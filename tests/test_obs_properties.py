@@ -18,8 +18,8 @@ pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb"
 
 PROBE = Path(__file__).resolve().parent / "obs_probe_script.py"
 VIDEO_CONTROLS = {"status", "target_faces", "target_plates", "target_text", "target_speech", "mouth_blur",
-                  "style_face", "strength_face", "style_text", "strength_text", "style_plate", "strength_plate",
-                  "delay_s", "custom_terms", "fail_policy"}
+                  "mouth_audio_sources", "style_face", "strength_face", "style_text", "strength_text", "style_plate",
+                  "strength_plate", "delay_s", "custom_terms", "fail_policy"}
 
 
 def read_probe(out: Path, until, timeout: float = 15.0) -> dict:

@@ -20,7 +20,7 @@ from obs_plugin.audio_filter import AudioFilter
 from obs_plugin.bleep import BEEP_LEVEL, Span, fade_samples
 from obs_plugin.bleep import render as bleep_render
 from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
-from obs_plugin.settings import DEFAULTS, delay_frames, parse_custom_terms, settings_from_values
+from obs_plugin.settings import DEFAULTS, delay_frames, parse_entries, settings_from_values
 from obs_plugin.video_filter import MAX_REGIONS, bounding_box, region_texels
 
 RATE = 48000
@@ -43,7 +43,14 @@ def test_settings_defaults_and_bad_values_fall_back_to_the_safe_side():
 
 
 def test_custom_terms_one_per_line_or_comma():
-    assert parse_custom_terms("Jane Doe\n Elm Street , jane@x.org\n\nJane Doe") == ["Jane Doe", "Elm Street", "jane@x.org"]
+    assert parse_entries("Jane Doe\n Elm Street , jane@x.org\n\nJane Doe") == ["Jane Doe", "Elm Street", "jane@x.org"]
+
+
+def test_mouth_blur_follows_the_audio_sources_named_in_the_panel():
+    """Empty (the default): every audio filter of the stream; else the OBS source names listed."""
+    assert settings_from_values({})["mouth_audio_sources"] == []
+    named = settings_from_values({"mouth_audio_sources": "Mic/Aux\nHeadset Mic"})
+    assert named["mouth_audio_sources"] == ["Mic/Aux", "Headset Mic"]
 
 
 def test_delay_frames_rounds_to_whole_frames():
