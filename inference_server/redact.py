@@ -20,6 +20,7 @@ success; the report never contains recognised text or words.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -215,6 +216,70 @@ class _Timeline:
         return (self.first_pts + index) / self.fps
 
 
+def _video_stream(out, vin, rate, rotation: int, crf: int):
+    """The H.264 output stream, sized for the upright picture."""
+    vout = out.add_stream("libx264", rate=rate)
+    width, height = vin.codec_context.width, vin.codec_context.height
+    vout.width, vout.height = (height, width) if round(rotation / 90) % 2 else (width, height)
+    vout.pix_fmt = "yuv420p"
+    vout.options = {"crf": str(crf), "preset": "veryfast"}
+    vout.thread_type = "AUTO"
+    return vout
+
+
+class _Writer:
+    """Masks, encodes and muxes on its own thread (PyAV releases the GIL) beside detection.
+
+    ``put`` takes an output packet, or (pts, frame, decision) for a video frame; an error in the
+    thread surfaces at the next ``put`` or at ``finish``."""
+
+    def __init__(self, out, vout, mask_options: MaskOptions):
+        self._out, self._vout, self._mask_options = out, vout, mask_options
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="redact-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, item) -> None:
+        self._raise()
+        self._queue.put(item)
+
+    def finish(self) -> None:
+        """Flush the encoder and wait for the thread."""
+        self.stop()
+        self._raise()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _raise(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def _run(self) -> None:
+        import av
+
+        try:
+            while (item := self._queue.get()) is not None:
+                if isinstance(item, av.Packet):
+                    self._out.mux(item)
+                    continue
+                pts, frame, decision = item
+                apply_masks(frame, decision.regions, self._mask_options)
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                if (vf.width, vf.height) != (self._vout.width, self._vout.height):  # a mid-stream size change
+                    vf = vf.reformat(self._vout.width, self._vout.height)
+                vf.pts = pts
+                self._out.mux(self._vout.encode(vf))
+            self._out.mux(self._vout.encode())
+        except BaseException as exc:  # surfaced in the main thread
+            self._errors.append(exc)
+            while self._queue.get() is not None:
+                pass
+
+
 def _find_mutes(src: Path, timeline: _Timeline, options: RedactOptions) -> list:
     from .audio_track import decoded_chunks, find_mutes
 
@@ -264,58 +329,23 @@ def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | No
     report_fh = open(report_tmp, "w", encoding="utf-8") if report_tmp else None
     frames_out = regions_out = 0
     started = time.monotonic()
+    out = writer = None
     try:
         out = av.open(str(tmp), "w", format=None if dst.suffix else "mp4")
-        vout = out.add_stream("libx264", rate=rate)
-        width, height = vin.codec_context.width, vin.codec_context.height
-        vout.width, vout.height = (height, width) if round(rotation / 90) % 2 else (width, height)
-        vout.pix_fmt = "yuv420p"
-        vout.options = {"crf": str(options.crf), "preset": "veryfast"}
-        vout.thread_type = "AUTO"
+        vout = _video_stream(out, vin, rate, rotation, options.crf)
         audio = RedactedAudio(out, ain, timeline.origin, mutes, options.bleep_mode, src) if ain is not None else None
-
-        to_write: queue.Queue = queue.Queue(maxsize=8)
-        errors: list[BaseException] = []
-
-        def writer():
-            try:
-                while (item := to_write.get()) is not None:
-                    if isinstance(item, av.Packet):
-                        out.mux(item)
-                        continue
-                    pts, frame, decision = item
-                    apply_masks(frame, decision.regions, mask_options)
-                    vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                    if (vf.width, vf.height) != (vout.width, vout.height):  # a mid-stream size change
-                        vf = vf.reformat(vout.width, vout.height)
-                    vf.pts = pts
-                    for packet in vout.encode(vf):
-                        out.mux(packet)
-                for packet in vout.encode():
-                    out.mux(packet)
-            except BaseException as exc:  # surfaced in the main thread
-                errors.append(exc)
-                while to_write.get() is not None:
-                    pass
-
-        wthread = threading.Thread(target=writer, name="redact-writer", daemon=True)
-        wthread.start()
+        writer = _Writer(out, vout, mask_options)
         if report_fh:
             for iv in mutes:
                 report_fh.write(json.dumps({"mute": iv.to_dict()}) + "\n")
         bar = tqdm(total=total, unit="frame", desc=f"redacting {src.name}", disable=not progress, dynamic_ncols=True)
-
-        def put(item):
-            if errors:
-                raise errors[0]
-            to_write.put(item)
 
         def emit(items):
             nonlocal frames_out, regions_out
             for index, t, frame, decision in items:
                 if mutes and options.mouth_blur:
                     decision.regions.extend(mouth_regions(t, decision.regions, mutes))
-                put((timeline.first_pts + index, frame, decision))
+                writer.put((timeline.first_pts + index, frame, decision))
                 frames_out += 1
                 regions_out += len(decision.regions)
                 if report_fh:
@@ -328,7 +358,7 @@ def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | No
             for packet in inp.demux(*([vin] + ([ain] if ain is not None else []))):
                 if packet.stream.type == "audio":
                     for apacket in audio.encode(packet):
-                        put(apacket)
+                        writer.put(apacket)
                     continue
                 for vframe in packet.decode():
                     emit(pipeline.push(index, timeline.t(index), _upright(vframe)))
@@ -337,12 +367,9 @@ def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | No
             raise MediaError(f"{src} is corrupt at frame {index}: {exc}") from exc
         emit(pipeline.finish())
         for apacket in audio.finish() if audio is not None else ():
-            put(apacket)
-        to_write.put(None)
-        wthread.join()
+            writer.put(apacket)
+        writer.finish()
         bar.close()
-        if errors:
-            raise errors[0]
         out.close()
         if frames_out == 0:
             raise MediaError(f"{src} contains no decodable video frame")
@@ -351,6 +378,11 @@ def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | No
             os.replace(report_tmp, report)
         os.replace(tmp, dst)
     except BaseException:
+        if writer is not None:
+            writer.stop()
+        if out is not None:
+            with contextlib.suppress(Exception):  # the file is deleted; the first error is the one to report
+                out.close()
         tmp.unlink(missing_ok=True)
         if report_tmp:
             report_fh.close()
