@@ -24,6 +24,7 @@ packets over WHIP (`whip_client.py`, in its own process). Everything runs in a n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -103,6 +105,54 @@ def sfu_counters(sfu: SfuProcess) -> tuple[float, int]:
             publisher["packetsReceived"] if publisher else 0)
 
 
+def start_publisher(sfu: SfuProcess, room: str, size: str = "1280x720", bitrate: int = 2_500_000) -> subprocess.Popen:
+    """whip_client.py replaying x264 High + Opus into `room`, returned once it publishes.
+
+    It gets a process of its own: in the measuring one it would share the GIL with the
+    measurement.
+    """
+    publisher = subprocess.Popen([sys.executable, str(Path(__file__).with_name("whip_client.py")),
+                                  f"{sfu.base_url}/whip/{room}", f"--token={sfu.publish_token}",
+                                  "--seconds", "86400", "--size", size, "--bitrate", str(bitrate), "--loop"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in publisher.stdout:  # type: ignore[union-attr]
+        output.append(line)
+        if line.startswith("publishing"):
+            return publisher
+    publisher.wait()
+    raise RuntimeError("publisher failed:\n" + "".join(output))
+
+
+def stop_publisher(publisher: subprocess.Popen) -> None:
+    if publisher.poll() is not None:
+        print(f"publisher exited early ({publisher.returncode}):\n{publisher.stdout.read()}")  # type: ignore[union-attr]
+    publisher.terminate()
+    publisher.wait(10)
+
+
+@contextlib.contextmanager
+def sfu_with_sink(name: str, cidr: str, env: dict[str, str]) -> Iterator[tuple[Netns, SfuProcess, object]]:
+    """An SFU in a namespace of its own, and a sink process counting what reaches SINK_PORT
+    (send it "reset" or "read" on the yielded pipe). On exit both stop, and the SFU's
+    warnings and errors are printed."""
+    with Netns(name, cidr) as ns, ns.entered():
+        sfu = SfuProcess.start(ns.ip, env=env)
+        stop = mp.Event()
+        here, there = mp.Pipe()
+        sink_proc = mp.Process(target=sink, args=(ns.ip, there, stop), daemon=True)
+        sink_proc.start()
+        try:
+            assert here.recv() == "ready"
+            yield ns, sfu, here
+        finally:
+            stop.set()
+            sink_proc.join(5)
+            sfu.stop()
+            for line in sfu.log_matches(r" (ERROR|WARN) "):
+                print(line)
+
+
 def admin(sfu: SfuProcess) -> dict[str, str]:
     return {"Authorization": f"Bearer {sfu.admin_token}", "Content-Type": "application/json"}
 
@@ -125,27 +175,10 @@ def main() -> int:
            "SFU_RTC_MAX_PORT": "49999"}
     if args.workers:
         env["SFU_WORKERS"] = str(args.workers)
-    with Netns("ps-sfu-bench", "198.18.6.1/24") as ns, ns.entered():
-        sfu = SfuProcess.start(ns.ip, env=env)
-        stop = mp.Event()
-        here, there = mp.Pipe()
-        sink_proc = mp.Process(target=sink, args=(ns.ip, there, stop), daemon=True)
-        sink_proc.start()
-        assert here.recv() == "ready"
-        # The publisher (x264 + aiortc) gets a process of its own: in this one it would
-        # share the GIL with the measurement.
-        publisher = subprocess.Popen([sys.executable, str(Path(__file__).with_name("whip_client.py")),
-                                      f"{sfu.base_url}/whip/bench", f"--token={sfu.publish_token}",
-                                      "--seconds", "86400", "--size", args.size, "--bitrate", str(args.bitrate), "--loop"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with sfu_with_sink("ps-sfu-bench", "198.18.6.1/24", env) as (ns, sfu, here):
+        publisher = None
         try:
-            output = []
-            for line in publisher.stdout:
-                output.append(line)
-                if line.startswith("publishing"):
-                    break
-            else:
-                raise RuntimeError("publisher failed:\n" + "".join(output))
+            publisher = start_publisher(sfu, "bench", args.size, args.bitrate)
             time.sleep(2.0)
             print(f"publisher: {width}x{height} H.264 High at {args.bitrate / 1e6:.1f} Mbit/s + Opus; "
                   f"workers: {len(sfu.stats()['workers'])}; window {args.seconds:.0f} s per step; "
@@ -178,15 +211,8 @@ def main() -> int:
                 print(f"{target:>7} {(udp1 - udp0) / elapsed:>10.0f} {mbits:>7.0f} "
                       f"{cpu_pct:>9.0f}% {cpu_pct / target:>9.2f}% {loss * 100:>6.2f}% {routers:>7} {(in1 - in0) / elapsed:>9.0f}", flush=True)
         finally:
-            if publisher.poll() is not None:
-                print(f"publisher exited early ({publisher.returncode}):\n{publisher.stdout.read()}")
-            publisher.terminate()
-            publisher.wait(10)
-            stop.set()
-            sink_proc.join(5)
-            sfu.stop()
-            for line in sfu.log_matches(r" (ERROR|WARN) "):
-                print(line)
+            if publisher:
+                stop_publisher(publisher)
     return 0
 
 
