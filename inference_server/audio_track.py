@@ -59,6 +59,7 @@ class AudioTimeline:
         self._origin = origin
         self._new_resampler = lambda: av.AudioResampler(format="fltp", layout=self.layout, rate=AUDIO_RATE)
         self._resampler = self._new_resampler()
+        self._kind: tuple | None = None  # (sample format, layout, rate) of the previous input frame
         self._next_in: float | None = None  # where the next input frame should start (seconds)
         self._cursor: int | None = None  # timeline index of the resampler's next output sample
         self.end = 0  # timeline index just after the last sample emitted
@@ -67,13 +68,20 @@ class AudioTimeline:
     def feed(self, frame) -> Iterator[tuple[int, np.ndarray]]:
         import av
 
-        t = self._next_in if frame.pts is None or frame.time is None else float(frame.time) - self._origin
-        if t is None:
-            t = 0.0
+        if frame.pts is not None and frame.time is not None:
+            t = float(frame.time) - self._origin
+        else:  # a frame without a timestamp follows the one before
+            t = self._next_in if self._next_in is not None else 0.0
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
         try:
-            if self._next_in is not None and abs(t - self._next_in) > JITTER_S:
+            jump = self._next_in is not None and abs(t - self._next_in) > JITTER_S
+            # A resampler takes one input format; joined recordings change it mid-track.
+            if jump or (self._kind is not None and kind != self._kind):
                 yield from self._drain()
-                self._resampler, self._cursor = self._new_resampler(), None
+                self._resampler = self._new_resampler()
+                if jump:
+                    self._cursor = None
+            self._kind = kind
             if self._cursor is None:
                 self._cursor = round(t * AUDIO_RATE)
             self._next_in = t + frame.samples / frame.sample_rate
@@ -93,7 +101,8 @@ class AudioTimeline:
     def _place(self, planar: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         start = self._cursor
         self._cursor += planar.shape[1]
-        skip = max(self.end, 0) - start if self.samples else max(0, -start)
+        # Audio before timeline 0, or going back over what is already out, is dropped.
+        skip = self.end - start
         if skip >= planar.shape[1]:
             return
         if skip > 0:

@@ -235,6 +235,30 @@ def test_a_pcm_track_in_mkv_is_redacted(tmp_path, codec, fmt, layout):
     assert_phone_bleeped(src, out, report, seconds)
 
 
+def test_a_track_whose_format_changes_midway_is_redacted(tmp_path):
+    """Two recordings joined (here MPEG-TS files, one after the other): mono 44.1 kHz, then stereo
+    48 kHz in the same track.  Both halves come through, each at its own time."""
+    parts = []
+    for i, (hz, rate, channels) in enumerate(((440, 44100, 1), (660, 48000, 2))):
+        part = tmp_path / f"part{i}.ts"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30:duration=1",
+                        "-f", "lavfi", "-i", f"sine=frequency={hz}:duration=1:sample_rate={rate}",
+                        "-c:v", "libx264", "-c:a", "aac", "-ac", str(channels), "-output_ts_offset", str(i),
+                        "-f", "mpegts", str(part)], check=True)
+        parts.append(part.read_bytes())
+    src, out = tmp_path / "joined.ts", tmp_path / "out.mp4"
+    src.write_bytes(b"".join(parts))
+    proc = redact(src, "-o", out, "--targets", "faces", timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    with av.open(str(out)) as c:
+        first = c.streams.audio[0].start_time * c.streams.audio[0].time_base
+    heard = audio_on_clock(out, 3.0)
+    for hz, (a, b) in ((440, (0.2, 0.8)), (660, (1.2, 1.8))):
+        i, j = int((float(first) + a) * 48000), int((float(first) + b) * 48000)
+        spectrum = np.abs(np.fft.rfft(heard[i:j]))
+        assert abs(np.argmax(spectrum) * 48000 / (j - i) - hz) < 5, (hz, np.argmax(spectrum) * 48000 / (j - i))
+
+
 def test_a_track_that_cannot_be_decoded_is_refused_not_copied(tmp_path):
     """An audio codec this FFmpeg has no decoder for cannot be checked for speech, so it must not
     reach the output as it is, with or without --no-speech: a clear error and no file."""
