@@ -3,8 +3,8 @@
 // A Room owns the routers that carry one stream: the source router, where the
 // publisher's Producers live (WHIP session, or the pipe from an origin SFU), and
 // more routers on other workers once the source router carries
-// `routerMaxConsumers` consumers. Every Producer is piped (pipeToRouter) to every
-// router of the room, so a viewer consumes from whichever router it was placed on.
+// `routerMaxConsumers` consumers. Every Producer is piped to every router of the
+// room, so a viewer consumes from whichever router it was placed on.
 // WHEP players get routers of their own (see lib/Whep.js), on any worker.
 // Viewers come and go; the room closes itself when it has neither publisher nor
 // viewers, and no publisher is connecting.

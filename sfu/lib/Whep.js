@@ -4,7 +4,8 @@
 // gets a sendonly answer. The player offers, so the answer must send with *its*
 // payload types, while a mediasoup Consumer sends with its router's. So WHEP
 // players get routers of their own, built with the payload types they offered
-// and fed by pipeToRouter; players offering the same ones share a router.
+// and fed by a pipe from the source router (Room.js, pipeWithOwnIds), on any
+// worker; players offering the same ones share a router.
 //
 // The room must be live: a WHEP session cannot renegotiate, so it carries the
 // current publisher's stream and ends with it (players reconnect).
