@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pylibdatachannel
 import pytest
 
 from sfu_helpers import PublisherThread, Viewers, require_prerequisites, sfu_in_netns
@@ -79,8 +80,18 @@ def delete(sfu, location: str) -> None:
 
 
 def assert_usable_answer(answer: str, offer: str, ip: str) -> None:
-    """What libdatachannel needs to accept the answer and connect to an ICE-lite, DTLS-server SFU."""
+    """What libdatachannel needs to accept the answer and connect to an ICE-lite, DTLS-server SFU.
+
+    OBS 30.0 builds rtc::Description from the answer outside any try: an answer it
+    cannot parse would take OBS down, so libdatachannel itself must read it, and
+    what it writes back must still hold every part the connection needs.
+    """
     assert answer.startswith("v=0\r\n")
+    read_back = str(pylibdatachannel.Description(answer, pylibdatachannel.DescriptionType.ANSWER)).splitlines()
+    for line in answer.splitlines():
+        if line.startswith(("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:", "a=candidate:", "a=mid:", "a=rtpmap:",
+                            "a=setup:", "a=recvonly", "a=rid:", "a=simulcast:")):
+            assert line in read_back, f"libdatachannel lost {line!r}"
     session, media = sections(answer)
     _, offered = sections(offer)
     assert "a=ice-lite" in session
