@@ -24,8 +24,11 @@ LIBRARY_NAMES = {
     "win32": ("obs.dll",),
     "darwin": ("libobs.framework/libobs", "libobs.0.dylib"),
 }
-# Majors whose `obs_source_info` prefix (up to free_type_data) and graphics calls we verified.
-KNOWN_MAJORS = (29, 30, 31)
+# Majors whose headers agree with every struct field, function and constant declared here
+# (scripts/check_obs_abi.py; docs/obs.md says how each was checked).  A newer major still gets
+# the filters, with a warning, because libobs only ever appends to `obs_source_info`; an older
+# one, or any whose registration does not read back, gets none (and failsafe.py hides its sources).
+VERIFIED_MAJORS = (29, 30, 31, 32)
 
 # libobs enums and flags used here (values from libobs/obs-source.h, graphics/graphics.h, obs-properties.h).
 OBS_SOURCE_TYPE_FILTER = 1
@@ -40,7 +43,7 @@ GS_BLEND_ZERO = 0
 GS_BLEND_ONE = 1
 GS_BLEND_SRCALPHA = 4
 GS_BLEND_INVSRCALPHA = 5
-OBS_NO_DIRECT_RENDERING = 1
+OBS_ALLOW_DIRECT_RENDERING = 1
 OBS_EFFECT_DEFAULT = 0
 OBS_TEXT_DEFAULT = 0
 OBS_TEXT_INFO = 3
@@ -55,6 +58,22 @@ LOG_ERROR, LOG_WARNING, LOG_INFO = 100, 200, 300
 MAX_AV_PLANES = 8
 
 log = logging.getLogger("privastream.obs")
+
+
+class AbiError(RuntimeError):
+    """This OBS cannot take the filters: too old, lacking a function, or a registration that did not hold."""
+
+
+def version_note(version: tuple[int, int, int]) -> str:
+    """'' for a verified major, a warning for a newer one; AbiError for one older than all verified."""
+    major = version[0]
+    shown = ".".join(map(str, version))
+    if major < VERIFIED_MAJORS[0]:
+        raise AbiError(f"OBS {shown} is older than the oldest version PrivaStream supports ({VERIFIED_MAJORS[0]})")
+    if major not in VERIFIED_MAJORS:
+        return (f"OBS {shown} is newer than the versions PrivaStream was checked on ({VERIFIED_MAJORS[0]}-"
+                f"{VERIFIED_MAJORS[-1]}): check the video is covered before you stream.")
+    return ""
 
 # Callback signatures of struct obs_source_info.
 GET_NAME = CFUNCTYPE(c_void_p, c_void_p)
@@ -120,6 +139,8 @@ _PROTOTYPES = {
     "obs_get_version": (c_uint32, []),
     "obs_get_version_string": (c_char_p, []),
     "obs_register_source_s": (None, [c_void_p, c_size_t]),
+    "obs_source_get_display_name": (c_char_p, [c_char_p]),
+    "obs_get_source_output_flags": (c_uint32, [c_char_p]),
     "blog": (None, [c_int, c_char_p, c_char_p]),
     "obs_enter_graphics": (None, []),
     "obs_leave_graphics": (None, []),
@@ -307,7 +328,16 @@ class FilterType:
         self.info = info
 
     def register(self) -> None:
+        """Register, then read the type back through libobs: the name comes from our get_name
+        callback and the flags from our struct, so a wrong layout, or another plugin that took
+        this id first (libobs then ignores ours), fails here instead of leaving the source raw."""
         self.obs.obs_register_source_s(ctypes.byref(self.info), ctypes.sizeof(self.info))
+        type_id = self._id_buf.value
+        name = self.obs.obs_source_get_display_name(type_id)
+        flags = self.obs.obs_get_source_output_flags(type_id)
+        if name != self._name_buf.value or flags & self.info.output_flags != self.info.output_flags:
+            raise AbiError(f"libobs does not hold the {self.type_id} type as registered (another plugin or "
+                           f"script may have taken this id) [name:{name!r}, output_flags:{flags}]")
 
     def report_once(self, where: str, exc: BaseException) -> None:
         """Log each kind of error once per filter type: a failing render callback runs 30 times a second."""

@@ -1,36 +1,47 @@
 """PrivaStream for OBS Studio: Tools -> Scripts -> "+" -> this file.
 
 Registers "PrivaStream Filter" (video, id privastream_filter) and "PrivaStream Audio Filter"
-(audio, id privastream_audio_filter).  OBS runs its own system Python 3.11, so this script puts
-the repository root and the repository's .venv site-packages on sys.path before importing
-numpy and the PrivaStream client.  Start the inference server separately
+(audio, id privastream_audio_filter).  OBS runs its own Python (3.11 in Debian 12's OBS 29,
+3.13 in Debian 13's OBS 30, 3.14 in OBS 32 from Debian unstable), so this script puts the
+repository root and a .venv built for that Python on sys.path before importing numpy and the
+PrivaStream client.  Start the inference server separately
 (`.venv/bin/python -m inference_server serve`); without it the filters fail closed.
+
+When the filters cannot be registered (a dependency missing for OBS's Python, an OBS older than
+29 or lacking a function, another plugin holding our id), the script still loads and hides and
+mutes every source that carries a PrivaStream filter (failsafe.py), and its panel under
+Tools -> Scripts says why.
 """
 
+import importlib
 import logging
 import sys
 import time
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parent.parent
-for _p in (_REPO / ".venv" / "lib" / "python3.11" / "site-packages", _REPO):
+# Only a .venv built for OBS's own Python: another version's numpy cannot load in it.  Without
+# one, that Python's system packages serve (Debian's python3-numpy and python3-websockets).
+_VENV_SITE = _REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+for _p in (_VENV_SITE, _REPO):
     if _p.is_dir() and str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-import obspython as obs_script  # noqa: E402  (needs OBS's script host; only timers and the description use it)
+import obspython as obs_script  # noqa: E402  (needs OBS's script host)
 
-from obs_plugin import libobs  # noqa: E402
-from obs_plugin.audio_filter import AudioFilter  # noqa: E402
-from obs_plugin.properties import Panel  # noqa: E402
-from obs_plugin.settings import set_defaults  # noqa: E402
-from obs_plugin.video_filter import VideoFilter  # noqa: E402
+from obs_plugin import libobs  # noqa: E402  (standard library only, like failsafe)
+from obs_plugin.failsafe import SourceGuard  # noqa: E402
 
 log = logging.getLogger("privastream.obs")
 STATUS_REFRESH_MS = 1000
 STATUS_MIN_INTERVAL_S = 2.0
 """Rebuilding the panel redraws it; do it at most this often so sliders stay usable."""
+DEPENDENCIES = ("numpy", "websockets.asyncio.client")
+"""What the filters import inside OBS's Python: a new OBS often brings a new Python without them."""
 
 _obs = None
+_guard: SourceGuard | None = None
+_state = {"failure": "", "note": "", "version": ""}
 
 
 class FilterHandler:
@@ -43,10 +54,12 @@ class FilterHandler:
         return self.cls(self.obs, source, settings)
 
     def defaults(self, settings):
+        from obs_plugin.settings import set_defaults
         set_defaults(self.obs, settings)
 
     def properties(self, inst):
         if inst is None:
+            from obs_plugin.properties import Panel
             panel = Panel(self.obs)
             panel.info("status", "This filter failed to start (see Help -> Log Files); it covers everything.", True)
             return panel.props
@@ -81,33 +94,72 @@ def script_description():
             "microphone. Needs the local inference server; without it everything is covered and muted.")
 
 
+def script_properties():
+    """The script's own panel (Tools -> Scripts): whether the filters run on this OBS, and if not, why."""
+    props = obs_script.obs_properties_create()
+    if _state["failure"]:
+        hidden = ", ".join(_guard.hidden) if _guard and _guard.hidden else "none loaded yet"
+        text, kind = (f"NOT RUNNING: {_state['failure']}. Every source with a PrivaStream filter is hidden and "
+                      f"muted until this is fixed [hidden: {hidden}]."), obs_script.OBS_TEXT_INFO_ERROR
+    elif _state["note"]:
+        text, kind = "Filters registered. WARNING: " + _state["note"], obs_script.OBS_TEXT_INFO_WARNING
+    else:
+        text, kind = f"Filters registered (OBS {_state['version']}, a verified version).", obs_script.OBS_TEXT_INFO_NORMAL
+    p = obs_script.obs_properties_add_text(props, "status", text, obs_script.OBS_TEXT_INFO)
+    obs_script.obs_property_text_set_info_type(p, kind)
+    return props
+
+
+def _register(obs) -> None:
+    """Registers both filters or raises (AbiError, ImportError, OSError) saying why they cannot run."""
+    for module in DEPENDENCIES:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ImportError(f"{module} cannot be imported in OBS's Python {sys.version.split()[0]} ({e}); install "
+                              f"it for that Python (see docs/obs.md)") from e
+    if obs.missing:
+        raise libobs.AbiError("libobs lacks functions the filters call [missing:" + ",".join(obs.missing) + "]")
+    version = obs.version()
+    _state["version"] = "%d.%d.%d" % version
+    _state["note"] = libobs.version_note(version)
+    # Imported here, not at the top: numpy is needed from here on, and the script must load
+    # without it so that the guard can still hide the filtered sources.
+    from obs_plugin.audio_filter import AudioFilter
+    from obs_plugin.video_filter import VideoFilter
+    libobs.register_filter(obs, "privastream_filter", "PrivaStream Filter", libobs.OBS_SOURCE_VIDEO,
+                           FilterHandler(obs, VideoFilter))
+    libobs.register_filter(obs, "privastream_audio_filter", "PrivaStream Audio Filter", libobs.OBS_SOURCE_AUDIO,
+                           FilterHandler(obs, AudioFilter))
+
+
 def script_load(_settings):
-    global _obs
+    global _obs, _guard
     try:
         _obs = libobs.load_libobs()
         _setup_logging(_obs)
-        if _obs.missing:
-            log.error("script_load() | libobs lacks functions, filters not registered [missing:%s]", ",".join(_obs.missing))
-            return
-        major, minor, patch = _obs.version()
-        if major not in libobs.KNOWN_MAJORS:
-            log.error("script_load() | unknown OBS version, filters not registered [version:%d.%d.%d, known:%s]",
-                      major, minor, patch, libobs.KNOWN_MAJORS)
-            return
-        libobs.register_filter(_obs, "privastream_filter", "PrivaStream Filter", libobs.OBS_SOURCE_VIDEO,
-                               FilterHandler(_obs, VideoFilter))
-        libobs.register_filter(_obs, "privastream_audio_filter", "PrivaStream Audio Filter", libobs.OBS_SOURCE_AUDIO,
-                               FilterHandler(_obs, AudioFilter))
+        _register(_obs)
         obs_script.timer_add(_refresh_status, STATUS_REFRESH_MS)
-        log.info("script_load() | ready [obs:%d.%d.%d, python:%s]", major, minor, patch, sys.version.split()[0])
+        if _state["note"]:
+            log.warning("script_load() | WARNING: filters registered on an unverified OBS [%s]", _state["note"])
+        log.info("script_load() | ready [obs:%s, python:%s]", _state["version"], sys.version.split()[0])
     except Exception as e:
-        logging.getLogger("privastream.obs").error("script_load() | %s", e, exc_info=True)
-        print(f"PrivaStream: cannot load: {e}")
+        _state["failure"] = str(e) or type(e).__name__
+        expected = isinstance(e, (libobs.AbiError, ImportError, OSError))  # said in full by the message
+        logging.getLogger("privastream").error("script_load() | filters NOT registered, hiding filtered sources "
+                                               "[reason:%s]", _state["failure"], exc_info=not expected)
+        print(f"PrivaStream: filters not registered, every source with a PrivaStream filter is hidden and muted: "
+              f"{_state['failure']}")
+    _guard = SourceGuard(_state["failure"])
+    _guard.start()
 
 
 def script_unload():
-    # Filter instances live on in their sources (libobs cannot unregister a type); only the timer goes.
+    # Filter instances live on in their sources (libobs cannot unregister a type); only the timer
+    # and the guard's signal go.
     try:
         obs_script.timer_remove(_refresh_status)
     except Exception:
         pass
+    if _guard is not None:
+        _guard.stop()

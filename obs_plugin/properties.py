@@ -8,7 +8,7 @@ obs_source_update_properties when the line changes, which keeps it live.
 from __future__ import annotations
 
 from .libobs import (OBS_COMBO_FORMAT_STRING, OBS_COMBO_TYPE_LIST, OBS_GROUP_NORMAL, OBS_TEXT_DEFAULT, OBS_TEXT_INFO,
-                     OBS_TEXT_INFO_WARNING, LibObs)
+                     OBS_TEXT_INFO_WARNING, LibObs, version_note)
 from .settings import DELAY_RANGE_S
 
 STYLE_LABELS = (("pixelate", "Pixelate"), ("blur", "Blur"), ("fill", "Solid fill"))
@@ -61,9 +61,15 @@ def _common_tail(panel: Panel, fail_policy: str) -> None:
         panel.info("fail_open_warning", FAIL_OPEN_WARNING, warning=True)
 
 
+def _status_line(panel: Panel, status: tuple[str, bool]) -> None:
+    """The server's status, after a warning when this OBS is newer than the verified ones."""
+    note = version_note(panel.obs.version())
+    panel.info("status", (note + " " if note else "") + "Server: " + status[0], warning=bool(note) or status[1])
+
+
 def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) -> int:
     panel = Panel(obs)
-    panel.info("status", "Server: " + status[0], warning=status[1])
+    _status_line(panel, status)
     targets = panel.group("targets", "Cover")
     targets.check("target_faces", "Faces")
     targets.check("target_plates", "Licence plates")
@@ -83,7 +89,7 @@ def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) ->
 
 def audio_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) -> int:
     panel = Panel(obs)
-    panel.info("status", "Server: " + status[0], warning=status[1])
+    _status_line(panel, status)
     panel.check("target_speech", "Bleep spoken personal data")
     panel.choice("bleep_mode", "Bleep sound", BLEEP_LABELS)
     _common_tail(panel, fail_policy)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .client_link import CallTimer, LinkedFilter
 from .libobs import (GS_BLEND_INVSRCALPHA, GS_BLEND_ONE, GS_BLEND_SRCALPHA, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC,
-                     GS_RGBA, GS_RGBA32F, GS_ZS_NONE, OBS_EFFECT_DEFAULT, OBS_NO_DIRECT_RENDERING, AlignedVec4, LibObs,
+                     GS_RGBA, GS_RGBA32F, GS_ZS_NONE, OBS_EFFECT_DEFAULT, OBS_ALLOW_DIRECT_RENDERING, AlignedVec4, LibObs,
                      Vec2, graphics)
 from .properties import video_properties
 from .settings import delay_frames, settings_from_data, video_frame_time_s
@@ -162,7 +162,7 @@ class VideoFilter(LinkedFilter):
             obs.gs_ortho(0.0, float(width), 0.0, float(height), -100.0, 100.0)
             obs.gs_blend_state_push()
             obs.gs_blend_function(GS_BLEND_ONE, GS_BLEND_ZERO)
-            if obs.obs_source_process_filter_begin(self.source, GS_RGBA, OBS_NO_DIRECT_RENDERING):
+            if obs.obs_source_process_filter_begin(self.source, GS_RGBA, OBS_ALLOW_DIRECT_RENDERING):
                 obs.obs_source_process_filter_end(self.source, obs.obs_get_base_effect(OBS_EFFECT_DEFAULT), width, height)
             obs.gs_blend_state_pop()
         finally:

@@ -109,8 +109,14 @@ async def set_whip(obs: Obs, url: str, token: str) -> str:
     if major < WHIP_MIN_MAJOR:
         raise SetupError(f"WHIP output needs OBS {WHIP_MIN_MAJOR} or later (this OBS is {version}); "
                          "the filters are set, the stream output is unchanged")
-    await obs.ok("SetStreamServiceSettings", {"streamServiceType": "whip_custom",
-                                              "streamServiceSettings": {"server": url, "bearer_token": token}})
+    resp = await obs.call("SetStreamServiceSettings", {"streamServiceType": "whip_custom",
+                                                       "streamServiceSettings": {"server": url, "bearer_token": token}})
+    if not resp.ok():
+        # OBS builds without the obs-webrtc plugin (Debian's, which lack libdatachannel) have no
+        # "whip_custom" service, and obs-websocket can only say it cannot create that type.
+        raise SetupError(f"this OBS {version} has no WHIP output (its build lacks the obs-webrtc plugin; "
+                         f"OBS said: {resp.requestStatus.comment or resp.requestStatus.code}); the filters are set, "
+                         "the stream output is unchanged")
     return f"stream output set to WHIP {url}" + (" with a publish token" if token else " without a token")
 
 

@@ -2,8 +2,10 @@
 
 `ObsSession` starts its own Xvfb, writes a complete OBS config (profile, scene collection that
 loads our script, websocket with a password) into a temporary HOME, starts
-`obs --minimize-to-tray`, talks obs-websocket through simpleobsws, and stops it the way its
-close button does: StopRecord first, then WM_DELETE_WINDOW to its main window, then Xvfb.
+`obs --minimize-to-tray` of the OBS major asked for through `scripts/run_obs.sh` (29: this
+machine's; 30 and 32: Debian's, from their cached root filesystems), talks obs-websocket through
+simpleobsws, and stops it the way its close button does: StopRecord first, then WM_DELETE_WINDOW
+to its main window, then Xvfb.
 
 Not SIGINT: OBS 29.0's SIGINT handler calls QWidget::close() inside the signal handler, on top of
 whatever the main thread was doing.  Under load that crashed OBS in QWidget::event now and then
@@ -18,6 +20,7 @@ import base64
 import io
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -33,8 +36,22 @@ from Xlib import X, display as xdisplay, protocol
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "obs_plugin" / "privastream_filter.py"
+RUN_OBS = REPO / "scripts" / "run_obs.sh"
+OBS_MAJORS = tuple(int(m) for m in os.environ.get("PRIVASTREAM_OBS_MAJORS", "29,30,32").split(","))
+"""The majors the per-major OBS tests run on (PRIVASTREAM_OBS_MAJORS=29,32 drops OBS 30)."""
+OBS_NOT_READY = 207
+"""obs-websocket's RequestStatus NotReady."""
 PROFILE = "PrivaStream"
 COLLECTION = "PrivaStreamTest"
+
+
+def obs_root(major: int) -> Path:
+    """The root filesystem OBS `major` runs in (/ for this machine's 29), built first if missing."""
+    if major == 29:
+        return Path("/")
+    subprocess.run([str(RUN_OBS), "--build", str(major)], check=True, timeout=1800)
+    cache = os.environ.get("PRIVASTREAM_CACHE") or str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "privastream")
+    return Path(cache) / f"obs-root-{major}"
 
 
 def free_port() -> int:
@@ -69,10 +86,11 @@ class ObsSession:
     """One OBS process.  `sources` are scene-collection source dicts; all go into one scene."""
 
     def __init__(self, home: Path, sources: list[dict], canvas=(640, 360), fps: int = 30, env: dict | None = None,
-                 start_recording: bool = False, load_script: bool = True, extra_scripts: tuple[Path, ...] = ()):
-        self.home, self.sources, self.canvas, self.fps = home, sources, canvas, fps
+                 start_recording: bool = False, load_script: bool = True, extra_scripts: tuple[Path, ...] = (),
+                 major: int = 29, script_first: bool = True):
+        self.home, self.sources, self.canvas, self.fps, self.major = home, sources, canvas, fps, major
         self.extra_env, self.start_recording, self.load_script = env or {}, start_recording, load_script
-        self.extra_scripts = extra_scripts
+        self.extra_scripts, self.script_first = extra_scripts, script_first
         self.password = secrets.token_hex(12)
         self.port = free_port()
         self.record_dir = home / "recordings"
@@ -116,7 +134,9 @@ class ObsSession:
                  for i, s in enumerate(self.sources)]
         scene = {"id": "scene", "versioned_id": "scene", "name": "Scene", "uuid": secrets.token_hex(8),
                  "settings": {"items": items, "id_counter": len(items)}, "filters": [], "enabled": True, "mixers": 0}
-        scripts = ([SCRIPT] if self.load_script else []) + list(self.extra_scripts)
+        ours = [SCRIPT] if self.load_script else []
+        # OBS loads scripts in this order, before any source.
+        scripts = ours + list(self.extra_scripts) if self.script_first else list(self.extra_scripts) + ours
         modules = {"scripts-tool": [{"path": str(p), "settings": {}} for p in scripts]}
         (cfg / "basic" / "scenes" / f"{COLLECTION}.json").write_text(json.dumps({
             "name": COLLECTION, "current_scene": "Scene", "current_program_scene": "Scene",
@@ -144,7 +164,9 @@ class ObsSession:
         self.display = self._start_xvfb()
         env = {**os.environ, "HOME": str(self.home), "DISPLAY": self.display, "LIBGL_ALWAYS_SOFTWARE": "1",
                "XDG_CONFIG_HOME": str(self.home / ".config"), **self.extra_env}
-        cmd = ["obs", "--minimize-to-tray", "--disable-updater", "--disable-shutdown-check"]
+        # --multi: another OBS running (a test beside this one) otherwise holds this one at a modal warning.
+        cmd = [str(RUN_OBS), str(self.major), "--minimize-to-tray", "--multi", "--disable-updater",
+               "--disable-shutdown-check"]
         if self.start_recording:
             cmd.append("--startrecording")
         self.obs = subprocess.Popen(cmd, env=env, cwd=self.home, stdout=(self.home / "obs.stdout").open("wb"),
@@ -166,11 +188,23 @@ class ObsSession:
                 self._loop.run_until_complete(ws.connect())
                 if self._loop.run_until_complete(ws.wait_until_identified(10)):
                     self._ws = ws
+                    self._wait_until_ready(deadline)
                     return
             except OSError:
                 pass
             time.sleep(0.5)
         raise RuntimeError("obs-websocket did not answer within %ss" % timeout)
+
+    def _wait_until_ready(self, deadline: float) -> None:
+        """obs-websocket 5.3+ (OBS 30 on) answers every request with code 207 "not ready" until OBS
+        has finished loading the scene collection."""
+        while True:
+            resp = self._loop.run_until_complete(self._ws.call(simpleobsws.Request("GetVersion"), timeout=30))
+            if resp.ok() or resp.requestStatus.code != OBS_NOT_READY:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("OBS did not finish loading in time")
+            time.sleep(0.2)
 
     def call(self, request: str, data: dict | None = None) -> dict:
         resp = self._loop.run_until_complete(self._ws.call(simpleobsws.Request(request, data), timeout=30))

@@ -19,8 +19,19 @@ _script = None
 _done = threading.Event()
 
 
+SCRIPTING_LIBRARIES = ("libobs-scripting.so.1", "libobs-scripting.so.0")
+"""Debian's OBS 29 names it .so.1, its OBS 30 and 32 .so.0."""
+
+
 def _scripting():
-    lib = ctypes.CDLL("libobs-scripting.so.1")
+    for name in SCRIPTING_LIBRARIES:
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        raise OSError("libobs-scripting not found [tried:" + ",".join(SCRIPTING_LIBRARIES) + "]")
     lib.obs_script_create.restype = ctypes.c_void_p
     lib.obs_script_create.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
     lib.obs_script_reload.restype = ctypes.c_bool

@@ -1,7 +1,8 @@
-"""scripts/setup_obs.py against a real OBS 29 under Xvfb (issue 5): adds both filters, is
-idempotent, and fails with one clear line for an unreachable OBS, a wrong password, a missing
-source and WHIP on an OBS older than 30.  Debian 12 has no OBS 30, so what setup_obs tells an
-OBS 30 about WHIP is checked against an obs-websocket stub (tests/obs_websocket_stub.py)."""
+"""scripts/setup_obs.py against a real OBS of each major in OBS_MAJORS under Xvfb: adds both
+filters, is idempotent, and fails with one clear line for an unreachable OBS, a wrong password, a
+missing source, WHIP on an OBS older than 30, and WHIP on an OBS 30+ built without the WHIP output
+(Debian's 30 and 32, the real obs-websocket's answer).  The settings setup_obs sends to an OBS
+that has WHIP are checked against an obs-websocket stub (tests/obs_websocket_stub.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from obs_harness import REPO, ObsSession, free_port, media_source
+from obs_harness import OBS_MAJORS, REPO, ObsSession, free_port, media_source
 from obs_media import make_flash_clip
 from obs_websocket_stub import ObsWebsocketStub
 
@@ -23,11 +24,11 @@ def setup_obs(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def obs(tmp_path_factory):
+@pytest.fixture(scope="module", params=OBS_MAJORS, ids=lambda m: f"obs{m}")
+def obs(tmp_path_factory, request):
     home = tmp_path_factory.mktemp("obs_setup")
     clip = make_flash_clip(home / "clip.mkv", seconds=2)
-    with ObsSession(home, [media_source("Clip", clip)]) as session:
+    with ObsSession(home, [media_source("Clip", clip)], major=request.param) as session:
         yield session
     assert session.exit_code == 0
 
@@ -56,7 +57,14 @@ def test_clear_errors(obs):
     away = setup_obs("--port", str(free_port()), "--password", "x", "--source", "Clip")
     assert away.returncode == 1 and "cannot reach obs-websocket" in away.stderr
     whip = setup_obs(*auth, "--source", "Clip", "--whip-url", "http://127.0.0.1:8080/whip/live", "--whip-token", "t")
-    assert whip.returncode == 1 and "WHIP output needs OBS 30 or later (this OBS is 29." in whip.stderr
+    if obs.major < 30:
+        assert whip.returncode == 1 and "WHIP output needs OBS 30 or later (this OBS is 29." in whip.stderr
+    else:
+        # The real obs-websocket of Debian's OBS 30 and 32, built without obs-webrtc: no "whip_custom"
+        # service, and the stream output stays what it was.
+        assert whip.returncode == 1 and f"this OBS {obs.major}." in whip.stderr, whip.stderr
+        assert "has no WHIP output (its build lacks the obs-webrtc plugin" in whip.stderr
+        assert obs.call("GetStreamServiceSettings")["streamServiceType"] == "rtmp_common"
     assert "Traceback" not in missing.stderr + wrong.stderr + away.stderr + whip.stderr
 
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from obs_harness import SCRIPT, ObsSession, filter_entry, image_source
+from obs_harness import OBS_MAJORS, SCRIPT, ObsSession, filter_entry, image_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
+"""Registration, the cover, the mask effect and a script reload run on every major in OBS_MAJORS
+(29 here, 30 and 32 from scripts/run_obs.sh's root filesystems); the other tests on 29."""
 
 FILL = 20  # FILL_COLOR 0.08 in 8 bits
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
@@ -43,11 +45,12 @@ def first_uncovered_shot(obs: ObsSession, source: str, timeout: float = 20.0):
     return None
 
 
-def test_without_server_the_whole_frame_is_covered(tmp_path, picture):
+@pytest.mark.parametrize("major", OBS_MAJORS)
+def test_without_server_the_whole_frame_is_covered(tmp_path, picture, major):
     """No inference server: the real LiveClient cannot connect, so every frame must be covered."""
     img, png = picture
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream")])
-    with ObsSession(tmp_path, [src]) as obs:
+    with ObsSession(tmp_path, [src], major=major) as obs:
         defaults = obs.call("GetSourceFilterDefaultSettings", {"filterKind": "privastream_filter"})["defaultFilterSettings"]
         assert defaults["fail_policy"] == "closed" and defaults["target_faces"] is True
         for _ in range(5):
@@ -59,7 +62,8 @@ def test_without_server_the_whole_frame_is_covered(tmp_path, picture):
     assert "covering the whole frame" in log and "Traceback" not in log
 
 
-def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture):
+@pytest.mark.parametrize("major", OBS_MAJORS)
+def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture, major):
     """Shader check on a fixed region list (fake client, see tests/obs_fake_client.py)."""
     img, png = picture
     # The second face's box corner lies inside the first face's ellipse, and it is drawn later: its
@@ -68,7 +72,7 @@ def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture):
                {"kind": "plate", "box": [304, 200, 456, 264]}, {"kind": "face", "box": [150, 150, 260, 260]}]
     settings = {"style_plate": "blur", "delay_s": 0.2}
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", settings)])
-    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions)}) as obs:
+    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions)}, major=major) as obs:
         shot = first_uncovered_shot(obs, "Camera")
     assert obs.exit_code == 0
     assert shot is not None, "the frame stayed covered although every frame was decided"
@@ -119,7 +123,8 @@ def test_fail_open_only_by_explicit_choice_and_filter_removal_while_recording(tm
     assert "Traceback" not in log
 
 
-def test_script_reload_while_filtering(tmp_path, picture):
+@pytest.mark.parametrize("major", OBS_MAJORS)
+def test_script_reload_while_filtering(tmp_path, picture, major):
     """Tools -> Scripts -> Reload (done by tests/obs_reload_script.py through libobs-scripting) while a
     filter draws its regions: that filter goes on drawing them, a filter added after the reload works,
     removing the first one is safe, and OBS exits cleanly."""
@@ -129,7 +134,7 @@ def test_script_reload_while_filtering(tmp_path, picture):
     env = {**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions), "PRIVASTREAM_RELOAD_TRIGGER": str(trigger),
            "PRIVASTREAM_RELOAD_OUT": str(out), "PRIVASTREAM_RELOAD_SCRIPT": str(SCRIPT)}
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
-    with ObsSession(tmp_path, [src], env=env, extra_scripts=(RELOADER,)) as obs:
+    with ObsSession(tmp_path, [src], env=env, extra_scripts=(RELOADER,), major=major) as obs:
         before = first_uncovered_shot(obs, "Camera")
         trigger.touch()
         deadline = time.monotonic() + 20
