@@ -68,6 +68,22 @@ def bounding_box(regions, width: int, height: int) -> tuple[int, int, int, int]:
             min(int(math.ceil(x1)), width), min(int(math.ceil(y1)), height))
 
 
+def region_plan(regions, settings: dict, width: int, height: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Everything the region passes need, computed before the frame is drawn at all:
+    (the data texture, (index, x0, y0, x1, y1) of each region that lies on the frame).
+
+    ValueError for a box with a non-finite number or an inverted one: drawn, it would leave its
+    region uncovered (the protocol refuses such boxes; this guards whatever else feeds the filter).
+    """
+    for r in regions[:MAX_REGIONS]:
+        x0, y0, x1, y1 = r.box
+        if not all(math.isfinite(v) for v in r.box) or x1 < x0 or y1 < y0:
+            raise ValueError(f"a {r.kind} region has the box {r.box}")
+    texels = region_texels(regions, settings, width, height)
+    boxes = [(i, *bounding_box([r], width, height)) for i, r in enumerate(regions[:MAX_REGIONS])]
+    return texels, [b for b in boxes if b[3] > b[1] and b[4] > b[2]]
+
+
 def region_texels(regions, settings: dict, width: int, height: int) -> np.ndarray:
     """Regions -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads (see its header)."""
     texels = np.zeros((1, 2 * MAX_REGIONS, 4), np.float32)
@@ -99,6 +115,8 @@ class VideoFilter(LinkedFilter):
         self.stage: list[int] = []
         self.staged: list[tuple[int, float] | None] = [None, None]
         self.data_tex = 0
+        self.gpu_problem = ""
+        self.plan_failed = False
         self.cover_logged = False
 
     # --- settings and panel -------------------------------------------------------------
@@ -117,30 +135,46 @@ class VideoFilter(LinkedFilter):
         return video_properties(self.obs, self.status_shown, self.settings["fail_policy"])
 
     # --- GPU resources (render thread: the graphics context is already entered) ----------
-    def _free_gpu(self) -> None:
-        for tr in self.ring:
+    def _destroy_gpu(self, ring: list[int], stage: list[int], data_tex: int) -> None:
+        for tr in filter(None, ring):
             self.obs.gs_texrender_destroy(tr)
-        for ss in self.stage:
+        for ss in filter(None, stage):
             self.obs.gs_stagesurface_destroy(ss)
-        if self.data_tex:
-            self.obs.gs_texture_destroy(self.data_tex)
+        if data_tex:
+            self.obs.gs_texture_destroy(data_tex)
+
+    def _free_gpu(self) -> None:
+        self._destroy_gpu(self.ring, self.stage, self.data_tex)
         self.ring, self.ring_ids, self.ring_pts, self.stage, self.staged = [], [], [], [], [None, None]
         self.data_tex = 0
 
-    def _ensure_gpu(self, width: int, height: int) -> None:
+    def _ensure_gpu(self, width: int, height: int) -> bool:
+        """The delay line's GPU resources for this size, all of them or none (False).
+
+        A set with one missing piece would still draw: a missing region texture reads as "no
+        regions" and shows the frame uncovered.  So a failed allocation frees what it got, the
+        caller covers the frame, and the next frame tries again.
+        """
         if self.ring and self.size == (width, height) and len(self.ring) == self.k + 1:
-            return
+            return True
         self._free_gpu()
         _load_effect(self.obs)
-        self.size = (width, height)
-        self.ring = [self.obs.gs_texrender_create(GS_RGBA, GS_ZS_NONE) for _ in range(self.k + 1)]
+        obs = self.obs
+        ring = [obs.gs_texrender_create(GS_RGBA, GS_ZS_NONE) for _ in range(self.k + 1)]
+        stage = [obs.gs_stagesurface_create(width, height, GS_RGBA) for _ in range(2)]
+        data_tex = obs.gs_texture_create(2 * MAX_REGIONS, 1, GS_RGBA32F, 1, None, GS_DYNAMIC)
+        if not (all(ring) and all(stage) and data_tex):
+            self._destroy_gpu(ring, stage, data_tex)
+            problem = f"cannot allocate GPU buffers [size:{width}x{height}, frames:{self.k}]"
+            if problem != self.gpu_problem:
+                log.error("_ensure_gpu() | %s; covering the whole frame [source:%s]", problem, self.name)
+            self.gpu_problem = problem
+            return False
+        self.size, self.ring, self.stage, self.data_tex, self.gpu_problem = (width, height), ring, stage, data_tex, ""
         self.ring_ids = [-1] * (self.k + 1)
         self.ring_pts = [0.0] * (self.k + 1)
-        self.stage = [self.obs.gs_stagesurface_create(width, height, GS_RGBA) for _ in range(2)]
-        self.data_tex = self.obs.gs_texture_create(2 * MAX_REGIONS, 1, GS_RGBA32F, 1, None, GS_DYNAMIC)
-        if not all(self.ring) or not all(self.stage) or not self.data_tex:
-            raise RuntimeError(f"cannot allocate GPU buffers [size:{width}x{height}, frames:{self.k + 1}]")
         log.info("_ensure_gpu() | delay line ready [source:%s, size:%dx%d, frames:%d]", self.name, width, height, self.k)
+        return True
 
     def destroy(self) -> None:
         self._drop_client("filter destroyed")
@@ -231,7 +265,11 @@ class VideoFilter(LinkedFilter):
             obs.obs_source_skip_video_filter(self.source)
             return
         self.k = self.wanted_k
-        self._ensure_gpu(width, height)
+        if not self._ensure_gpu(width, height):
+            self._log_cover_change(True, self.gpu_problem)
+            self._draw(None, None, True, width, height)
+            self.timer.stop()
+            return
         if self.drawn_tick != self.tick:
             self._new_frame(width, height)
         slot = self._delayed_slot()
@@ -239,9 +277,26 @@ class VideoFilter(LinkedFilter):
             regions, cover_all, reason = [], True, "delay line filling"
         else:
             regions, cover_all, reason = self._decision_for(self.ring_ids[slot])
+        plan = None
+        if regions and not cover_all:
+            plan, reason = self._plan(regions, width, height)
+            cover_all = plan is None
         self._log_cover_change(cover_all, reason)
-        self._draw(self.ring[slot or 0], regions, cover_all, width, height)
+        self._draw(self.ring[slot or 0], plan, cover_all, width, height)
         self.timer.stop()
+
+    def _plan(self, regions, width: int, height: int):
+        """-> (region_plan's result, "") or (None, why the frame must be covered whole)."""
+        try:
+            plan = region_plan(regions, self.settings, width, height)
+        except Exception as exc:  # whatever went wrong, a frame is never shown without its regions
+            if not self.plan_failed:
+                log.error("video_render() | cannot draw the regions (%s); covering the whole frame [source:%s]",
+                          exc, self.name)
+            self.plan_failed = True
+            return None, f"cannot draw the regions ({exc})"
+        self.plan_failed = False
+        return plan, ""
 
     def _log_cover_change(self, cover_all: bool, reason: str) -> None:
         if cover_all != self.cover_logged:
@@ -251,17 +306,20 @@ class VideoFilter(LinkedFilter):
             else:
                 log.info("video_render() | drawing regions again [source:%s]", self.name)
 
-    def _draw(self, texrender: int, regions, cover_all: bool, width: int, height: int) -> None:
+    def _draw(self, texrender: int | None, plan, cover_all: bool, width: int, height: int) -> None:
+        """The frame, then each region of ``plan`` (region_plan's) over it; or, with cover_all, the
+        fill colour alone, which samples nothing and so needs no texture."""
         # Params are set right before each loop: gs_technique_end clears every param's value.
         obs, eff = self.obs, _effect
-        tex = obs.gs_texrender_get_texture(texrender)
+        tex = obs.gs_texrender_get_texture(texrender) if texrender else None
+        if plan and not cover_all:
+            texels = plan[0]
+            obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
         obs.gs_effect_set_texture(eff["image"], tex)
         while obs.gs_effect_loop(eff["ptr"], b"Cover" if cover_all else b"Draw"):
             obs.gs_draw_sprite(tex, 0, width, height)
-        if cover_all or not regions:
+        if cover_all or not plan:
             return
-        texels = region_texels(regions, self.settings, width, height)
-        obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
         # Colour from Mask where it returns alpha 1, the frame where it returns 0; the frame's own
         # alpha is kept.  Each region is drawn over its own box only (see the effect's header).
         obs.gs_blend_state_push()
@@ -269,10 +327,7 @@ class VideoFilter(LinkedFilter):
         obs.gs_blend_function_separate(GS_BLEND_SRCALPHA, GS_BLEND_INVSRCALPHA, GS_BLEND_ZERO, GS_BLEND_ONE)
         frame_size = ctypes.byref(Vec2(width, height))
         try:
-            for index, region in enumerate(regions[:MAX_REGIONS]):
-                x0, y0, x1, y1 = bounding_box([region], width, height)
-                if x1 <= x0 or y1 <= y0:
-                    continue
+            for index, x0, y0, x1, y1 in plan[1]:
                 obs.gs_effect_set_texture(eff["image"], tex)
                 obs.gs_effect_set_texture(eff["regions"], self.data_tex)
                 obs.gs_effect_set_int(eff["region_index"], index)

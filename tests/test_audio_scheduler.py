@@ -69,7 +69,7 @@ def uncovered(start: float, end: float, mutes) -> float:
 def test_a_settings_change_mutes_what_the_recogniser_had_not_decided():
     """The recogniser decides about a second behind the newest audio.  Changing the bleep sound or
     the custom words builds a new recogniser: the old one's undecided second must be muted, not
-    skipped (the new one starts at the next packet, so its mark vouched for audio nobody analysed)."""
+    skipped (the new one starts at the next packet, so its mark would vouch for audio nobody analysed)."""
     published = Published()
     scheduler = AudioScheduler(SPEECH_ON, published, delay_s=2.0, name="settings-test")
     try:

@@ -166,9 +166,9 @@ def exposed(mic: LiveClient, start: float, end: float) -> float:
 
 def test_audio_after_a_clock_reset_is_muted_until_the_server_decides_it(speechless_server):
     """A media source restarting sends the audio clock back.  The server must take the new clock's
-    packets (it refused them as out of order, and nothing muted them), and the client's decided mark
-    must follow the real timeline (it only moved forward, so the old clock's 100.9 s vouched for
-    the new clock's 5.0-5.9 s that the server never heard)."""
+    packets (refused as out of order, nothing would mute them), and the client's decided mark must
+    follow the real timeline (a mark that only moves forward lets the old clock's 100.9 s vouch for
+    the new clock's 5.0-5.9 s, which the server never heard)."""
     with client_for(speechless_server, source="mic", kind="audio", settings=SPEECH_ON) as mic:
         first = feed_audio(mic, 100.0, 40)
         wait_for(lambda: mic.audio_decision(100.0, first)[1] >= first - 1e-6, 20.0)
@@ -195,7 +195,7 @@ def test_one_timestamp_far_ahead_does_not_vouch_for_the_audio_after_it(speechles
 
 def test_a_long_outage_keeps_the_audio_callback_fast(server):
     """During an hour without a server every packet is muted; the mute list a query walks must not
-    grow with it (it cost ~5 ms per OBS audio callback after an hour)."""
+    grow with it (one interval per packet is ~5 ms per OBS audio callback after an hour)."""
     mic = client_for(server, source="mic", kind="audio")
     try:
         feed_audio(mic, 0.0, 10)
@@ -246,10 +246,10 @@ def decision_delays(cam: LiveClient, mic: LiveClient, desktop: LiveClient, frame
 @pytest.mark.parametrize("linked", [None, ["Desktop Audio"]])
 def test_mouth_blur_waits_for_the_audio_sessions_it_follows(server, linked):
     """Mouth blur holds a frame back until the audio is decided past it, so a bleep's mouth can be
-    covered.  With a microphone and desktop audio on one stream, the desktop audio (decided ahead)
-    let every frame out before the microphone's bleeps were known.  By default a video session
-    follows every audio session of its stream and waits for the slowest; one that names its audio
-    sources (here: only the desktop audio) waits for those alone."""
+    covered.  With a microphone and desktop audio on one stream, a frame must not go out because the
+    desktop audio (decided ahead) is past it while the microphone's bleeps are unknown.  By default
+    a video session follows every audio session of its stream and waits for the slowest; one that
+    names its audio sources (here: only the desktop audio) waits for those alone."""
     video = {**TARGETS_OFF, "mouth_blur": True, **({"mouth_audio_sources": linked} if linked else {})}
     with client_for(server, source="Mic/Aux", kind="audio") as mic, \
             client_for(server, source="Desktop Audio", kind="audio") as desktop, \

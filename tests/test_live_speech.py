@@ -111,8 +111,8 @@ def test_spoken_phone_number_is_muted_and_mouths_are_covered_meanwhile(server):
 
 def test_a_phone_number_after_the_audio_clock_restarts_is_still_bleeped(server):
     """A media source restarting sends its audio clock back 50 s.  The server must analyse the new
-    clock's audio (it refused it as out of order, so the number played unanalysed), and the client's
-    decided mark must follow it back (held at the old clock's maximum, it vouched for all of it)."""
+    clock's audio (refused as out of order, the number plays unanalysed), and the client's decided
+    mark must follow it back (held at the old clock's maximum, it vouches for all of it)."""
     rec = synthesize([[("My phone number is", None), ("five five five, one two three, four five six seven", "phone"),
                        ("so call me.", None)]])
     with LiveClient(source="mic", kind="audio", delay_s=D, settings=SPEECH_ON, state_file=server.state_file) as mic:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb"
 FILL = 20  # FILL_COLOR 0.08 in 8 bits
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
 RELOADER = Path(__file__).resolve().parent / "obs_reload_script.py"
+GPU_FAULT = Path(__file__).resolve().parent / "obs_gpu_fault_script.py"
 
 
 @pytest.fixture
@@ -93,6 +94,53 @@ def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture, major)
     # plate: blurred - the random blocks average out to a narrow spread of values
     plate, source_plate = shot[210:254, 314:446].astype(float), img[210:254, 314:446].astype(float)
     assert plate.std() < 0.4 * source_plate.std() and np.abs(plate - source_plate).mean() > 30
+
+
+def covered_whole(shot: np.ndarray) -> bool:
+    return shot.std() == 0 and abs(int(shot[0, 0, 0]) - FILL) <= 1
+
+
+@pytest.mark.parametrize("bad", [[float("nan"), 40, 200, 200], [200, 200, 40, 40]], ids=["nan", "inverted"])
+def test_a_region_that_cannot_be_drawn_covers_the_whole_frame(tmp_path, picture, bad):
+    """The fake client hands the filter a region list with one box it cannot draw next to a good one
+    (the protocol refuses such boxes; this is the filter's own guard): every frame is covered whole,
+    never drawn plain with that region missing."""
+    _, png = picture
+    regions = json.dumps([{"kind": "text", "box": [300, 48, 500, 96]}, {"kind": "face", "box": bad}])
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
+    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": regions}) as obs:
+        time.sleep(1.0)  # the delay line is full
+        shots = [obs.screenshot("Camera") for _ in range(6)]
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert all(covered_whole(s) for s in shots), "a frame was shown without a region it could not draw"
+    assert "cannot draw the regions (a face region has the box" in log and "Traceback" not in log
+
+
+def test_a_gpu_allocation_failure_covers_the_frame_until_it_succeeds(tmp_path, picture):
+    """tests/obs_gpu_fault_script.py makes the region texture's allocation fail (a mock: see there)
+    while the filter rebuilds its delay line for a new delay: every frame is covered whole, and once
+    the allocation succeeds again the regions are drawn as before."""
+    img, png = picture
+    fault = tmp_path / "gpu-fault"
+    regions = [{"kind": "text", "box": [300, 48, 500, 96]}]
+    env = {**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions), "PRIVASTREAM_GPU_FAULT": str(fault)}
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
+    with ObsSession(tmp_path, [src], env=env, extra_scripts=(GPU_FAULT,)) as obs:
+        before = first_uncovered_shot(obs, "Camera")
+        fault.touch()
+        obs.call("SetSourceFilterSettings", {"sourceName": "Camera", "filterName": "PrivaStream",
+                                             "filterSettings": {"delay_s": 0.3}})
+        time.sleep(0.5)
+        during = [obs.screenshot("Camera") for _ in range(6)]
+        fault.unlink()
+        after = first_uncovered_shot(obs, "Camera")
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert before is not None and np.all(np.abs(before[48:96, 300:500].astype(int) - FILL) <= 1)
+    assert all(covered_whole(s) for s in during), "a frame was drawn without its region texture"
+    assert after is not None and np.array_equal(after, before), "the regions are not drawn again"
+    assert log.count("_ensure_gpu() | cannot allocate GPU buffers") == 1 and "Traceback" not in log, log
 
 
 def test_fail_open_only_by_explicit_choice_and_filter_removal_while_recording(tmp_path, picture):
