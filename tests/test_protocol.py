@@ -21,6 +21,7 @@ from inference_server.protocol import (FORMAT_F32_PLANAR, FORMAT_RGBA8, MAX_CONT
                                        ROLE_CLIENT, ROLE_SERVER, SLOT_HEADER_SIZE, Decision, FrameNotice, Hello,
                                        RingHeader, SlotHeader, check_nonce, decision_from_message, new_nonce,
                                        parse_message, proof_matches, read_state_file)
+from inference_server.regions import KINDS
 from inference_server.shm import SHM_DIR, RingReader, RingWriter, SlotOverwritten, reclaim_stale_segments
 
 FIXTURES = Path(__file__).parent / "fixtures" / "live"
@@ -103,7 +104,7 @@ def test_malformed_region_in_decision():
     ('{"kind": "face", "box": [50, 0, 10, 10]}', "box [50.0, 0.0, 10.0, 10.0] is inverted or outside 0..8192"),
     ('{"kind": "face", "box": [0, 0, 9000, 10]}', "box [0.0, 0.0, 9000.0, 10.0] is inverted or outside 0..8192"),
     ('{"kind": "face", "box": [0, 0, 10, 10], "score": 1e999}', "score must be a finite number (got inf)"),
-    ('{"kind": "alien", "box": [0, 0, 10, 10]}', "kind 'alien' is not one of face, text, plate, mouth"),
+    ('{"kind": "alien", "box": [0, 0, 10, 10]}', f"kind 'alien' is not one of {', '.join(KINDS)}"),
     ('{"kind": "face", "box": {"x": 1}}', "box needs 4 numbers"),
 ])
 def test_boxes_that_cannot_be_drawn_are_refused_at_the_edge(region, why):
