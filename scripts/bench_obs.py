@@ -1,6 +1,7 @@
 """The OBS filters' added cost on OBS's threads, measured in a real OBS under Xvfb.
 
     .venv/bin/python scripts/bench_obs.py [--seconds 20] [--sizes 1280x720,1920x1080] [--regions 3]
+                                          [--major 29|30|32] [--cycles 10]
 
 For each canvas size it runs OBS twice on a generated clip of that size, without and with both
 filters, and prints:
@@ -13,6 +14,9 @@ The client is tests/obs_fake_client.py (every frame decided at once with --regio
 regions, one frame copy like the real client's shared-memory copy), so the figures are the
 filters' own cost, independent of the inference server.  On this machine the GPU is Mesa's
 llvmpipe, so "GPU" work runs on the CPU inside these calls: a real GPU makes them cheaper.
+--major picks the OBS (scripts/run_obs.sh).  --cycles N then also starts and stops that OBS N
+times with both filters on a 640x360 clip (real client, no server: fail closed) and prints
+each exit status.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ GRAPHICS = re.compile(r"obs_graphics_thread\([\d.]+\s?ms\): min=[\d.]+\s?ms, med
                       r"99th percentile=([\d.]+)\s?ms, ([\d.]+)% below")
 
 
-def measure(width: int, height: int, seconds: float, regions: int, filters: bool = True) -> dict:
+def measure(width: int, height: int, seconds: float, regions: int, filters: bool = True, major: int = 29) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_obs_") as tmp:
         home = Path(tmp)
         clip = make_flash_clip(home / "clip.mkv", size=(width, height), seconds=4)
@@ -62,7 +66,8 @@ def measure(width: int, height: int, seconds: float, regions: int, filters: bool
                  filter_entry("privastream_audio_filter", "PrivaStream Audio", {"delay_s": 1.0})] if filters else []
         env = {"PRIVASTREAM_OBS_TIMING_S": str(WINDOW_S), "PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient",
                "PRIVASTREAM_FAKE_REGIONS": json.dumps(fixed_regions(width, height, regions))}
-        with ObsSession(home, [media_source("Clip", clip, chain)], canvas=(width, height), env=env) as obs:
+        with ObsSession(home, [media_source("Clip", clip, chain)], canvas=(width, height), env=env,
+                        major=major) as obs:
             time.sleep(seconds)
         log = obs.log_text()  # after exit: OBS writes its profiler results then
         windows: dict[str, list[tuple[float, float, int]]] = {"video_render": [], "filter_audio": []}
@@ -83,17 +88,37 @@ def summary(windows: list[tuple[float, float, int]]) -> str:
             f"over {sum(n for *_, n in steady)} calls")
 
 
+def cycles(major: int, count: int, seconds: float = 3.0) -> list[int | None]:
+    """OBS's exit status over `count` start/stop cycles with both filters (no server: fail closed)."""
+    statuses = []
+    with tempfile.TemporaryDirectory(prefix="bench_obs_cycles_") as tmp:
+        clip = make_flash_clip(Path(tmp) / "clip.mkv", seconds=4)
+        chain = [filter_entry("privastream_filter", "PrivaStream"), filter_entry("privastream_audio_filter", "PrivaStream Audio")]
+        for i in range(count):
+            home = Path(tmp) / f"run{i}"
+            home.mkdir()
+            with ObsSession(home, [media_source("Clip", clip, chain)], major=major) as obs:
+                time.sleep(seconds)
+            statuses.append(obs.exit_code)
+    return statuses
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=25.0, help="run time per size (default 25)")
     parser.add_argument("--sizes", default="1280x720,1920x1080", help="canvas sizes (default 1280x720,1920x1080)")
     parser.add_argument("--regions", type=int, default=3, help="fixed regions drawn per frame (default 3)")
+    parser.add_argument("--major", type=int, default=29, choices=(29, 30, 32),
+                        help="OBS major, run by scripts/run_obs.sh (default 29, this machine's)")
+    parser.add_argument("--cycles", type=int, default=0, metavar="N",
+                        help="also start and stop OBS N times with both filters and print the exit statuses (default 0)")
     args = parser.parse_args()
-    for size in args.sizes.split(","):
+    for size in filter(None, args.sizes.split(",")):
         width, height = (int(v) for v in size.lower().split("x"))
-        plain = measure(width, height, args.seconds, args.regions, filters=False)
-        result = measure(width, height, args.seconds, args.regions)
-        print(f"{width}x{height} ({args.regions} regions; OBS exit status {plain['exit']} without, {result['exit']} with):")
+        plain = measure(width, height, args.seconds, args.regions, filters=False, major=args.major)
+        result = measure(width, height, args.seconds, args.regions, major=args.major)
+        print(f"OBS {args.major}, {width}x{height} ({args.regions} regions; OBS exit status {plain['exit']} without, "
+              f"{result['exit']} with):")
         for label, run in (("without filters", plain), ("with filters", result)):
             rv, gt = run["render_video"], run["graphics"]
             print(f"  OBS render_video {label}: " + (f"median {rv[0]:.2f} ms, p99 {rv[1]:.2f} ms" if rv else "not logged"))
@@ -101,6 +126,9 @@ def main() -> int:
                                                       f"{gt[2]:.0f} % within the frame time" if gt else "not logged"))
         print(f"  video_render per frame: {summary(result['windows']['video_render'])}")
         print(f"  filter_audio per call (1024 samples): {summary(result['windows']['filter_audio'])}")
+    if args.cycles:
+        statuses = cycles(args.major, args.cycles)
+        print(f"OBS {args.major}, {args.cycles} start/stop cycles with both filters: exit statuses {statuses}")
     return 0
 
 

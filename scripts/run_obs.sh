@@ -101,6 +101,7 @@ build_root() {
 if [ "$1" = --build ]; then
   [ $# = 2 ] || die "usage: scripts/run_obs.sh --build MAJOR"
   build_root "$2"
+  echo "OBS $2 root: $(tail -n +2 "$CACHE/obs-root-$2/.privastream-root" | tr '\n' ' ')"
   exit 0
 fi
 major=$1; shift

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing, idempotently: Debian packages, the .venv, the model
-# files, the SFU (npm packages, mediasoup worker, viewer bundle).  Safe to re-run;
-# each step skips itself when its work is already done.
+# files, the OBS 30 and 32 root filesystems, the SFU (npm packages, mediasoup worker,
+# viewer bundle).  Safe to re-run; each step skips itself when its work is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +10,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 APT_PACKAGES=(
   python3 python3-venv python3-pip python3-numpy
   ffmpeg espeak-ng sox alsa-utils fonts-dejavu-core
-  obs-studio xvfb xauth libgl1-mesa-dri gdb
+  obs-studio libobs-dev xvfb xauth libgl1-mesa-dri gdb debootstrap
   chromium chromium-driver iproute2 procps
   nodejs npm
   build-essential pkg-config libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev
@@ -50,6 +50,13 @@ fi
 
 step "Model files"
 .venv/bin/python -m inference_server fetch-models
+
+step "OBS 30 and 32 root filesystems (scripts/run_obs.sh)"
+# Debian's OBS 30 (trixie) and 32 (unstable), each in a debootstrap root cached in
+# ~/.cache/privastream/ and built once (about 1-3 min each with a near mirror).
+for major in 30 32; do
+  scripts/run_obs.sh --build "$major"
+done
 
 if [ -x sfu/setup.sh ]; then
   step "SFU (npm packages, mediasoup worker, viewer bundle)"
