@@ -93,3 +93,22 @@ def test_sources_hidden_before_are_shown_again_once_the_filters_register(tmp_pat
     assert obs.exit_code == 0
     assert "source shown again: the filters run [source:Camera]" in log
     assert all(s.std() == 0 and abs(int(s[0, 0, 0]) - FILL) <= 1 for s in camera), "not covered by its filter"
+
+
+def test_a_dependency_missing_for_obs_python_hides_the_filtered_source(tmp_path, picture):
+    """What an OBS update to a new Python looks like: numpy does not import in OBS's Python (here a
+    numpy package on PYTHONPATH that raises, standing in for one that is not installed).  The
+    script loads anyway, says which module and which Python, and hides the filtered source."""
+    img, png = picture
+    (tmp_path / "shadow" / "numpy").mkdir(parents=True)
+    (tmp_path / "shadow" / "numpy" / "__init__.py").write_text('raise ImportError("No module named numpy")\n')
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream")])
+    major = max(OBS_MAJORS)
+    with ObsSession(tmp_path, [src], major=major, env={"PYTHONPATH": str(tmp_path / "shadow")}) as obs:
+        time.sleep(1.0)
+        camera = shots(obs, "Camera", 2)
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert all(s.max() == 0 for s in camera), "a source whose filter cannot run was drawn"
+    assert "numpy cannot be imported in OBS's Python 3." in log and "Traceback" not in log
+    assert "source hidden and muted: its PrivaStream filter cannot run [source:Camera" in log
