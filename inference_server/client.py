@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AuthError, PrivaStreamError, ProtocolError
+from .errors import AuthError, PrivaStreamError, ProtocolError, StateError
 from .mute_ledger import FAILCLOSED, MuteLedger
 from .protocol import (CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_TIMEOUT_S, KIND_AUDIO, KIND_VIDEO,
                        LOGIN_TIMEOUT_S, MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES, MAX_CONTROL_BYTES, MAX_FRAME_SIDE,
@@ -103,6 +103,7 @@ class LiveClient:
         self._announced = -1
         self._state = "connecting"
         self._message = "connecting to the inference server"
+        self._ring_problem = ""
         self._server_stats: dict = {}
         self._connected = False
         self._closed = False
@@ -194,11 +195,13 @@ class LiveClient:
             recent = [t for t in self._decided_at if now - t <= 2.0]
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
             latency = statistics.median(self._latencies) * 1000 if self._latencies else 0.0
-            state = self._state
-            if state == "connected" and any(now - t <= 2.0 for t in self._misses):
+            state, message = self._state, self._message
+            if state == "connected" and self._ring_problem:
+                state, message = "failclosed", self._ring_problem
+            elif state == "connected" and any(now - t <= 2.0 for t in self._misses):
                 state = "late"
             return ClientStatus(state=state, latency_ms=round(latency, 1), fps=round(fps, 1),
-                                detections=dict(self._server_stats.get("cadence_hz", {})), message=self._message)
+                                detections=dict(self._server_stats.get("cadence_hz", {})), message=message)
 
     def update_settings(self, settings: dict) -> None:
         self._settings.update(settings)
@@ -248,7 +251,12 @@ class LiveClient:
         """The current ring, or a new one (announced before the next notice) if this payload does not fit."""
         ring = self._rings[-1] if self._rings else None
         if ring is None or ring.header.slot_size < slot_size:
-            ring = RingWriter(fmt, VIDEO_SLOTS if fmt == FORMAT_RGBA8 else AUDIO_SLOTS, slot_size)
+            try:
+                ring = RingWriter(fmt, VIDEO_SLOTS if fmt == FORMAT_RGBA8 else AUDIO_SLOTS, slot_size)
+            except StateError as exc:  # no room in /dev/shm: every frame or packet fails closed until there is
+                self._set_ring_problem(str(exc))
+                raise
+            self._set_ring_problem("")
             self._rings.append(ring)
             self._generation += 1
             problem = self._post(RingAnnounce(name=ring.name, generation=self._generation))
@@ -258,6 +266,15 @@ class LiveClient:
             if len(self._rings) > 1 and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.call_later, OLD_RING_GRACE_S, self._rings[-2].close)
         return ring
+
+    def _set_ring_problem(self, problem: str) -> None:
+        """Say in the status, and once in the log, why no ring can be made, and when it can again."""
+        with self._lock:
+            before, self._ring_problem = self._ring_problem, problem
+        if problem and problem != before:
+            log.error("_ring_for() | %s; covering everything [source:%s]", problem, self.source)
+        elif before and not problem:
+            log.info("_ring_for() | shared memory available again [source:%s]", self.source)
 
     def _post(self, msg) -> str | None:
         """Queue a message for the background thread; a reason string if it cannot be sent."""

@@ -5,9 +5,11 @@ plus truncated, bad-version and NaN variants.  Every fixture round-trips byte fo
 refusal has its exact message.
 """
 
+import contextlib
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -259,6 +261,43 @@ def test_a_full_dev_shm_is_a_clear_error_not_a_crash(tmp_path):
     assert out.returncode == 0, f"the writer died (status {out.returncode}): {out.stderr[-500:]}"
     assert re.fullmatch(r"/dev/shm has no room for a 6\.0 MiB ring \(4\.0 MiB free\); enlarge it "
                         r"\(Docker: --shm-size=512m\) or close other users of it\n", out.stdout), out.stdout
+
+
+def test_a_client_with_a_full_dev_shm_covers_and_says_why(tmp_path):
+    """The same through the real client and server, in a namespace whose /dev/shm (16 MiB) cannot
+    hold a 1080p ring (6 slots of 8 MiB): the client, which runs inside OBS, never crashes; each
+    frame is decided fail-closed, and the status names the problem."""
+    code = ("import sys, time\n"
+            "import numpy as np\n"
+            "sys.path.insert(0, 'tests')\n"
+            "from pathlib import Path\n"
+            "from inference_server.client import LiveClient\n"
+            "from live_helpers import TARGETS_OFF, ServerProcess, wait_for\n"
+            f"server = ServerProcess(Path({str(tmp_path / 'server.json')!r}), '--no-preload').start()\n"
+            "print(server.proc.pid, flush=True)\n"
+            "client = LiveClient(source='cam', settings=TARGETS_OFF, state_file=server.state_file)\n"
+            "wait_for(lambda: client.status.state == 'connected', 10.0)\n"
+            "frame = np.zeros((1080, 1920, 4), np.uint8)\n"
+            "print(*(client.submit_frame(i, i / 30, frame) for i in range(3)))\n"
+            "print(client.frame_decision(2).fail_closed, client.frame_decision(2).reason)\n"
+            "print(client.status.state, client.status.message)\n"
+            "client.close()\n"
+            "server.stop()\n")
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
+    script = f"mount -t tmpfs -o size=16m tmpfs {SHM_DIR} && exec {sys.executable} -c \"$0\""
+    out = subprocess.run([*namespace, "sh", "-c", script, code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1], timeout=120)
+    server_pid, _, lines = out.stdout.partition("\n")
+    if out.returncode != 0 and server_pid.isdigit():  # a client that died left its server behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(server_pid), signal.SIGKILL)
+    assert out.returncode == 0, f"the client died (status {out.returncode}): {out.stderr[-500:]}"
+    no_room = "/dev/shm has no room for a 48.0 MiB ring (16.0 MiB free)"
+    assert lines.splitlines() == [
+        "False False False",
+        f"True could not hand the frame over ({no_room}; enlarge it (Docker: --shm-size=512m) or close other "
+        "users of it)",
+        f"failclosed {no_room}; enlarge it (Docker: --shm-size=512m) or close other users of it"], out.stdout
 
 
 def test_state_file_must_be_user_only(tmp_path):
