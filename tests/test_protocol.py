@@ -239,10 +239,19 @@ def test_segments_of_a_killed_process_are_reclaimed():
     assert not (Path(SHM_DIR) / name.lstrip("/")).exists()
 
 
-def test_a_full_dev_shm_is_a_clear_error_not_a_crash(tmp_path):
-    """Docker gives containers a 64 MB /dev/shm.  A ring bigger than what is left used to be created
-    sparse, and the first write to a page the tmpfs could not supply killed the writer (OBS) with
-    SIGBUS.  Run in a mount namespace whose /dev/shm is a real 4 MiB tmpfs (nobody else sees it)."""
+def run_with_a_small_dev_shm(mib: int, code: str) -> subprocess.CompletedProcess:
+    """``python -c code`` in a mount namespace whose /dev/shm is a real tmpfs of ``mib`` MiB that
+    nobody else sees."""
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
+    script = f"mount -t tmpfs -o size={mib}m tmpfs {SHM_DIR} && exec {sys.executable} -c \"$0\""
+    return subprocess.run([*namespace, "sh", "-c", script, code], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1], timeout=120)
+
+
+def test_a_full_dev_shm_is_a_clear_error_not_a_crash():
+    """Docker gives containers a 64 MB /dev/shm.  A ring created sparse, bigger than what is left,
+    kills its writer (OBS) with SIGBUS on the first page the tmpfs cannot supply; a ring must
+    reserve its memory at creation and say when there is none."""
     code = ("import numpy as np\n"
             "from inference_server.errors import StateError\n"
             "from inference_server.protocol import FORMAT_RGBA8\n"
@@ -254,10 +263,7 @@ def test_a_full_dev_shm_is_a_clear_error_not_a_crash(tmp_path):
             "    print('wrote 6 MiB into a 4 MiB /dev/shm')\n"
             "except StateError as exc:\n"
             "    print(exc)\n")
-    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
-    script = f"mount -t tmpfs -o size=4m tmpfs {SHM_DIR} && exec {sys.executable} -c \"$0\""
-    out = subprocess.run([*namespace, "sh", "-c", script, code], capture_output=True, text=True,
-                         cwd=Path(__file__).parents[1], timeout=60)
+    out = run_with_a_small_dev_shm(4, code)
     assert out.returncode == 0, f"the writer died (status {out.returncode}): {out.stderr[-500:]}"
     assert re.fullmatch(r"/dev/shm has no room for a 6\.0 MiB ring \(4\.0 MiB free\); enlarge it "
                         r"\(Docker: --shm-size=512m\) or close other users of it\n", out.stdout), out.stdout
@@ -283,10 +289,7 @@ def test_a_client_with_a_full_dev_shm_covers_and_says_why(tmp_path):
             "print(client.status.state, client.status.message)\n"
             "client.close()\n"
             "server.stop()\n")
-    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
-    script = f"mount -t tmpfs -o size=16m tmpfs {SHM_DIR} && exec {sys.executable} -c \"$0\""
-    out = subprocess.run([*namespace, "sh", "-c", script, code], capture_output=True, text=True,
-                         cwd=Path(__file__).parents[1], timeout=120)
+    out = run_with_a_small_dev_shm(16, code)
     server_pid, _, lines = out.stdout.partition("\n")
     if out.returncode != 0 and server_pid.isdigit():  # a client that died left its server behind
         with contextlib.suppress(ProcessLookupError):
