@@ -1,6 +1,6 @@
 """The live wire protocol between the OBS filters (or any client) and the inference server.
 
-This is the ONE module that defines it (issue 4); docs/protocol.md is its manual.  It must
+This is the ONE module that defines it; docs/protocol.md is its manual.  It must
 load inside OBS's embedded Python, so it imports only the standard library and numpy.
 
 Two channels:

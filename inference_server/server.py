@@ -1,4 +1,4 @@
-"""python -m inference_server serve: the live inference service (issue 4).
+"""python -m inference_server serve: the live inference service.
 
 One process, one asyncio loop (websockets) on 127.0.0.1 only:
 - ``/control``: one websocket per client session (protocol: inference_server/protocol.py,

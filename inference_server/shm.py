@@ -141,7 +141,7 @@ class Segment:
 SPLIT_COPY_BYTES = 1 << 20
 """Frames at least this big are copied in two halves at once: memory bandwidth allows it (a
 1080p RGBA copy took 0.69 ms in one thread, 0.42 ms in two, on this 2-core machine), and the
-copy is the transport's main cost (issue 4: <= 1 ms per 1080p frame)."""
+copy is the transport's main cost (the budget: <= 1 ms per 1080p frame)."""
 _copier: ThreadPoolExecutor | None = None
 
 
@@ -232,7 +232,7 @@ class RingReader:
 
         The live server's one read of a frame: 1080p at n = 7 is ~130 KB instead of 8 MB, enough
         for the scene-cut check, while the detection worker reads whole frames from the same
-        slot (issue 4: transport <= 1 ms per 1080p frame).
+        slot (the transport's budget: <= 1 ms per 1080p frame).
         """
         def take(view: np.ndarray) -> np.ndarray:
             step = max(1, min(view.shape[0] // min_height, view.shape[1] // min_width))
