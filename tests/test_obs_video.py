@@ -1,7 +1,7 @@
-"""The "PrivaStream Filter" in a real OBS 29 under Xvfb (issue 5): registration, fail-closed
-full cover without a server, the mask effect on a fixed region list, fail-open by explicit
-choice, removing the filter while recording, a script reload while filtering, and a clean exit
-(status 0)."""
+"""The "PrivaStream Filter" in a real OBS under Xvfb: registration, fail-closed full cover without
+a server, the mask effect on a fixed region list, a whole-frame cover when a region cannot be drawn
+or the GPU cannot allocate, fail-open by explicit choice, removing the filter while recording, a
+script reload while filtering, and a clean exit (status 0)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from PIL import Image
 from obs_harness import OBS_MAJORS, SCRIPT, ObsSession, filter_entry, image_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
-"""Registration, the cover, the mask effect and a script reload run on every major in OBS_MAJORS
-(29 here, 30 and 32 from scripts/run_obs.sh's root filesystems); the other tests on 29."""
+"""Registration, the cover, the mask effect, a script reload, a region that cannot be drawn and a
+failed GPU allocation run on every major in OBS_MAJORS (29 here, 30 and 32 from scripts/run_obs.sh's
+root filesystems); the other tests on 29."""
 
 FILL = 20  # FILL_COLOR 0.08 in 8 bits
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
@@ -100,15 +101,16 @@ def covered_whole(shot: np.ndarray) -> bool:
     return shot.std() == 0 and abs(int(shot[0, 0, 0]) - FILL) <= 1
 
 
+@pytest.mark.parametrize("major", OBS_MAJORS)
 @pytest.mark.parametrize("bad", [[float("nan"), 40, 200, 200], [200, 200, 40, 40]], ids=["nan", "inverted"])
-def test_a_region_that_cannot_be_drawn_covers_the_whole_frame(tmp_path, picture, bad):
+def test_a_region_that_cannot_be_drawn_covers_the_whole_frame(tmp_path, picture, bad, major):
     """The fake client hands the filter a region list with one box it cannot draw next to a good one
     (the protocol refuses such boxes; this is the filter's own guard): every frame is covered whole,
     never drawn plain with that region missing."""
     _, png = picture
     regions = json.dumps([{"kind": "text", "box": [300, 48, 500, 96]}, {"kind": "face", "box": bad}])
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
-    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": regions}) as obs:
+    with ObsSession(tmp_path, [src], env={**FAKE, "PRIVASTREAM_FAKE_REGIONS": regions}, major=major) as obs:
         time.sleep(1.0)  # the delay line is full
         shots = [obs.screenshot("Camera") for _ in range(6)]
         log = obs.log_text()
@@ -117,7 +119,8 @@ def test_a_region_that_cannot_be_drawn_covers_the_whole_frame(tmp_path, picture,
     assert "cannot draw the regions (a face region has the box" in log and "Traceback" not in log
 
 
-def test_a_gpu_allocation_failure_covers_the_frame_until_it_succeeds(tmp_path, picture):
+@pytest.mark.parametrize("major", OBS_MAJORS)
+def test_a_gpu_allocation_failure_covers_the_frame_until_it_succeeds(tmp_path, picture, major):
     """tests/obs_gpu_fault_script.py makes the region texture's allocation fail (a mock: see there)
     while the filter rebuilds its delay line for a new delay: every frame is covered whole, and once
     the allocation succeeds again the regions are drawn as before."""
@@ -126,7 +129,7 @@ def test_a_gpu_allocation_failure_covers_the_frame_until_it_succeeds(tmp_path, p
     regions = [{"kind": "text", "box": [300, 48, 500, 96]}]
     env = {**FAKE, "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions), "PRIVASTREAM_GPU_FAULT": str(fault)}
     src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream", {"delay_s": 0.2})])
-    with ObsSession(tmp_path, [src], env=env, extra_scripts=(GPU_FAULT,)) as obs:
+    with ObsSession(tmp_path, [src], env=env, extra_scripts=(GPU_FAULT,), major=major) as obs:
         before = first_uncovered_shot(obs, "Camera")
         fault.touch()
         obs.call("SetSourceFilterSettings", {"sourceName": "Camera", "filterName": "PrivaStream",
