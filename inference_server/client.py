@@ -116,21 +116,25 @@ class LiveClient:
 
     # ------------------------------------------------------------ caller side (non-blocking)
 
-    def submit_frame(self, frame_id: int, pts: float, rgba: np.ndarray) -> bool:
+    def submit_frame(self, frame_id: int, pts: float, rgba: np.ndarray, captured: float | None = None) -> bool:
         """Copy one RGBA frame into shared memory and announce it; False if it was dropped.
 
-        A dropped frame is decided fail-closed at once, so the caller covers it.
+        ``captured``: time.monotonic() when the frame was taken, if earlier than now (OBS reads a
+        frame back one render later, and a lagging OBS renders seldom): its deadline, D later, runs
+        from then, since that is when it will be shown.  A dropped frame is decided fail-closed at
+        once, so the caller covers it.
         """
         now = time.monotonic()
+        taken = now if captured is None else min(float(captured), now)
         problem = self._check_frame(frame_id, rgba)
         if problem is None and not self._connected:
             problem = "not connected to the inference server"
         if problem is None:
             with self._lock:  # pending before the notice goes out: the decision may come back at once
-                self._pending[frame_id] = now + self.delay_s
+                self._pending[frame_id] = taken + self.delay_s
             try:
                 ring = self._ring_for(FORMAT_RGBA8, slot_size_for_video(rgba.shape[1], rgba.shape[0]))
-                slot, seq = ring.write(rgba, frame_id, float(pts), now)
+                slot, seq = ring.write(rgba, frame_id, float(pts), taken)
                 problem = self._post(FrameNotice(frame_id=frame_id, generation=self._generation, slot=slot, seq=seq))
             except (PrivaStreamError, OSError, ValueError) as exc:
                 problem = f"could not hand the frame over ({exc})"

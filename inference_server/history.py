@@ -30,6 +30,8 @@ CHANGED_SHARE = 0.03
 """A cell with more than this share of changed pixels changed (a 24 px face entering a cell changes
 far more of it; 3 % of a cell is the size of a couple of noisy pixels' neighbourhood)."""
 KEEP_S = 8.0
+SHIFT_SLACK_PX = 3
+_SLACK = np.ones((2 * SHIFT_SLACK_PX + 1, 2 * SHIFT_SLACK_PX + 1), np.uint8)
 
 
 def history_step(height: int, width: int) -> int:
@@ -125,9 +127,13 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
             break
         if (dx, dy) == (0, 0) or abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
             continue
-        # A cell only counts as moved content when all of it came from inside the old picture.
+        # A cell only counts as moved content when all of it came from inside the old picture.  The
+        # shift is a tracked face's, measured to a pixel or two: each pixel is compared with the
+        # range of its neighbours within SHIFT_SLACK_PX, so that error does not count as change.
         moved, whole = _shifted(a, dx, dy)
-        cells &= ~(whole & (_changed_share(moved, b) <= CHANGED_SHARE))
+        lo, hi = cv2.erode(moved, _SLACK), cv2.dilate(moved, _SLACK)
+        mismatch = (b.astype(np.int16) < lo.astype(np.int16) - CHANGED_LEVEL) | (b.astype(np.int16) > hi.astype(np.int16) + CHANGED_LEVEL)
+        cells &= ~(whole & (_cell_share(mismatch) <= CHANGED_SHARE))
     return cells
 
 

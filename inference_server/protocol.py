@@ -65,6 +65,8 @@ def read_state_file(path: Path | None = None) -> tuple[int, str]:
         if st.st_mode & 0o077:
             raise StateError(f"{path} is readable by other users; refusing its token")
         d = json.loads(path.read_text())
+        if d.get("warming"):
+            raise StateError("the inference server is warming up (loading its models)")
         return int(d["port"]), str(d["token"])
     except FileNotFoundError:
         raise StateError(f"no inference server is running ({path} does not exist)") from None

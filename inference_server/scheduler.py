@@ -42,14 +42,16 @@ from typing import Callable
 import numpy as np
 
 from .coverage import DEFAULT_POLICIES
-from .errors import StateError
+from .errors import PrivaStreamError, StateError
 from .regions import FrameDecision, Region, clip_box
 
 log = logging.getLogger("privastream.scheduler")
 
-PUBLISH_MARGIN_S = 0.06
-"""Publish this long before a frame's deadline, for the trip back to the client (30 ms was sometimes too
-little on a busy machine: bench_live.py "no decision before the deadline")."""
+PUBLISH_MARGIN_S = 0.15
+"""Publish this long before a frame's deadline, for the trip back to the client and for a decision
+thread that a busy machine wakes late (with OBS rendering 720p in software on two cores, 60 ms let
+a fifth of the frames miss their deadline: scripts/bench_obs_load.py, "deadline missed").  An
+estimate this early costs little: faces are followed and change is covered up to the frame itself."""
 GATE_UTILISATION = {"faces": 0.85, "text": 0.5}
 """Share of each group's gate the cadences aim to fill: faces leave room for observe/decide/transport,
 text (running beside faces) leaves the CPU to faces half the time."""
@@ -61,19 +63,22 @@ INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
 """First guesses of a run's duration, replaced by measurements after the first run."""
 DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
+SLOW_PASS_S = 0.1
+"""A decision pass longer than this is logged: it eats into the publishing margin."""
 RESETTLE_PERIOD_S = 0.05
 """Without a new run, pending frames are re-decided this often (mouth blur waits on the audio)."""
 AUDITED_KEPT = 512
 """Estimates kept until their frame settles, to count the regions they missed."""
 MAX_QUEUED_PACKETS = 512
 """Audio packets (~11 s of OBS's 1024-sample packets) queued with their samples for the recogniser."""
-LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=0.4, lead=0.35)}
-"""Faces move fast: a live estimate extrapolates a face at most 0.4 s past its newest run (the
-default 1 s let a face crossing the frame at 200 px/s leave its box); beyond that the frame
-fails closed.  A new face is covered from 0.35 s before the last run that missed it (default
-0.1 s): a face sliding in from the edge is found only once ~30 px of it show, and the frames
-before that were left bare (bench_live.py, "face:grace").  Text and plates barely move and
-keep their defaults."""
+LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=3.0, lead=0.35),
+                 "text": replace(DEFAULT_POLICIES["text"], max_extrapolation=6.0),
+                 "plate": replace(DEFAULT_POLICIES["plate"], max_extrapolation=6.0)}
+"""A live estimate is vouched for by the newest run of each kind for this long: faces are followed
+frame by frame from it and whatever changed since it that no track explains is covered
+(vision.py, history.py), so its age costs cover, not privacy.  Beyond it the frame fails closed.
+A new face is covered from 0.35 s before the last run that missed it (default 0.1 s): a face
+sliding in from the edge is found only once ~30 px of it show."""
 LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
 
 
@@ -99,6 +104,8 @@ class SessionStats:
     settled: int = 0
     tracked: int = 0
     fail_closed: int = 0
+    fail_closed_reasons: collections.Counter = field(default_factory=collections.Counter)
+    """Why frames were covered whole, by reason (the panel and the dashboard say it)."""
     estimate_misses: int = 0
     """Estimates that missed a region the settled answer for their frame covers."""
     deadline_misses: int = 0
@@ -118,7 +125,8 @@ class SessionStats:
 
     def to_dict(self, now: float) -> dict:
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "settled": self.settled,
-                "tracked": self.tracked, "fail_closed": self.fail_closed, "estimate_misses": self.estimate_misses,
+                "tracked": self.tracked, "fail_closed": self.fail_closed,
+                "fail_closed_reasons": dict(self.fail_closed_reasons.most_common(8)), "estimate_misses": self.estimate_misses,
                 "deadline_misses": self.deadline_misses,
                 "dropped": self.dropped, "latency_hist": list(self.latency_hist),
                 "latency_buckets_ms": list(LATENCY_BUCKETS_MS), "cadence_hz": self.cadence_hz(now),
@@ -261,12 +269,17 @@ class VideoScheduler(_SessionWorker):
                         self.engine.update_settings(settings)
                     self.detector.update_settings(settings)
                     self._settings_generation += 1
-                if self._runs_added != settled_at or time.monotonic() - settled_time >= RESETTLE_PERIOD_S:
+                started = time.monotonic()
+                if self._runs_added != settled_at or started - settled_time >= RESETTLE_PERIOD_S:
                     # Only a new detection run can settle a frame (or, with mouth blur, audio decided
                     # later): re-deciding every pending frame every 5 ms took the GIL from the heartbeats.
-                    settled_at, settled_time = self._runs_added, time.monotonic()
+                    settled_at, settled_time = self._runs_added, started
                     self._settle()
-                self._fallback(time.monotonic() + 2 * DECISION_PERIOD_S)
+                settled = time.monotonic()
+                self._fallback(settled + 2 * DECISION_PERIOD_S)
+                if time.monotonic() - started > SLOW_PASS_S:
+                    log.warning("_run() | slow decision pass [settle_ms:%.0f estimate_ms:%.0f pending:%d]",
+                                (settled - started) * 1000, (time.monotonic() - settled) * 1000, len(self._frames))
         except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
             self._crashed(exc)
         else:
@@ -313,6 +326,9 @@ class VideoScheduler(_SessionWorker):
         with self._cond:
             frames = list(self._frames)
         for f in frames:
+            with self._engine_lock:
+                if not self.engine.coverage.settled(f.t):
+                    break  # frames come in time order: the later ones are not settled either
             if self._awaits_audio(f.t):
                 continue  # its mouths are not decided yet: deciding its regions now would be wasted
             with self._engine_lock:
@@ -386,6 +402,7 @@ class VideoScheduler(_SessionWorker):
             st.deadline_misses += 1
         if decision.fail_closed:
             st.fail_closed += 1
+            st.fail_closed_reasons[decision.reason] += 1
         elif settled:
             st.settled += 1
         else:
@@ -451,12 +468,19 @@ class VideoScheduler(_SessionWorker):
         self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)
 
 
-def import_speech() -> None:
-    """Import the speech package (seconds on a busy machine); without it audio is muted, and says why."""
+def preload_speech() -> None:
+    """Load Whisper and the PII classifier's spaCy model now (seconds on a busy machine; both are
+    cached per process, so every audio session then starts decided).  When they cannot load, audio
+    sessions mute everything and say why."""
     try:
-        import inference_server.speech  # noqa: F401
-    except ImportError as exc:
-        log.warning("import_speech() | speech redaction unavailable: %s", exc)
+        from .pii.ner import load_spacy
+        from .speech.asr import AsrOptions, load_whisper
+
+        options = AsrOptions()  # what a session's redactor asks for: load_whisper caches by these
+        load_whisper(options.model, options.device, options.threads)
+        load_spacy()
+    except (ImportError, PrivaStreamError) as exc:
+        log.warning("preload_speech() | speech redaction unavailable: %s", exc)
 
 
 def _speech_redactor(settings: dict, delay_s: float):
@@ -527,7 +551,7 @@ class AudioScheduler(_SessionWorker):
         if self.speech_enabled:
             self._load()  # before the first packet: loading Whisper takes seconds
         else:  # in the background: not in a video session's decision thread (mouth blur), not before packets
-            threading.Thread(target=import_speech, name="privastream-import-speech", daemon=True).start()
+            threading.Thread(target=preload_speech, name="privastream-load-speech", daemon=True).start()
         while True:
             with self._cond:
                 while not self._packets and not self._settings_changed and not self._stopped:

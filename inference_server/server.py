@@ -40,9 +40,11 @@ from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGB
                        dashboard_url, new_nonce, parse_message, proof_matches, state_file_path)
 from .regions import FrameDecision
 from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
+from .history import HISTORY_HEIGHT, HISTORY_WIDTH
 from .scheduler import (LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler,
-                        import_speech)
+                        preload_speech)
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
+from .stage_cpu import stage_cpu_seconds
 from .speech_link import SpeechLinks, followed_sources
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
@@ -69,14 +71,16 @@ DASHBOARD_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
 
 # ---------------------------------------------------------------- state file
 
-def write_state_file(path: Path, port: int, token: str) -> None:
-    """Port and token for local clients, user-only (directory 0700, file 0600), replaced atomically."""
+def write_state_file(path: Path, port: int | None, token: str | None) -> None:
+    """Port and token for local clients, user-only (directory 0700, file 0600), replaced atomically.
+    Without them the file says the server is warming up, so clients can say so while it loads."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    state = {"pid": os.getpid(), "port": port, "token": token} if port else {"pid": os.getpid(), "warming": True}
     with os.fdopen(fd, "w") as f:
-        json.dump({"pid": os.getpid(), "port": port, "token": token}, f)
+        json.dump(state, f)
     os.replace(tmp, path)
 
 
@@ -158,7 +162,8 @@ class Session:
         if self.kind == KIND_VIDEO:
             self.speech = server.speech.follow(self.stream, followed_sources(self.settings))
             # This engine only observes and decides (its detectors never load here): detection is the worker's.
-            engine, detector = VisionEngine(self.settings, policies=LIVE_POLICIES), WorkerDetector(server.workers, self.settings)
+            engine = VisionEngine(self.settings, policies=LIVE_POLICIES, live=True)
+            detector = WorkerDetector(server.workers, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}", speech=self.speech)
         else:
@@ -232,7 +237,7 @@ class Session:
         self.last_frame_id = msg.frame_id
         now = time.monotonic()
         try:
-            header, thumb = ring.thumbnail(msg.slot, msg.seq)
+            header, thumb = ring.thumbnail(msg.slot, msg.seq, HISTORY_WIDTH, HISTORY_HEIGHT)
         except SlotOverwritten:
             # The pixels are gone: the frame is decided fail-closed (its pts is unknown: use now).
             self.scheduler.add_frame(msg.frame_id, float("-inf"), now, None)
@@ -345,6 +350,7 @@ class LiveServer:
         return {"server": {"pid": os.getpid(), "port": self.port, "uptime_s": round(now - self.started, 1),
                            "sessions": len(self.sessions), "refused": self.refused,
                            "protocol_errors": self.protocol_errors, **self.machine.snapshot(),
+                           "cpu_s": stage_cpu_seconds({g: w.pid for g, w in self.workers.items()}),
                            "workers": {g: {"pid": w.pid, "restarts": w.restarts} for g, w in self.workers.items()}},
                 "sessions": [s.stats(now) for s in list(self.sessions.values())]}
 
@@ -502,9 +508,17 @@ def run(args) -> int:
     reclaim_stale_segments()
     server = LiveServer(args.host, args.port, threads=args.threads, provider=args.provider)
     if not args.no_preload:
-        # Before serving, so that the first session's first runs are not spent loading models.
-        _preload(server.workers)
-        import_speech()
+        # Every model loads before the server says it serves, so a session's first frames and
+        # first audio are decided at once instead of failing closed while Whisper loads.
+        write_state_file(state_file, None, None)
+        try:
+            _preload(server.workers)
+            preload_speech()
+        except BaseException:
+            state_file.unlink(missing_ok=True)
+            for worker in server.workers.values():
+                worker.close()
+            raise
 
     async def main() -> None:
         stop, ready = asyncio.Event(), asyncio.Event()

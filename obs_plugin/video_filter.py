@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ EFFECT_PATH = Path(__file__).resolve().parent / "effects" / "privastream.effect"
 MAX_REGIONS = 128
 """More regions than this in one frame cover the whole frame instead (never drop one)."""
 STYLE_INDEX = {"pixelate": 0.0, "blur": 1.0, "fill": 2.0}
-STYLE_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate"}
+STYLE_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate", "change": "text"}
 _CLEAR = AlignedVec4(0.0, 0.0, 0.0, 0.0)
 
 # gs_effect_create_from_file caches effects by path and gs_effect_destroy would free the copy
@@ -106,6 +107,8 @@ class VideoFilter(LinkedFilter):
         self.drawn_tick = -1
         self.size = (0, 0)
         self.tick_pts = 0.0
+        self.tick_clock = 0.0
+        """time.monotonic() at the tick: a frame is drawn D after it, so its deadline runs from it."""
         self.captures = 0
         self._set_delay()
         self.k = self.wanted_k
@@ -185,12 +188,16 @@ class VideoFilter(LinkedFilter):
     def video_tick(self, _seconds: float) -> None:
         self.tick += 1
         self.tick_pts = self.obs.obs_get_video_frame_time() / 1e9
+        self.tick_clock = time.monotonic()
 
-    def _capture(self, slot: int, width: int, height: int) -> None:
+    def _capture(self, slot: int, width: int, height: int) -> bool:
+        """Render the source into ring slot ``slot``; False when it could not be (the slot is then
+        marked empty, so old pixels are never drawn or sent under this frame's id)."""
         obs, tr = self.obs, self.ring[slot]
+        self.ring_ids[slot] = -1
         obs.gs_texrender_reset(tr)
         if not obs.gs_texrender_begin(tr, width, height):
-            return
+            return False
         try:
             obs.gs_clear(GS_CLEAR_COLOR, _CLEAR.address, 0.0, 0)
             obs.gs_ortho(0.0, float(width), 0.0, float(height), -100.0, 100.0)
@@ -202,6 +209,7 @@ class VideoFilter(LinkedFilter):
         finally:
             obs.gs_texrender_end(tr)
         self.ring_ids[slot], self.ring_pts[slot] = self.tick, self.tick_pts
+        return True
 
     def _send_previous(self, which: int, width: int, height: int) -> None:
         """Map the surface staged one tick ago and give it to the client (one copy, into shared memory)."""
@@ -214,18 +222,22 @@ class VideoFilter(LinkedFilter):
             return
         try:
             rows = np.ctypeslib.as_array(ptr, shape=(height, linesize.value))
-            client.submit_frame(pending[0], pending[1], rows[:, : width * 4].reshape(height, width, 4))
+            client.submit_frame(pending[0], pending[1], rows[:, : width * 4].reshape(height, width, 4),
+                                captured=pending[2])
         finally:
             self.obs.gs_stagesurface_unmap(self.stage[which])
 
     def _new_frame(self, width: int, height: int) -> None:
         slot = self.captures % (self.k + 1)
         self.captures += 1
-        self._capture(slot, width, height)
-        which = self.tick % 2
+        captured = self._capture(slot, width, height)
+        # Surfaces alternate by capture, not by tick: OBS skips ticks when it lags, and a tick
+        # parity then staged two frames into one surface, so the first was never sent.
+        which = self.captures % 2
         self._send_previous(1 - which, width, height)
-        self.obs.gs_stage_texture(self.stage[which], self.obs.gs_texrender_get_texture(self.ring[slot]))
-        self.staged[which] = (self.tick, self.tick_pts)
+        if captured:
+            self.obs.gs_stage_texture(self.stage[which], self.obs.gs_texrender_get_texture(self.ring[slot]))
+            self.staged[which] = (self.tick, self.tick_pts, self.tick_clock)
         self.drawn_tick = self.tick
 
     def _delayed_slot(self) -> int | None:

@@ -13,13 +13,16 @@ Each run prints:
     detail survived (tests/cover_judge.py), and the most detail a covered face kept;
   - OBS: frames it lagged, its audio thread's max and p99;
   - speech: fail-closed runs the server logged; server: frames decided by how (settled, tracked,
-    fail-closed), detection cadence, and CPU seconds per stream second of each stage.
+    fail-closed, and why), detection cadence, and the CPU seconds per second of stream of each stage
+    (detection workers, speech decoder, decision threads, the rest of the server) over the recording.
 On a two-core machine without a GPU, OBS renders through llvmpipe and all of it shares the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import re
 import sys
@@ -27,27 +30,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from cover_judge import StampedClip, judge_faces, wholly_covered  # noqa: E402
+from cover_judge import StampedClip, judge_faces  # noqa: E402
 from live_helpers import ServerProcess, failclosed_runs  # noqa: E402
 from obs_harness import ObsSession, filter_entry, media_source  # noqa: E402
-from obs_media import read_video_frames  # noqa: E402
+from obs_media import RATE, iter_video_frames, read_audio  # noqa: E402
 from scripts.synthclip import speech_track, write_clip  # noqa: E402
+from speech_judge import judge_speech  # noqa: E402
 
 WARM_UP_S = 10.0
 CLIP_S = 12
 LAGGED = re.compile(r"lagged frames due to rendering lag/stalls: \d+ \(([\d.]+)%\)")
+COVER_REASON = re.compile(r"covering the whole frame \[source:[^,]*, reason:([^\]]*)\]")
 AUDIO_THREAD = re.compile(r"audio_thread\(Audio\): min=[\d.]+\s?ms, median=[\d.]+\s?ms, max=([\d.]+)\s?ms, "
                           r"99th percentile=([\d.]+)\s?ms")
 
 
-def _stats(server: ServerProcess) -> dict:
-    return server.stats()
-
-
-def run_once(clip_path: Path, clip: StampedClip, truths, home: Path, args) -> str:
+def run_once(clip_path: Path, clip: StampedClip, truths, source: np.ndarray, home: Path, args) -> str:
     state = home / "run"
     state.mkdir(mode=0o700)
     server = ServerProcess(state / "privastream" / "server.json").start(timeout=180)
@@ -60,16 +63,19 @@ def run_once(clip_path: Path, clip: StampedClip, truths, home: Path, args) -> st
         with ObsSession(home, [media_source("Clip", clip_path, chain)], canvas=size, start_recording=True,
                         env={"XDG_RUNTIME_DIR": str(state)}) as obs:
             started = time.time()
-            time.sleep(WARM_UP_S + args.seconds)
-            stats = _stats(server)
+            time.sleep(WARM_UP_S)
+            before = server.stats()
+            time.sleep(args.seconds)
+            stats = server.stats()
             out = obs.stop_recording()
         obs_log = obs.log_text()
     finally:
         server_log = server.stop()
-    frames = read_video_frames(out, size)
-    warm = int(WARM_UP_S * clip.fps)
-    first = next((n for n, f in enumerate(frames) if not wholly_covered(f)), None)
-    report = judge_faces(frames, clip, truths, start=warm)
+        if args.keep:
+            (home / "server.log").write_text(server_log)
+    heard = judge_speech(read_audio(out)[int(WARM_UP_S * RATE):], source) if args.filters == "both" else None
+    report = judge_faces(iter_video_frames(out, size), clip, truths, start=int(WARM_UP_S * clip.fps))
+    first = report.first_picture
     lagged, stalls = LAGGED.search(obs_log), AUDIO_THREAD.search(obs_log)
     runs = [slowest for wall, slowest in failclosed_runs(server_log) if wall >= started]
     lines = [f"first picture {first / clip.fps:.1f} s" if first is not None else "no picture at all",
@@ -79,10 +85,21 @@ def run_once(clip_path: Path, clip: StampedClip, truths, home: Path, args) -> st
              f"{report.worst_covered:.2f})" + (f": {report.leaks[:8]}" if report.leaks else ""),
              f"OBS lagged {lagged.group(1) if lagged else 0} % of frames"
              + (f", audio thread max {stalls.group(1)} ms, p99 {stalls.group(2)} ms" if stalls else ""),
+             f"OBS covered whole because: {dict(collections.Counter(COVER_REASON.findall(obs_log)).most_common(6))}",
              f"speech: {len(runs)} fail-closed runs" + (f" (slowest decode {max(runs):.2f} s)" if runs else "")]
+    if heard is not None:
+        judged = [b.kind for blocks in heard.plain_blocks for b in blocks if b.kind != "pause"]
+        lines.append(f"speech: phone number bleeped {sum(heard.pii_ok)} of {len(heard.pii_ok)} times; plain speech "
+                     f"intact {100 * judged.count('intact') / max(len(judged), 1):.1f} %, silenced "
+                     f"{100 * judged.count('silence') / max(len(judged), 1):.1f} %, bleeped "
+                     f"{100 * judged.count('beep') / max(len(judged), 1):.1f} % (of {len(judged)} x 0.1 s)")
+    span = stats["server"]["uptime_s"] - before["server"]["uptime_s"]
+    cpu = {stage: round((total - before["server"]["cpu_s"].get(stage, 0.0)) / span, 2)
+           for stage, total in stats["server"]["cpu_s"].items()}
+    lines.append(f"server CPU seconds per second of stream, by stage: {cpu}")
     for s in stats["sessions"]:
         keep = {k: s.get(k) for k in ("frames_out", "settled", "tracked", "fail_closed", "estimate_misses",
-                                      "cadence_hz", "run_ms", "cpu_per_s", "reasons") if k in s}
+                                      "fail_closed_reasons", "cadence_hz", "run_ms") if k in s}
         lines.append(f"server {s['kind']}: {json.dumps(keep)}")
     return "\n  ".join(lines)
 
@@ -94,17 +111,23 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720", help="canvas and clip size (default 1280x720)")
     parser.add_argument("--delay", type=float, default=2.0, help="the filters' delay D (default 2.0, the default)")
     parser.add_argument("--filters", choices=("both", "video"), default="both")
+    parser.add_argument("--keep", action="store_true", help="keep the clip, the recordings and the logs (the "
+                        "folder is printed); by default they are deleted")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory(prefix="bench_obs_load_") as tmp:
+    with contextlib.nullcontext(tempfile.mkdtemp(prefix="bench_obs_load_")) if args.keep \
+            else tempfile.TemporaryDirectory(prefix="bench_obs_load_") as tmp:
+        if args.keep:
+            print(f"keeping {tmp}")
         clip_path = Path(tmp) / "clip.mkv"
         clip = StampedClip(width=width, height=height, fps=30, seconds=CLIP_S)
-        truths = write_clip(clip_path, clip, audio=speech_track(CLIP_S, 48000))
+        source = speech_track(CLIP_S, RATE)
+        truths = write_clip(clip_path, clip, audio=source)
         for i in range(args.runs):
             home = Path(tmp) / f"run{i}"
             home.mkdir()
             print(f"run {i + 1} ({args.size}, D = {args.delay} s, filters: {args.filters}):\n  "
-                  f"{run_once(clip_path, clip, truths, home, args)}", flush=True)
+                  f"{run_once(clip_path, clip, truths, source, home, args)}", flush=True)
     return 0
 
 

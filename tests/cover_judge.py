@@ -84,40 +84,47 @@ def detail_kept(recorded: np.ndarray, original: np.ndarray, box) -> float:
 
 
 @dataclass
-class FaceReport:
+class BoxReport:
     frames: int = 0
     """Recorded frames judged."""
     covered: int = 0
     """Of those, wholly covered."""
     face_frames: int = 0
-    """(frame, face) pairs judged: faces of FACE_MIN_PX or more in frames not wholly covered."""
+    """(frame, box) pairs judged: boxes big enough, in frames not wholly covered."""
     leaks: list[tuple[int, int, str, float]] = field(default_factory=list)
-    """(recorded frame, clip frame, face, detail kept) of every face left with its detail."""
+    """(recorded frame, clip frame, label, detail kept) of every box left with its detail."""
     worst_covered: float = 0.0
-    """The most detail a face judged covered kept (how far from the threshold covers are)."""
+    """The most detail a box judged covered kept (how far from the threshold covers are)."""
     first_picture: int | None = None
-    """Index of the first recorded frame not wholly covered."""
+    """Index of the first recorded frame not wholly covered (``start`` or not)."""
 
 
-def judge_faces(frames, clip: StampedClip, truths: list[list[Truth]], start: int = 0) -> FaceReport:
-    """Every face of FACE_MIN_PX or more in every recorded frame from ``start`` that is not wholly covered."""
-    report = FaceReport()
+MIN_WIDTH_PX = {"face": FACE_MIN_PX, "text": 12, "plate": 12}
+
+
+def judge_boxes(frames, clip: StampedClip, truths: list[list[Truth]], kinds=("face",), start: int = 0) -> BoxReport:
+    """Every sensitive box of ``kinds`` (of its kind's MIN_WIDTH_PX or more) in every recorded frame
+    from ``start`` that is not wholly covered: does it keep its detail?  ``frames``: any iterable."""
+    report = BoxReport()
     originals: dict[int, np.ndarray] = {}
-    for n in range(start, len(frames)):
-        frame = frames[n]
+    for n, frame in enumerate(frames):
+        covered = wholly_covered(frame)
+        if report.first_picture is None and not covered:
+            report.first_picture = n
+        if n < start:
+            continue
         report.frames += 1
-        if wholly_covered(frame):
+        if covered:
             report.covered += 1
             continue
-        if report.first_picture is None:
-            report.first_picture = n
         index = read_stamp(frame)
         if index >= clip.frames:
             raise AssertionError(f"recorded frame {n} has no readable stamp")
         if index not in originals:
             originals[index] = clip.frame(index)[0]
         for truth in truths[index]:
-            if truth.kind != "face" or truth.box[2] - truth.box[0] < FACE_MIN_PX:
+            if (truth.kind not in kinds or not truth.sensitive
+                    or truth.box[2] - truth.box[0] < MIN_WIDTH_PX[truth.kind] or truth.box[3] - truth.box[1] < 8):
                 continue
             report.face_frames += 1
             kept = detail_kept(frame, originals[index], truth.box)
@@ -126,3 +133,8 @@ def judge_faces(frames, clip: StampedClip, truths: list[list[Truth]], start: int
             else:
                 report.worst_covered = max(report.worst_covered, kept)
     return report
+
+
+def judge_faces(frames, clip: StampedClip, truths: list[list[Truth]], start: int = 0) -> BoxReport:
+    """Every face of FACE_MIN_PX or more in every recorded frame from ``start`` that is not wholly covered."""
+    return judge_boxes(frames, clip, truths, ("face",), start)

@@ -37,17 +37,23 @@ class ServerProcess:
         self.extra = extra
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "ServerProcess":
+    def start(self, timeout: float = 120.0) -> "ServerProcess":
         self.state_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference_server", "serve", "--port", "0", "--state-file", str(self.state_file),
              *self.extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
-        while not self.state_file.exists():
+        while "port" not in self._state():  # a server still warming up has written no port yet
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {self.proc.stdout.read() if self.proc.poll() else ''}")
             time.sleep(0.02)
         return self
+
+    def _state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
 
     @property
     def port(self) -> int:

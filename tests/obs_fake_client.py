@@ -35,7 +35,7 @@ class FakeClient:
         self.lock = threading.Lock()
         self.ledger = MuteLedger()
 
-    def submit_frame(self, frame_id, pts, rgba) -> bool:
+    def submit_frame(self, frame_id, pts, rgba, captured=None) -> bool:
         assert rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8
         # The real client copies each frame once into shared memory; do the same copy so the
         # benchmark's render-thread figures include it.

@@ -52,6 +52,18 @@ def read_video_brightness(path: Path, fps: int = 30) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(-1, 36 * 64).mean(axis=1)
 
 
+def iter_video_frames(path: Path, size=(640, 360)):
+    """The recording's frames one at a time (a minute of 720p is 5 GB as one array)."""
+    w, h = size
+    with subprocess.Popen(["ffmpeg", "-v", "error", "-i", str(path), "-an", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
+                          stdout=subprocess.PIPE) as proc:
+        while len(raw := proc.stdout.read(w * h * 3)) == w * h * 3:
+            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+        proc.stdout.close()
+    if proc.returncode:
+        raise RuntimeError(f"ffmpeg could not read {path}")
+
+
 def read_video_frames(path: Path, size=(640, 360)) -> np.ndarray:
     w, h = size
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-an", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],

@@ -136,7 +136,7 @@ def test_mouths_are_covered_while_the_stream_is_bleeped_and_while_its_audio_is_u
             # Like SpeechRedactor: an interval is issued when the watermark passes its start.
             track.add([[0.5, 0.8, "phone"]] if i == 29 else [], t - 0.45)  # frame 29: watermark 0.517 passes 0.5
 
-    decisions, _, _ = stream(75, 0.7, speech=link, on_frame=audio)
+    decisions, _, _ = stream(75, 0.8, speech=link, on_frame=audio)
     for i, d in decisions.items():
         if d.fail_closed:
             continue

@@ -109,6 +109,33 @@ def test_spoken_phone_number_is_muted_and_mouths_are_covered_meanwhile(server):
     assert far and all(m.label == "failclosed" for i in far for m in mouths(decisions[i]))
 
 
+def test_a_silent_audio_session_does_not_hold_frames_back(server):
+    """Mouth blur follows an audio session that receives nothing (a source with no audio track, or
+    stopped): audio that never comes cannot be bleeped, so frames are decided as soon as their
+    faces are, not at their deadline with every mouth covered."""
+    rgb = skimage.data.astronaut()
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    with LiveClient(source="cam", delay_s=D, settings=FACES_MOUTHS, stream="desk",
+                    state_file=server.state_file) as cam, \
+            LiveClient(source="mic", kind="audio", delay_s=D, settings=SPEECH_ON, stream="desk",
+                       state_file=server.state_file):
+        wait_for(lambda: cam.status.state == "connected", 10.0)
+        t0, answered = time.monotonic(), {}
+        for frame_id in range(int(30 * 2 * D)):
+            while time.monotonic() - t0 < frame_id / 30:
+                for i in range(frame_id):
+                    if i not in answered and cam.frame_decision(i) is not None:
+                        answered[i] = time.monotonic() - t0 - i / 30
+                time.sleep(0.003)
+            cam.submit_frame(frame_id, frame_id / 30, rgba)
+        decisions = {i: cam.frame_decision(i) for i in answered}
+    late = [i for i in answered if i >= 30 * D // 2]
+    assert late, "no frame was decided before the end of the feed"
+    assert all(not decisions[i].fail_closed for i in late)
+    assert all(r.kind != "mouth" for i in late for r in decisions[i].regions)
+    assert np.median([answered[i] for i in late]) < D / 2, "frames waited for audio that never came"
+
+
 def test_a_phone_number_after_the_audio_clock_restarts_is_still_bleeped(server):
     """A media source restarting sends its audio clock back 50 s.  The server must analyse the new
     clock's audio (refused as out of order, the number plays unanalysed), and the client's decided
