@@ -1,33 +1,25 @@
-"""Deadline scheduling for one live video session (issue 4, "Scheduling against a deadline").
+"""Deadline scheduling for the live sessions: video frames and audio packets decided before they play.
 
-Frame t arrives at about t and is shown at t + D.  Each session has two threads:
+A video frame captured at t is shown D later.  Each video session has these threads:
 
-- every frame is checked for a scene cut (``observe``, on a small thumbnail, ~1 ms) as it
-  arrives, on the caller's thread, so the coverage knows every cut before any detection
-  or decision can concern a frame after it.  (When the check lagged behind detection, a
-  run on the first frames of a new scene was filed under the old one and the new scene
-  looked empty: bench_live.py's "covered" < 100 %, tests/test_live_scheduler.py.)
+- the server's loop thread checks every frame for a scene cut (``observe``, on a 640x360 grey
+  copy that the engine also keeps for following faces and measuring change) as it arrives, so
+  the coverage knows every cut before any detection or decision can concern a frame after it;
 - the decision thread publishes every pending frame the detections around it have settled
-  (``decide(final=True)``) and, for frames whose deadline is about to pass, the best
-  estimate (``decide(final=False)``: tracked/extrapolated, or fail-closed when no detection
-  is recent enough);
-- the detection thread asks the detection worker process (inference_server/detect_worker.py)
-  to run the most overdue detector group on the newest frame, read straight from the
-  client's shared-memory slot, and hands the regions to the coverage.  Only the newest
-  frame is ever detected on, so a slow detector never builds a queue, and a run longer
-  than D never delays a decision.
+  (``decide(final=True)``) and, for frames whose deadline is about to pass, the estimate
+  (``decide(final=False)``: faces followed from the newest run, unexplained change covered, or
+  the whole frame when nothing recent enough vouches for it; vision.py);
+- one detection thread per detector group (faces; text and plates, one OCR run) asks that
+  group's worker process (detect_worker.py) to run on the newest frame, read straight from the
+  client's shared memory, when the governor (governor.py) says it is due, and hands the regions
+  to the coverage.  Only the newest frame is ever detected on, so a slow detector never builds a
+  queue, and a run longer than D never delays a decision.
 
-Each detector group (faces; text and plates, one OCR run) has its own detection thread and
-worker process, so a long OCR run never holds back the face runs that settle most frames.
-Runs of one group share one gate across sessions (a semaphore): two concurrent runs of the
-same models only slow each other down.  The cadence of each group adapts to the time its
-runs take and to the number of sessions, text at a lower cadence than faces and using at
-most half of its worker's time, so faces keep most of the CPU (tracking and interpolation
-fill the frames in between).
+Runs of one group share one gate across sessions (a semaphore): two concurrent runs of the same
+models only slow each other down.
 
-Published estimates are audited: when a frame published as an estimate later settles, a
-settled region that the estimate did not cover counts as ``estimate_misses`` (dashboard,
-stats.json), the figure that says whether extrapolation let something through.
+Published estimates are audited: when a frame published as an estimate later settles, a settled
+region that the estimate did not cover counts as ``estimate_misses`` (dashboard, stats.json).
 """
 
 from __future__ import annotations
@@ -43,6 +35,7 @@ import numpy as np
 
 from .coverage import DEFAULT_POLICIES
 from .errors import PrivaStreamError, StateError
+from .governor import GROUP_KINDS, Governor
 from .regions import FrameDecision, Region, clip_box
 
 log = logging.getLogger("privastream.scheduler")
@@ -52,15 +45,6 @@ PUBLISH_MARGIN_S = 0.15
 thread that a busy machine wakes late (with OBS rendering 720p in software on two cores, 60 ms let
 a fifth of the frames miss their deadline: scripts/bench_obs_load.py, "deadline missed").  An
 estimate this early costs little: faces are followed and change is covered up to the frame itself."""
-GATE_UTILISATION = {"faces": 0.85, "text": 0.5}
-"""Share of each group's gate the cadences aim to fill: faces leave room for observe/decide/transport,
-text (running beside faces) leaves the CPU to faces half the time."""
-TEXT_CADENCE_RATIO = 3.0
-"""Text runs at most a third as often as faces: OCR is ~7x slower and text moves little."""
-MIN_INTERVAL_S = {"faces": 1 / 30, "text": 0.25}
-GROUP_KINDS = {"faces": ("face",), "text": ("text", "plate")}
-INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
-"""First guesses of a run's duration, replaced by measurements after the first run."""
 DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
 SLOW_PASS_S = 0.1
@@ -200,11 +184,7 @@ class VideoScheduler(_SessionWorker):
         self._frames: collections.deque[PendingFrame] = collections.deque()
         self._estimates: collections.OrderedDict[float, list[Region]] = collections.OrderedDict()
         self._settings_update: dict | None = None
-        self._last_run: dict[str, float] = {}
-        self._duration = dict(INITIAL_DURATION_S)
-        self._frame_interval = 1 / 30
-        self._last_t: float | None = None
-        self._last_cut = float("-inf")
+        self.governor = Governor()
         self._runs_added = 0
         """Detection runs handed to the coverage so far (the decision thread settles frames when it changes)."""
         gate.join()
@@ -225,11 +205,8 @@ class VideoScheduler(_SessionWorker):
         failed = self.error or (None if thumb is not None else "frame lost in transport")
         if not failed:
             with self._engine_lock:
-                if self.engine.observe(t, thumb, size=size):
-                    self._last_cut = t
-            if self._last_t is not None and t > self._last_t:
-                self._frame_interval = 0.9 * self._frame_interval + 0.1 * (t - self._last_t)
-            self._last_t = t
+                cut = self.engine.observe(t, thumb, size=size)
+            self.governor.frame(t, cut)
         with self._cond:
             self.stats.frames_in += 1
             if not failed:
@@ -419,19 +396,6 @@ class VideoScheduler(_SessionWorker):
     def _enabled(self, group: str) -> bool:
         return any(k in self.engine.kinds for k in GROUP_KINDS[group])
 
-    def _interval(self, group: str) -> float:
-        """Seconds between runs of a group, from its measured run time and the number of sessions."""
-        sessions = max(1, self.gate.sessions)
-        faces = max(MIN_INTERVAL_S["faces"], self._frame_interval,
-                    self._duration["faces"] * sessions / GATE_UTILISATION["faces"])
-        if group == "faces":
-            interval = faces
-        else:
-            interval = max(MIN_INTERVAL_S["text"], self._duration["text"] * sessions / GATE_UTILISATION["text"],
-                           faces * TEXT_CADENCE_RATIO if self._enabled("faces") else 0.0)
-        self.stats.interval_s[group] = interval
-        return interval
-
     def _newest(self) -> PendingFrame | None:
         with self._cond:
             return self._frames[-1] if self._frames else None
@@ -440,11 +404,9 @@ class VideoScheduler(_SessionWorker):
         newest = self._newest()
         if newest is None:
             return False
-        last = self._last_run.get(group)
-        # A group that has not run in the newest frame's scene (or ran at a later t: the clock
-        # went back) is due now: until it runs there, that scene's frames cannot be vouched for.
-        return (last is None or newest.t < last or last < self._last_cut <= newest.t
-                or newest.t - last >= self._interval(group))
+        groups = tuple(g for g in GROUP_KINDS if self._enabled(g))
+        self.stats.interval_s[group] = self.governor.interval(group, self.gate.sessions, groups)
+        return self.governor.due(group, newest.t, self.gate.sessions, groups)
 
     def _detect(self, group: str) -> None:
         newest = self._newest()
@@ -460,12 +422,9 @@ class VideoScheduler(_SessionWorker):
             self._runs_added += 1
         with self._cond:
             self._cond.notify()  # frames this run settles are published at once
-        # One slow run (a model loading, the machine busy) must not stretch the cadence for long.
-        took = min(time.monotonic() - start, 3 * self._duration[group])
-        self._duration[group] = 0.7 * self._duration[group] + 0.3 * took
-        self._last_run[group] = newest.t
+        self.governor.ran(group, newest.t, time.monotonic() - start)
         self.stats.runs.setdefault(group, collections.deque(maxlen=256)).append(time.monotonic())
-        self.stats.run_ms[group] = round(self._duration[group] * 1000, 1)
+        self.stats.run_ms[group] = round(self.governor.duration[group] * 1000, 1)
 
 
 def preload_speech() -> None:
