@@ -78,7 +78,7 @@ def _fail_closed(reason: str) -> FrameDecision:
 
 
 class LiveClient:
-    """See the module docstring and docs/protocol.md; the contract is in /tmp/prompts/common.md."""
+    """One source's session with the live server; see the module docstring and docs/protocol.md."""
 
     def __init__(self, source: str = "source", kind: str = KIND_VIDEO, delay_s: float = 1.0,
                  settings: dict | None = None, host: str = "127.0.0.1", port: int | None = None,

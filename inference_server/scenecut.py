@@ -23,7 +23,8 @@ class SceneCutDetector:
 
     def is_cut(self, frame: np.ndarray) -> bool:
         """True when ``frame`` starts a new scene (the first frame ever does not)."""
-        # Stride first (live path, issue 4): copying a whole 1080p frame cost ~40 ms; every 8th-ish pixel is plenty.
+        # Stride before copying: on a 1080p frame a whole-frame copy costs more than the rest of the
+        # test, and a cut shows in every 8th-ish pixel as well as in all of them.
         step = max(1, min(frame.shape[0] // 144, frame.shape[1] // 256))
         thumb = cv2.resize(np.ascontiguousarray(frame[::step, ::step, :3]), (64, 36), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)

@@ -4,7 +4,8 @@ One process, one asyncio loop (websockets) on 127.0.0.1 only:
 - ``/control``: one websocket per client session (protocol: inference_server/protocol.py,
   docs/protocol.md).  Client and server first prove to each other that they know the token
   from the user-only state file; frames and audio arrive through the client's shared-memory ring.
-- ``/`` and ``/stats.json`` on the same port: the dashboard (also an OBS Custom Browser Dock);
+- ``/`` and ``/stats.json`` on the same port: the dashboard (a browser page, or an OBS
+  Custom Browser Dock where OBS has its browser plugin);
   the figures only for whoever presents the dashboard key.
 
 Each video session is scheduled by two threads (inference_server/scheduler.py); the

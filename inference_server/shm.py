@@ -2,7 +2,8 @@
 
 We do not use multiprocessing.shared_memory: on Python 3.11 every SharedMemory, even an
 attached one, registers with multiprocessing's resource tracker, which spawns a helper
-process (forbidden inside OBS) and unlinks segments it did not create (CPython issue 82300).
+process (forbidden inside OBS) and unlinks segments it did not create
+(https://github.com/python/cpython/issues/82300).
 Plain shm_open + mmap gives the same segments without either.
 
 The client creates and owns its rings (it knows the frame size, and a size change only

@@ -10,7 +10,7 @@ For each model, espeak-ng speech from the evaluation corpus is streamed twice:
   2. paced in real time in 20 ms chunks (live mode, background decoder):
      decision latency p50/p95 in wall-clock terms, and how much audio had to
      be failed closed because decoding fell behind L.
-Target (issue 3): RTF <= 0.5 with tiny.en and L <= 2 s.  Medians are quoted.
+Target: RTF <= 0.5 with tiny.en and L <= 2 s.  Medians are quoted.
 """
 
 from __future__ import annotations

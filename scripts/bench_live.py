@@ -1,4 +1,4 @@
-"""Benchmark of the live path (issue 4): a generated clip fed in real time through LiveClient.
+"""Benchmark of the live path: a generated clip fed in real time through LiveClient.
 
 Prints, per scenario, p50/p95/p99 from submit to final decision, the share of frames final
 (not fail-closed) before their deadline, the share of frames on which every face, text and

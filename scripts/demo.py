@@ -140,7 +140,7 @@ PrivaStream demo is live.
   OBS:         Tools > Scripts > + {ROOT / 'obs_plugin' / 'privastream_filter.py'}
                then add "PrivaStream Filter" to a video source and "PrivaStream Audio Filter" to the mic.
                Settings > Stream > Service: WHIP, Server: http://{ip}:{args.sfu_port}/whip/<room>,
-               Bearer Token: {token}   (encoder without B-frames; see docs/obs.md)
+               Bearer Token: {token}   (encoder without B-frames; see docs/sfu.md)
 Press Ctrl-C to stop.""", flush=True)
         started = time.monotonic()
         while not stop.wait(5):

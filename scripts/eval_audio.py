@@ -7,7 +7,7 @@ Each sentence is a list of parts; PII parts are spoken word by word (one
 espeak-ng call per word, joined by short gaps) so every PII word's start and
 end are known to the sample, other parts in one call.  One recording per voice
 and speed holds every sentence; it is streamed through ``redact_audio`` in
-0.1 s chunks exactly like the live path.  Reported (targets from issue 3):
+0.1 s chunks exactly like the live path.  Reported (targets in brackets):
 share of PII words at least 90 % covered (>= 0.95), share of non-PII speech
 altered (<= 5 %), leak at entity edges (<= 50 ms), decision latency p50/p95
 (audio time; compute time is what scripts/bench_audio.py measures), and the

@@ -8,8 +8,8 @@ one two three, four five six seven.") loops through a background-mode SpeechReda
 stand-ins).  For every loop after the first it reports whether the plain sentence came through
 untouched (no interval, bleep or fail-closed, over it) and whether the whole number was covered,
 and in all how much audio failed closed.  L = 2.8 s is what the live service gives a 3 s delay.
-``--loop-s 10`` cuts "seven" off into the next loop's "hello", as the e2e clip did before the
-third session: Whisper tiny then often hears digits over the plain sentence.
+``--loop-s 10`` cuts "seven" off into the next loop's "hello", with no pause after the number:
+Whisper tiny then often hears digits over the plain sentence.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 Runs the same lookahead pipeline as `redact` and prints, per kind: the share
 of ground-truth region-frames not fully covered, the share of non-sensitive
-area altered, text PII recall/precision and plate coverage.  Targets (issue 2):
+area altered, text PII recall/precision and plate coverage.  Targets:
 faces >= 24 px: 0 uncovered frames after first detection and <= 0.5 % overall;
 non-sensitive area altered <= 5 %; text PII recall >= 0.95, precision >= 0.9;
 plates >= 0.9.

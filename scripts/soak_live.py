@@ -1,4 +1,4 @@
-"""Soak test of the live path (issue 4): 720p30 through LiveClient for 10 minutes, printing memory growth.
+"""Soak test of the live path: 720p30 through LiveClient for 10 minutes, printing memory growth.
 
 A real server process (with its detection worker) takes a generated clip, looped, in real
 time, with every detector on.  Every minute it prints the resident memory of the server,

@@ -29,8 +29,8 @@ def dynamic_centerface_bytes(path) -> bytes:
 
     The file declares a fixed 10x3x32x32 input and lists every weight as a graph
     input too.  Weights listed as inputs count as overridable, so onnxruntime
-    cannot constant-fold them; taking them out of graph.input roughly halves CPU
-    latency (measured, see shared/notes/models.md).  The dims must be free for
+    cannot constant-fold them, and the unfolded graph is far slower on the CPU;
+    taking them out of graph.input lets it fold them.  The dims must be free for
     the file to accept any frame size at all.
     """
     import onnx

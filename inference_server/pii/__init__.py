@@ -1,4 +1,4 @@
-"""The PII text classifier shared by on-screen text (issue 2) and spoken PII (issue 3).
+"""The PII text classifier shared by on-screen text and spoken PII.
 
     clf = PiiClassifier(custom_terms=("Jane Doe", r"re:ACME-\\d+"))
     clf.find("mail jane@example.com") -> [PiiSpan(start=5, end=21, label='email', score=1.0)]

@@ -1,6 +1,6 @@
 """Check digits that separate real card and bank numbers from any other run of digits.
 
-The audio side (spoken numbers, issue 3) reuses these on digits it has normalised, so
+The audio side (spoken numbers) reuses these on digits it has normalised, so
 they take loose input: spaces and dashes are ignored, anything else makes the check fail.
 """
 

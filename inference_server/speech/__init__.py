@@ -1,4 +1,4 @@
-"""Spoken PII (issue 3): streaming Whisper with word times, spoken-PII rules, bleeps, mouth blur.
+"""Spoken PII: streaming Whisper with word times, spoken-PII rules, bleeps, mouth blur.
 
     redactor = SpeechRedactor(latency_s=2.0, custom_terms=("Jane Doe",), background=True)
     redactor.push(pts, planar, 48000); intervals, decided_until = redactor.poll()

@@ -81,9 +81,10 @@ def load_whisper(name: str, device: str = "auto", threads: int = 0):
         raise ModelLoadError(f"unknown speech model {name!r} (choices: {', '.join(MODEL_CHOICES)})")
     # The one matrix product numpy does per decode (the mel filterbank, 80x201 by 201x~900) wakes
     # OpenBLAS's thread per core, and those threads then spin waiting for more: a quarter of each
-    # decode's CPU (412 -> 300 ms) and up to half its time on a machine busy with OBS
-    # (docs/benchmarks.md).  One thread does that product as fast.  Process-wide, on purpose: no
-    # other numpy work in this service is large enough to gain from BLAS threads either.
+    # decode's CPU and up to half its time on a machine busy with OBS (`scripts/bench_audio.py`
+    # prints the CPU seconds per audio second).  One thread does that product as fast.
+    # Process-wide, on purpose: no other numpy work in this service is large enough to gain
+    # from BLAS threads either.
     threadpool_limits(1, user_api="blas")
     path = model_path(name)
     dev, compute = _device(device)

@@ -1,4 +1,4 @@
-"""SpeechRedactor: streaming spoken-PII detection with a bounded decision latency (issue 3).
+"""SpeechRedactor: streaming spoken-PII detection with a bounded decision latency.
 
 Audio arrives in chunks stamped with the caller's clock.  It is resampled into
 a 16 kHz mono ring; every ``step_s`` seconds the last ``window_s`` seconds are
@@ -29,10 +29,10 @@ remembered until it reaches them: one that two readings found is issued even whe
 at its deadline have lost it (Whisper drops "john" from "email me at john dot ..." as often as it
 keeps it), from the earliest start any reading gave.  An issued interval is
 final: it may reach past the watermark, it is never withdrawn or shortened.  (Issuing only up
-to the watermark, and leaving the rest to readings that have heard more, was tried: later
-readings split e-mail addresses differently and 9 of 53 PII words leaked in the evaluation.)
+to the watermark, and leaving the rest to readings that have heard more, leaks: later readings
+split e-mail addresses differently, and `scripts/eval_audio.py` then finds PII words uncovered.)
 
-Fail closed (issue 3, item 6): a gap in the caller's timeline, a chunk with
+Fail closed: a gap in the caller's timeline, a chunk with
 NaN/inf samples, a recogniser error, a timeline reset, or (background mode) a
 decode that is later than L, all turn the undecided span into a mute interval
 of kind "failclosed".  Nothing undecided is ever reported as decided.

@@ -7,8 +7,8 @@ of that as words and some in its own style ("555-1234567.", "4,111,111",
 rewritten into one written form: digits without grouping commas, "@" and "."
 inside spoken addresses.  ``owner[i]`` is the index of the recognised word that
 produced ``text[i]``; a PII match on the text thus maps back to whole words,
-and to their start and end times (issue 3, "A detection covers the whole
-entity from its first word's start to its last word's end").
+and to their start and end times: a detection covers the whole entity, from its
+first word's start to its last word's end.
 """
 
 from __future__ import annotations
