@@ -1,7 +1,8 @@
 """Covering regions of a frame: pixelate, blur or solid fill (numpy/OpenCV).
 
 Used by the offline redactor and the demo publisher; the OBS filter draws the
-same styles with a shader.  Every style destroys information rather than
+same styles with its own shader, whose sizes and shades differ (docs/architecture.md,
+"Two cover renderers").  Every style destroys information rather than
 hiding it: pixelation blocks scale with the region (a large face gets blocks
 as large as a small one's relative to its size), blur starts from a
 downsampled copy so it cannot be deconvolved, and text defaults to solid fill
