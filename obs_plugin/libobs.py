@@ -1,7 +1,7 @@
-"""The ctypes layer over libobs: structs, prototypes and the one place with OS-specific names.
+"""The ctypes layer over libobs: structs, prototypes and where libobs lives on each OS.
 
 Why ctypes: OBS's `obspython` module hides `obs_register_source` and cannot map a stage
-surface or take an audio callback (see shared/notes/obs.md), so the filters are registered
+surface or take an audio callback, so the filters are registered
 with a hand-built `struct obs_source_info`.
 
 This module must stay in `sys.modules` across script reloads: libobs keeps pointers to the
@@ -18,7 +18,9 @@ import sys
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double, c_float, c_int, c_longlong,
                     c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
-# The only OS-specific part: where libobs lives.  Windows and macOS differ only here.
+# Where libobs lives.  This layer would load on Windows and macOS too, but the plugin does not run
+# there: its transport (inference_server/shm.py) uses /dev/shm, which macOS lacks, and os.getuid,
+# which Windows lacks.
 LIBRARY_NAMES = {
     "linux": ("libobs.so.0", "libobs.so"),
     "win32": ("obs.dll",),
