@@ -150,8 +150,11 @@ def script_load(_settings):
                                                "[reason:%s]", _state["failure"], exc_info=not expected)
         print(f"PrivaStream: filters not registered, every source with a PrivaStream filter is hidden and muted: "
               f"{_state['failure']}")
-    _guard = SourceGuard(_state["failure"])
-    _guard.start()
+    try:
+        _guard = SourceGuard(_state["failure"])
+        _guard.start()
+    except Exception as e:  # never raise into OBS; this line is then the only warning left
+        logging.getLogger("privastream").error("script_load() | cannot watch the sources [error:%s]", e, exc_info=True)
 
 
 def script_unload():

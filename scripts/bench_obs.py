@@ -88,17 +88,24 @@ def summary(windows: list[tuple[float, float, int]]) -> str:
             f"over {sum(n for *_, n in steady)} calls")
 
 
-def cycles(major: int, count: int, seconds: float = 3.0) -> list[int | None]:
-    """OBS's exit status over `count` start/stop cycles with both filters (no server: fail closed)."""
+def cycles(major: int, count: int, filters: bool = True, seconds: float = 3.0) -> list[int | None]:
+    """OBS's exit status over `count` start/stop cycles (no server: the filters fail closed).  A run
+    that dies during start-up counts with its status, and the end of its log is printed."""
     statuses = []
     with tempfile.TemporaryDirectory(prefix="bench_obs_cycles_") as tmp:
         clip = make_flash_clip(Path(tmp) / "clip.mkv", seconds=4)
-        chain = [filter_entry("privastream_filter", "PrivaStream"), filter_entry("privastream_audio_filter", "PrivaStream Audio")]
+        chain = [filter_entry("privastream_filter", "PrivaStream"),
+                 filter_entry("privastream_audio_filter", "PrivaStream Audio")] if filters else []
         for i in range(count):
             home = Path(tmp) / f"run{i}"
             home.mkdir()
-            with ObsSession(home, [media_source("Clip", clip, chain)], major=major) as obs:
-                time.sleep(seconds)
+            obs = ObsSession(home, [media_source("Clip", clip, chain)], major=major)
+            try:
+                with obs:
+                    time.sleep(seconds)
+            except RuntimeError as e:
+                print(f"  cycle {i}: {str(e).splitlines()[0]}; the log ends:\n    "
+                      + "\n    ".join(obs.log_text().splitlines()[-4:]))
             statuses.append(obs.exit_code)
     return statuses
 
@@ -127,8 +134,10 @@ def main() -> int:
         print(f"  video_render per frame: {summary(result['windows']['video_render'])}")
         print(f"  filter_audio per call (1024 samples): {summary(result['windows']['filter_audio'])}")
     if args.cycles:
-        statuses = cycles(args.major, args.cycles)
-        print(f"OBS {args.major}, {args.cycles} start/stop cycles with both filters: exit statuses {statuses}")
+        for filters in (True, False):
+            statuses = cycles(args.major, args.cycles, filters)
+            print(f"OBS {args.major}, {args.cycles} start/stop cycles {'with both' if filters else 'without'} filters: "
+                  f"exit statuses {statuses}")
     return 0
 
 

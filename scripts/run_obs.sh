@@ -36,7 +36,8 @@ suite_of() {
   esac
 }
 
-if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo); fi
+# sudo -E: DISPLAY, HOME and the rest of the environment must reach OBS.
+if [ "$(id -u)" = 0 ]; then AS_ROOT=(); else AS_ROOT=(sudo -E); fi
 as_root() { "${AS_ROOT[@]}" "$@"; }
 
 # The command line that runs "$@" chrooted into $1 with the host's /dev, /proc, /sys and /tmp

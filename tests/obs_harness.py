@@ -162,8 +162,9 @@ class ObsSession:
     def __enter__(self) -> "ObsSession":
         self._write_config()
         self.display = self._start_xvfb()
+        # PYTHONFAULTHANDLER: a crash inside OBS leaves every Python thread's stack in obs.stdout.
         env = {**os.environ, "HOME": str(self.home), "DISPLAY": self.display, "LIBGL_ALWAYS_SOFTWARE": "1",
-               "XDG_CONFIG_HOME": str(self.home / ".config"), **self.extra_env}
+               "XDG_CONFIG_HOME": str(self.home / ".config"), "PYTHONFAULTHANDLER": "1", **self.extra_env}
         # --multi: another OBS running (a test beside this one) otherwise holds this one at a modal warning.
         cmd = [str(RUN_OBS), str(self.major), "--minimize-to-tray", "--multi", "--disable-updater",
                "--disable-shutdown-check"]
