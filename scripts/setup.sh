@@ -11,7 +11,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip python3-numpy
   ffmpeg espeak-ng sox alsa-utils fonts-dejavu-core
   obs-studio libobs-dev xvfb xauth libgl1-mesa-dri gdb debootstrap
-  chromium chromium-driver iproute2 procps
+  chromium chromium-driver iproute2 procps systemd
   nodejs npm
   build-essential pkg-config libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev
 )
