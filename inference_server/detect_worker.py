@@ -50,8 +50,8 @@ failed closed 2 and 8 times -> never, OBS lagged 36-49 % -> 26-33 % of its frame
 LOAD_TIMEOUT_S = 300.0
 RINGS_KEPT = 8
 """Rings the worker keeps attached (clients replace theirs on size changes)."""
-ENGINES_KEPT = 4
-"""Settings variants (enabled kinds, custom terms) the worker keeps engines for."""
+DETECTOR_SETS_KEPT = 4
+"""Settings variants (enabled kinds, custom terms) the worker keeps detector sets for."""
 
 
 @dataclass(frozen=True)
@@ -181,23 +181,23 @@ class WorkerDetector:
 # ---------------------------------------------------------------- the child process
 
 class _Models:
-    """The worker's engines (one per settings variant) and attached rings, both bounded."""
+    """The worker's detector sets (one per settings variant) and attached rings, both bounded."""
 
     def __init__(self, threads: int, provider: str):
         self.threads, self.provider = threads, provider
-        self.engines: collections.OrderedDict = collections.OrderedDict()
+        self.detector_sets: collections.OrderedDict = collections.OrderedDict()
         self.rings: collections.OrderedDict = collections.OrderedDict()
 
-    def engine(self, settings: dict):
-        from .vision import VisionEngine
+    def detectors(self, settings: dict):
+        from .vision import Detectors
 
         key = json.dumps(settings, sort_keys=True)
-        if key not in self.engines:
-            self.engines[key] = VisionEngine(settings, threads=self.threads, provider=self.provider)
-            while len(self.engines) > ENGINES_KEPT:
-                self.engines.popitem(last=False)
-        self.engines.move_to_end(key)
-        return self.engines[key]
+        if key not in self.detector_sets:
+            self.detector_sets[key] = Detectors(settings, threads=self.threads, provider=self.provider)
+            while len(self.detector_sets) > DETECTOR_SETS_KEPT:
+                self.detector_sets.popitem(last=False)
+        self.detector_sets.move_to_end(key)
+        return self.detector_sets[key]
 
     def ring(self, name: str):
         from .shm import RingReader
@@ -217,10 +217,7 @@ class _Models:
             _, rgba = self.ring(ref.ring).read(ref.slot, ref.seq)
         except SlotOverwritten:
             return None
-        engine = self.engine(settings)
-        regions = engine.detect(t, rgba, kinds)
-        engine.prune(t)  # this engine's coverage is unused: the server's session keeps the real one
-        return regions
+        return [r for _, found in self.detectors(settings).detect(rgba, kinds) for r in found]
 
 
 def _worker_main(conn, threads: int, provider: str) -> None:
@@ -237,7 +234,7 @@ def _worker_main(conn, threads: int, provider: str) -> None:
         started = time.monotonic()
         try:
             if op == "load":
-                models.engine(settings).load()
+                models.detectors(settings).load()
                 reply = ("ok", None)
             elif op == "detect":
                 reply = ("ok", models.detect(settings, *args))

@@ -320,7 +320,7 @@ def _redact(inp, src: Path, dst: Path, options: RedactOptions, report: Path | No
     vin.thread_type = "AUTO"
 
     engine = VisionEngine(options.settings(), threads=options.threads, provider=options.provider)
-    engine.load()
+    engine.detectors.load()
     mask_options = MaskOptions.from_settings(options.settings())
     pipeline = LookaheadPipeline(engine, options.cadence())
 

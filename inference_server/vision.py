@@ -48,13 +48,44 @@ def _text_detector(threads: int, provider: str, custom_terms: tuple[str, ...]):
     return TextDetector(threads=threads, provider=provider, custom_terms=custom_terms)
 
 
+class Detectors:
+    """The detectors some settings enable, each loaded once per process and shared.  Stateless: the
+    live server's detection workers use them alone (the server keeps the coverage), redact through
+    a VisionEngine."""
+
+    def __init__(self, settings: dict, threads: int = 0, provider: str = "auto"):
+        self.threads, self.provider = threads, provider
+        self.kinds = enabled_kinds(settings)
+        self.custom_terms = tuple(settings.get("custom_terms", ()))
+
+    def _for(self, kinds) -> list:
+        groups = {DETECTOR_OF_KIND[k] for k in kinds if k in self.kinds}
+        found = []
+        if "faces" in groups:
+            found.append(_face_detector(self.threads, self.provider))
+        if "text" in groups:
+            found.append(_text_detector(self.threads, self.provider, self.custom_terms))
+        return found
+
+    def load(self) -> None:
+        """Load every enabled detector now rather than on the first frame."""
+        self._for(self.kinds)
+
+    def detect(self, frame: np.ndarray, kinds) -> list[tuple[tuple[str, ...], list[Region]]]:
+        """For each detector ``kinds`` needs: the enabled kinds it looked for in ``frame``, and what it found."""
+        return [(tuple(k for k in detector.kinds if k in self.kinds), detector.detect(frame))
+                for detector in self._for(kinds)]
+
+
 class VisionEngine:
     def __init__(self, settings: dict | None = None, threads: int = 0, provider: str = "auto",
                  policies: dict[str, KindPolicy] | None = None, live: bool = False):
         """live: decisions may be estimates (``decide(final=False)``): the engine then keeps the recent
-        frames (history.py) to follow faces between runs and to cover what changed since the newest run."""
+        frames (history.py) to follow faces between runs and to cover what changed since the newest run.
+        Its detectors load on the first ``detect`` (the live server detects in its workers instead)."""
         self.threads, self.provider = threads, provider
         self.settings: dict = {}
+        self.detectors = Detectors({}, threads, provider)
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
         self.history = FrameHistory() if live else None
@@ -70,27 +101,14 @@ class VisionEngine:
     def update_settings(self, settings: dict) -> None:
         self.settings = {**self.settings, **settings}
         self.coverage.kinds = enabled_kinds(self.settings)
+        self.detectors = Detectors(self.settings, self.threads, self.provider)
         log.info("update_settings() | kinds:%s", ",".join(self.coverage.kinds) or "none")
-
-    def _detectors_for(self, kinds) -> dict[str, object]:
-        groups = {DETECTOR_OF_KIND[k] for k in kinds if k in self.coverage.kinds}
-        out = {}
-        if "faces" in groups:
-            out["faces"] = _face_detector(self.threads, self.provider)
-        if "text" in groups:
-            terms = tuple(self.settings.get("custom_terms", ()))
-            out["text"] = _text_detector(self.threads, self.provider, terms)
-        return out
-
-    def load(self) -> None:
-        """Load every enabled detector now rather than on the first frame."""
-        self._detectors_for(self.coverage.kinds)
 
     def observe(self, t: float, frame: np.ndarray, size: tuple[int, int] | None = None) -> bool:
         """Every frame, in order: notes its size and whether it starts a new scene.
 
-        ``size`` (width, height): the frame's size when ``frame`` is only a thumbnail of it
-        (the live server never copies whole frames, issue 4).
+        ``size`` (width, height): the frame's size when ``frame`` is only every n-th pixel of it
+        (the live server never copies whole frames).
         """
         size = size or (frame.shape[1], frame.shape[0])
         resized = self.frame_size is not None and size != self.frame_size
@@ -106,9 +124,7 @@ class VisionEngine:
     def detect(self, t: float, frame: np.ndarray, kinds) -> list[Region]:
         """Run the detectors for ``kinds`` on the frame at t and record what they found."""
         found: list[Region] = []
-        for detector in self._detectors_for(kinds).values():
-            regions = detector.detect(frame)
-            covered = tuple(k for k in detector.kinds if k in self.coverage.kinds)
+        for covered, regions in self.detectors.detect(frame, kinds):
             self.coverage.add_run(t, covered, regions)
             found.extend(regions)
         return found

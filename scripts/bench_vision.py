@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference_server.masking import MaskOptions, apply_masks  # noqa: E402
@@ -45,7 +43,7 @@ def detector_latency(detector, frame, repeat: int, cold: bool = False) -> dict[s
 
 def throughput(frames, options: RedactOptions) -> tuple[float, int]:
     engine = VisionEngine(options.settings(), threads=options.threads, provider=options.provider)
-    engine.load()
+    engine.detectors.load()
     pipeline = LookaheadPipeline(engine, options.cadence())
     masks = MaskOptions.from_settings(options.settings())
     out = 0

@@ -46,7 +46,7 @@ def _box_slice(box, shape, shrink=1):
 
 def evaluate(clip: Clip, options: RedactOptions, verbose: bool = False) -> dict:
     engine = VisionEngine(options.settings(), threads=options.threads, provider=options.provider)
-    engine.load()
+    engine.detectors.load()
     pipeline = LookaheadPipeline(engine, options.cadence())
     truths = {}
     stats = defaultdict(lambda: [0, 0])  # name -> [bad, total]
