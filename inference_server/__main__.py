@@ -1,4 +1,4 @@
-"""python -m inference_server {serve,redact,fetch-models}
+"""privastream {serve,redact,fetch-models,setup-obs} (also `python -m inference_server ...`)
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``; they are imported only when chosen, so a light command
@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from .errors import PrivaStreamError
 
@@ -18,12 +19,14 @@ COMMANDS = {
     "serve": ("inference_server.server", "run the live inference service for OBS and the demo"),
     "redact": ("inference_server.redact", "redact a recorded video file"),
     "fetch-models": ("inference_server.fetch_cli", "extract and verify the model files"),
+    "setup-obs": ("obs_plugin.setup_obs", "record this environment for OBS's script and add the filters to OBS"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m inference_server", description=__doc__.splitlines()[0])
+    prog = "python -m inference_server" if Path(sys.argv[0]).name == "__main__.py" else "privastream"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if a in COMMANDS), None)

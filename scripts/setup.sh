@@ -40,7 +40,8 @@ step "Python virtual environment (.venv)"
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3.11 -m venv .venv
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+# requirements.txt installs this package (editable) with its extras; the pins are in pyproject.toml.
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
   echo "$want" > .venv/.requirements.sha256

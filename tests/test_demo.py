@@ -73,7 +73,7 @@ def demo():
 
 def test_viewer_sees_the_demo_with_faces_covered(demo):
     ns, viewers, lines = demo
-    assert any("Viewer:" in line and f"/room/demo" in line for line in lines)
+    assert any("Viewer:" in line and "/room/demo" in line for line in lines)
     page = viewers.open(f"http://{ns.ip}:8091/room/demo")
     viewers.wait_decoding(page, frames=30, timeout=120)
     detector = FaceDetector()

@@ -1,4 +1,4 @@
-"""scripts/setup_obs.py against a real OBS of each major in OBS_MAJORS under Xvfb: adds both
+"""`privastream setup-obs` against a real OBS of each major in OBS_MAJORS under Xvfb: adds both
 filters, is idempotent, and fails with one clear line for an unreachable OBS, a wrong password, a
 missing source, WHIP on an OBS older than 30, and WHIP on an OBS 30+ built without the WHIP output
 (Debian's 30 and 32, the real obs-websocket's answer).  The settings setup_obs sends to an OBS
@@ -6,9 +6,11 @@ that has WHIP are checked against an obs-websocket stub (tests/obs_websocket_stu
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -19,9 +21,13 @@ from obs_websocket_stub import ObsWebsocketStub
 needs_obs = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 
 
+CONFIG_HOME = tempfile.TemporaryDirectory(prefix="privastream-setup-obs-")
+"""Where setup-obs records the environment here, instead of the user's own ~/.config."""
+
+
 def setup_obs(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "setup_obs.py"), *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "inference_server", "setup-obs", *args], capture_output=True,
+                          text=True, timeout=60, cwd=REPO, env={**os.environ, "XDG_CONFIG_HOME": CONFIG_HOME.name})
 
 
 @pytest.fixture(scope="module", params=OBS_MAJORS, ids=lambda m: f"obs{m}")

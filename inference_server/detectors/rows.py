@@ -18,7 +18,7 @@ ROW_GAP = 1.5  # times the text height
 
 def same_row(left: TextLine, right: TextLine) -> bool:
     """Whether ``right`` continues ``left`` on the same row."""
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = left.bounds(), right.bounds()
+    (_, ay0, ax1, ay1), (bx0, by0, _, by1) = left.bounds(), right.bounds()
     ha, hb = ay1 - ay0, by1 - by0
     h = max(ha, hb)
     if h <= 0 or min(ha, hb) < 0.7 * h:

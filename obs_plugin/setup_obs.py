@@ -1,15 +1,19 @@
-"""Configure a running OBS for PrivaStream over obs-websocket (OBS 28+, websocket protocol 5).
+"""`privastream setup-obs`: make OBS's script find this environment, and configure a running OBS
+over obs-websocket (OBS 28+, websocket protocol 5).
 
-    .venv/bin/python scripts/setup_obs.py --source "Webcam" [--audio-source "Mic/Aux"] \\
+    privastream setup-obs
+    privastream setup-obs --source "Webcam" [--audio-source "Mic/Aux"] \\
         [--password PW | $OBS_WEBSOCKET_PASSWORD] [--delay S] [--whip-url URL --whip-token TOKEN]
 
-Adds "PrivaStream Filter" to --source and "PrivaStream Audio Filter" to --audio-source (default:
---source, when that source has audio), both with the same delay so audio and video stay in
-sync; a filter already there is updated instead of added twice.  With --whip-url, sets the
-stream output to WHIP with the SFU's URL and publish token; that needs OBS 30 or later
-(Debian 12 ships OBS 29 without WHIP, so there only the version check runs).  Prints every
-change, and exits 1 with one clear line when OBS is not reachable, the password is wrong, a
-source does not exist or the PrivaStream script is not loaded.
+First records this Python environment for an OBS whose Python has the same version
+(environment.py) and prints the path of the script to add under Tools -> Scripts; without
+--source that is all it does.  With --source, adds "PrivaStream Filter" to --source and
+"PrivaStream Audio Filter" to --audio-source (default: --source, when that source has audio),
+both with the same delay so audio and video stay in sync; a filter already there is updated
+instead of added twice.  With --whip-url, sets the stream output to WHIP with the SFU's URL and
+publish token; that needs OBS 30 or later (Debian 12 ships OBS 29 without WHIP, so there only the
+version check runs).  Prints every change, and exits 1 with one clear line when OBS is not
+reachable, the password is wrong, a source does not exist or the PrivaStream script is not loaded.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from pathlib import Path
 
 import simpleobsws
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from obs_plugin.settings import DEFAULTS  # noqa: E402  (numpy-free; loads no libobs)
+from obs_plugin import environment
+from obs_plugin.settings import DEFAULTS  # numpy-free; loads no libobs
 
+SCRIPT = Path(__file__).resolve().parent / "privastream_filter.py"
 VIDEO_KIND, VIDEO_NAME = "privastream_filter", "PrivaStream Filter"
 AUDIO_KIND, AUDIO_NAME = "privastream_audio_filter", "PrivaStream Audio Filter"
 WHIP_MIN_MAJOR = 30
@@ -41,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=4455, help="obs-websocket port (default 4455)")
     parser.add_argument("--password", default=os.environ.get("OBS_WEBSOCKET_PASSWORD", ""),
                         help="obs-websocket password (default: $OBS_WEBSOCKET_PASSWORD)")
-    parser.add_argument("--source", required=True, help="video source to protect (e.g. your camera or screen capture)")
+    parser.add_argument("--source", help="video source to protect (e.g. your camera or screen capture); without it, "
+                                          "only this environment is recorded for OBS's script")
     parser.add_argument("--audio-source", help="audio source to bleep (default: --source if it has audio)")
     parser.add_argument("--delay", type=float, default=DEFAULTS["delay_s"], metavar="S",
                         help="delay in seconds for both filters: more gives the server more time "
@@ -96,8 +102,7 @@ async def ensure_filter(obs: Obs, source: str, kind: str, name: str, settings: d
     created = await obs.call("CreateSourceFilter", {"sourceName": source, "filterName": name, "filterKind": kind,
                                                     "filterSettings": settings})
     if created.requestStatus.code == INVALID_KIND:
-        raise SetupError(f"OBS does not know the filter kind {kind!r}: add obs_plugin/privastream_filter.py "
-                         "under Tools -> Scripts first")
+        raise SetupError(f"OBS does not know the filter kind {kind!r}: add {SCRIPT} under Tools -> Scripts first")
     if not created.ok():
         raise SetupError(f"OBS refused to add {name!r} to {source!r}: {created.requestStatus.comment}")
     return f"added {name!r} to {source!r}: {settings}"
@@ -145,17 +150,15 @@ async def setup(args: argparse.Namespace) -> list[str]:
     return changes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    path, env = environment.record()
+    print(f"recorded this Python {env.python} environment for OBS in {path}")
+    print(f"OBS script (Tools -> Scripts -> +, for an OBS whose Python is {env.python}): {SCRIPT}")
+    if not args.source:
+        return 0
     try:
         asyncio.run(setup(args))
     except SetupError as e:
-        print(f"setup_obs: {e}", file=sys.stderr)
+        print(f"setup-obs: {e}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
