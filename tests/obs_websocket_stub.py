@@ -1,6 +1,6 @@
 """A stand-in for obs-websocket 5 that reports an OBS version Debian 12 does not ship (a mock).
 
-Why a mock: `scripts/setup_obs.py` sets WHIP only on OBS 30 or later, and Debian 12 has OBS 29,
+Why a mock: `privastream setup-obs` sets WHIP only on OBS 30 or later, and Debian 12 has OBS 29,
 so that branch cannot run against a real OBS here.  The stub speaks the real wire protocol
 (msgpack over a websocket, Hello -> Identify -> Identified, Request -> RequestResponse), answers
 the requests setup_obs makes as OBS 30 does for a source without filters, and records every
