@@ -3,22 +3,25 @@
 when there is none.  Real venvs and real records; only OBS's Python version differs where a
 record or a venv names another one.
 
-The last test loads the OBS script itself in a plain Python with a stand-in `obspython` module
-(a mock: the real one exists only inside OBS) to read the description OBS shows under
-Tools -> Scripts.
+The description test loads the OBS script in a plain Python with a stand-in `obspython` module
+(a mock: the real one exists only inside OBS) to read what OBS shows under Tools -> Scripts; the
+last test runs the real OBS 29 with a record whose environment is gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from obs_harness import ObsSession, filter_entry, image_source
 from obs_plugin import environment
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,3 +112,25 @@ def test_the_script_description_says_where_its_packages_come_from(tmp_path, foun
     else:
         assert "<b>No PrivaStream environment found</b>: the Python" in out.stdout
         assert "run `privastream setup-obs` from where PrivaStream is installed now" in out.stdout
+
+
+@pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
+def test_obs_says_why_when_the_recorded_environment_is_gone(tmp_path):
+    """OBS 29's own Python 3.11 lacks websockets: with the recorded environment gone (an uninstalled
+    venv), the filters cannot register, the filtered source is hidden, and the log names the record."""
+    record = tmp_path / ".config" / "privastream" / environment.FILE_NAME
+    record.parent.mkdir(parents=True)
+    gone = tmp_path / "uninstalled" / "site-packages"
+    record.write_text(json.dumps({"3.11": {"prefix": str(gone.parent), "site_packages": [str(gone)]}}))
+    png = tmp_path / "white.png"
+    Image.new("RGB", (64, 64), "white").save(png)
+    src = image_source("Camera", png, [filter_entry("privastream_filter", "PrivaStream")])
+    with ObsSession(tmp_path, [src], major=29) as obs:
+        shot = obs.screenshot("Camera")
+        log = obs.log_text()
+    assert obs.exit_code == 0
+    assert shot.max() == 0, "a source whose filter cannot run was drawn"
+    assert (f"no PrivaStream environment, using OBS's own Python packages [reason:the Python 3.11 environment "
+            f"recorded in {record} is gone [missing:{gone}]") in log
+    assert "websockets.asyncio.client cannot be imported in OBS's Python 3.11" in log
+    assert "Traceback" not in log
