@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference_server.speech import MuteInterval, redact_audio  # noqa: E402
+from scripts.synthclip import speak  # noqa: E402
 
 RATE = 48000
 CUSTOM_TERMS = ("Grimsby", "Acme Robotics")
@@ -77,19 +77,6 @@ class Recording:
     """Spans of non-PII speech."""
 
 
-def speak(text: str, voice: str = "en-us", speed: int = 150) -> np.ndarray:
-    """espeak-ng speech at RATE, leading and trailing silence trimmed."""
-    proc = subprocess.run(["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), text],
-                          capture_output=True, check=True)
-    with wave.open(io.BytesIO(proc.stdout)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
-    audio = resample_poly(pcm, RATE // 100, rate // 100).astype(np.float32) if rate % 100 == 0 else \
-        resample_poly(pcm, RATE, rate).astype(np.float32)
-    loud = np.flatnonzero(np.abs(audio) > 0.01)
-    return audio[loud[0]:loud[-1] + 1] if loud.size else audio[:0]
-
-
 def synthesize(sentences: list[list[tuple[str, str | None]]], voice: str = "en-us", speed: int = 150,
                lead_s: float = 0.5, tail_s: float = 1.5) -> Recording:
     pieces: list[np.ndarray] = [np.zeros(int(lead_s * RATE), np.float32)]
@@ -106,9 +93,9 @@ def synthesize(sentences: list[list[tuple[str, str | None]]], voice: str = "en-u
     for sentence in sentences:
         for text, label in sentence:
             if label is None:
-                rec.clean.append(add(speak(text, voice, speed), PART_GAP_S))
+                rec.clean.append(add(speak(text, voice, speed, RATE, trim=True), PART_GAP_S))
                 continue
-            words = [add(speak(w, voice, speed), WORD_GAP_S) for w in text.replace(",", "").split()]
+            words = [add(speak(w, voice, speed, RATE, trim=True), WORD_GAP_S) for w in text.replace(",", "").split()]
             rec.pii_words.extend((a, b, label) for a, b in words)
             rec.entities.append((words[0][0], words[-1][1], label))
             pieces.append(np.zeros(int((PART_GAP_S - WORD_GAP_S) * RATE), np.float32))

@@ -246,22 +246,27 @@ def write_clip(path, clip: Clip, frames=None, audio: np.ndarray | None = None, s
     return truths
 
 
-def speak(text: str, voice: str = "en-us", speed: int = 150, sample_rate: int = 48000) -> np.ndarray:
-    """Speech from espeak-ng as mono float32 at ``sample_rate`` (never touches disk beyond a temp file)."""
+def speak(text: str, voice: str = "en-us", speed: int = 150, sample_rate: int = 48000,
+          trim: bool = False) -> np.ndarray:
+    """Speech from espeak-ng as mono float32 at ``sample_rate``, read from its stdout (no file).
+    ``trim`` cuts the leading and trailing silence, for word-by-word corpora that place each word."""
+    import io
     import subprocess
-    import tempfile
     import wave
-    from math import gcd
 
     from scipy.signal import resample_poly
 
-    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text], check=True)
-        with wave.open(tmp.name) as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-    g = gcd(sample_rate, rate)
-    return resample_poly(pcm, sample_rate // g, rate // g).astype(np.float32)
+    proc = subprocess.run(["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), text], capture_output=True,
+                          check=True)
+    with wave.open(io.BytesIO(proc.stdout)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+    g = math.gcd(sample_rate, rate)
+    audio = resample_poly(pcm, sample_rate // g, rate // g).astype(np.float32)
+    if not trim:
+        return audio
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0]:loud[-1] + 1] if loud.size else audio[:0]
 
 
 # The spoken track of the OBS end-to-end clip (tests/test_obs_e2e.py, scripts/eval_live_speech.py):
