@@ -25,9 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from obs_plugin import libobs  # noqa: E402
+from obs_plugin import libobs
 
 CONSTANT_PREFIXES = ("OBS_", "GS_", "LOG_", "MAX_AV_")
 """Module constants of libobs.py that name a libobs enum value or macro (KNOWN_MAJORS does not)."""

@@ -18,10 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from inference_server.errors import PrivaStreamError  # noqa: E402
-from inference_server.pii import PiiClassifier, PiiSpan  # noqa: E402
+from inference_server.errors import PrivaStreamError
+from inference_server.pii import PiiClassifier, PiiSpan
 
 _DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 # The tuning set, and a held-out set written after tuning (scored once before any change to the rules).
