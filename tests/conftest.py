@@ -198,3 +198,13 @@ def boxes():
     from types import SimpleNamespace
 
     return SimpleNamespace(covered=covered, overlap_share=overlap_share)
+
+
+@pytest.fixture
+def picture(tmp_path):
+    """A 640x360 PNG of random 8x8-pixel blocks for OBS image sources: every cover style visibly
+    changes it, and the exact source is known."""
+    rng = np.random.default_rng(5)
+    img = np.kron(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    Image.fromarray(img).save(tmp_path / "picture.png")
+    return img, tmp_path / "picture.png"

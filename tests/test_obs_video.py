@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from obs_harness import OBS_MAJORS, SCRIPT, ObsSession, filter_entry, image_source
 
@@ -25,15 +24,6 @@ FILL = 20  # FILL_COLOR 0.08 in 8 bits
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
 RELOADER = Path(__file__).resolve().parent / "obs_reload_script.py"
 GPU_FAULT = Path(__file__).resolve().parent / "obs_gpu_fault_script.py"
-
-
-@pytest.fixture
-def picture(tmp_path):
-    """Random 8x8-pixel blocks: every style visibly changes it, and the exact source is known."""
-    rng = np.random.default_rng(5)
-    img = np.kron(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
-    Image.fromarray(img).save(tmp_path / "picture.png")
-    return img, tmp_path / "picture.png"
 
 
 def first_uncovered_shot(obs: ObsSession, source: str, timeout: float = 20.0):
