@@ -75,12 +75,21 @@ def clip_box(box: Sequence[float], width: int, height: int) -> tuple[float, floa
     return (min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width), min(max(y1, 0.0), height))
 
 
+def _intersection(a: Sequence[float], b: Sequence[float]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    inter = _intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def overlap_share(box: Sequence[float], other: Sequence[float]) -> float:
+    """The share of ``box``'s area that ``other`` overlaps (0 for an empty box): whether a cover
+    hides an object, where IoU would punish a cover larger than the object."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return _intersection(box, other) / area if area > 0 else 0.0
 
 
 @dataclass

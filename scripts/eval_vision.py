@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference_server.masking import MaskOptions, apply_masks  # noqa: E402
 from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments  # noqa: E402
+from inference_server.regions import overlap_share  # noqa: E402
 from inference_server.vision import VisionEngine  # noqa: E402
 from scripts.synthclip import Clip  # noqa: E402
 
@@ -94,7 +95,7 @@ def evaluate(clip: Clip, options: RedactOptions, verbose: bool = False) -> dict:
                 if r.kind != "text":
                     continue
                 text_regions += 1
-                text_tp += any(tr.kind == "text" and tr.sensitive and _overlap(r.box, tr.box) >= 0.3 for tr in truth)
+                text_tp += any(tr.kind == "text" and tr.sensitive and overlap_share(r.box, tr.box) >= 0.3 for tr in truth)
 
     for index, t, frame, truth in clip:
         truths[index] = truth
@@ -115,14 +116,6 @@ def evaluate(clip: Clip, options: RedactOptions, verbose: bool = False) -> dict:
         "misses": {k: len(v) for k, v in uncovered.items()},
     }
     return result
-
-
-def _overlap(a, b) -> float:
-    """Share of box a inside box b."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = max(1e-9, (a[2] - a[0]) * (a[3] - a[1]))
-    return ix * iy / area
 
 
 def main() -> int:
