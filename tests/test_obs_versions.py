@@ -18,11 +18,8 @@ import pytest
 
 from obs_harness import OBS_MAJORS, ObsSession, filter_entry, image_source, media_source
 from obs_media import make_flash_clip, read_audio
-import test_obs_video
 
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
-picture = test_obs_video.picture
-"""The video tests' fixture: random 8x8-pixel blocks."""
 
 SQUATTER = Path(__file__).resolve().parent / "obs_squatter_script.py"
 FILL = 20  # the fail-closed cover's grey (FILL_COLOR 0.08 in 8 bits)
