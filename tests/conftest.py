@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from inference_server.regions import overlap_share
+
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FRAME_SIZE = (1280, 720)  # width, height: the 720p frames the product is measured on
 
@@ -182,14 +184,6 @@ def covered(inner: Box, outer: Box, tolerance: float = 1.0) -> bool:
     """Whether ``outer`` contains ``inner`` (to within ``tolerance`` px)."""
     return (outer[0] <= inner[0] + tolerance and outer[1] <= inner[1] + tolerance
             and outer[2] >= inner[2] - tolerance and outer[3] >= inner[3] - tolerance)
-
-
-def overlap_share(box: Box, other: Box) -> float:
-    """Share of ``box``'s area that ``other`` overlaps."""
-    ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
-    iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return ix * iy / area if area > 0 else 0.0
 
 
 @pytest.fixture(scope="session")
