@@ -1,4 +1,4 @@
-"""Real OBS Studio under Xvfb for the tests and the benchmark (see shared/notes/obs.md).
+"""Real OBS Studio under Xvfb for the tests and the benchmark.
 
 `ObsSession` starts its own Xvfb, writes a complete OBS config (profile, scene collection that
 loads our script, websocket with a password) into a temporary HOME, starts

@@ -95,7 +95,7 @@ def test_two_clients_at_once(server):
 
 
 def test_kill9_fails_closed_within_200ms_and_restart_recovers(server, tmp_path):
-    """Issue 4: a dead server is noticed within 200 ms; every frame it cannot vouch for is fail-closed;
+    """A dead server is noticed within 200 ms; every frame it cannot vouch for is fail-closed;
     the same client recovers by itself when a server comes back."""
     client = client_for(server, source="cam", delay_s=2.0)
     frame = np.zeros((360, 640, 4), np.uint8)

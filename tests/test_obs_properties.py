@@ -1,4 +1,4 @@
-"""The filters' properties panels in a real OBS 29 (issue 5), read the way the UI reads them
+"""The filters' properties panels in a real OBS 29, read the way the UI reads them
 (tests/obs_probe_script.py calls obs_source_properties once a second): every control is there,
 the server status line is live, and the fail-open warning appears only when fail open is chosen."""
 

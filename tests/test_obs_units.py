@@ -151,7 +151,7 @@ def test_audio_stays_d_behind_across_timestamp_jumps(monkeypatch, jump_s):
     """OBS plays a packet stamped within 70 ms of the previous one's end right after it, and keeps
     a larger gap or overlap (a new clock from 2 s back).  Whatever OBS does with the input, the
     output must be that timeline exactly D later: with the samples counted instead, a kept jump
-    would shift the audio against the video by the jump for D (issue 5's 50 ms sync bound)."""
+    would shift the audio against the video by the jump for D (the sync bound is 50 ms)."""
     signal = tone(3.0, hz=300.0)
     out, delay = run_audio(signal, {"delay_s": 0.5}, monkeypatch, jumps={60: jump_s})
     kept = 0.07 <= abs(jump_s) and jump_s > -2.0

@@ -237,7 +237,7 @@ def test_concurrent_callers_get_the_same_answers(clf):
 
 
 def test_labelled_lines_meet_the_precision_and_recall_targets():
-    """scripts/eval_pii.py over tests/data/pii_lines*.txt: recall >= 0.95, precision >= 0.9 (issue 2)."""
+    """scripts/eval_pii.py over tests/data/pii_lines*.txt: recall >= 0.95, precision >= 0.9."""
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "eval_pii.py"), "--min-recall", "0.95", "--min-precision", "0.9",
          "--repeats", "0", "--show-errors"],
