@@ -151,7 +151,11 @@ async def setup(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path, env = environment.record()
+    try:
+        path, env = environment.record()
+    except OSError as e:
+        print(f"setup-obs: cannot record this environment in {environment.environments_file()}: {e}", file=sys.stderr)
+        return 1
     print(f"recorded this Python {env.python} environment for OBS in {path}")
     print(f"OBS script (Tools -> Scripts -> +, for an OBS whose Python is {env.python}): {SCRIPT}")
     if not args.source:

@@ -134,3 +134,12 @@ def test_obs_says_why_when_the_recorded_environment_is_gone(tmp_path):
             f"recorded in {record} is gone [missing:{gone}]") in log
     assert "websockets.asyncio.client cannot be imported in OBS's Python 3.11" in log
     assert "Traceback" not in log
+
+
+def test_setup_obs_that_cannot_write_its_record_says_so_without_a_traceback(tmp_path):
+    (tmp_path / "privastream").write_text("a file where the folder belongs")
+    done = subprocess.run([sys.executable, "-m", "inference_server", "setup-obs"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"setup-obs: cannot record this environment in {tmp_path / 'privastream'}")
+    assert "Traceback" not in done.stderr
