@@ -1,6 +1,6 @@
 """PP-OCRv4 plumbing: the DB text detector and the CTC recogniser, in our own onnxruntime sessions.
 
-Both files come from the ``rapidocr-onnxruntime`` wheel (see models/manifest.json).
+Both files come from the ``rapidocr-onnxruntime`` wheel (see inference_server/model_manifest.json).
 The detector outputs a per-pixel text probability map; lines are its
 thresholded blobs, grown back by the DB "unclip" (the network is trained on
 shrunk text kernels).  The recogniser reads one line crop of height 48 into a
