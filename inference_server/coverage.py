@@ -76,6 +76,9 @@ class _Track:
     scene: float
     times: list[float] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    """Detections, by time."""
+    measured: dict[float, tuple] = field(default_factory=dict)
+    """Boxes the tracker measured between detections (tracking.py), by frame time."""
 
     def add(self, t: float, region: Region) -> None:
         i = bisect.bisect_left(self.times, t)
@@ -183,26 +186,25 @@ class Coverage:
     def add_measurement(self, track_id: int, kind: str, t: float, box) -> None:
         """A followed track's box measured in the frame at t (tracking.py), between detections."""
         for track in self._tracks[kind]:
-            if track.id == track_id and t not in track.times:
-                i = bisect.bisect_left(track.times, t)
-                near = track.regions[max(i - 1, 0)]
-                track.add(t, near.with_box(box, landmarks=_shift_landmarks(near.landmarks, near.box, box),
-                                           origin="tracked"))
+            if track.id == track_id:
+                track.measured[t] = tuple(box)
                 return
 
     def followable(self, kind: str, t: float) -> list[tuple[int, float, tuple, float, tuple]]:
         """Tracks to follow up to t: those the newest run at or before t (in t's scene) saw, as
-        (track id, time and box of that detection, time and box of their newest key before t)."""
+        (track id, time and box of that detection, time and box of their newest measurement after it
+        and before t, or of the detection itself)."""
         before, _ = self._neighbour_runs(kind, t)
-        if before is None:
+        if before is None or before == t:
             return []
         out = []
         for track in self._tracks[kind]:
             i = bisect.bisect_left(track.times, before)
-            if i < len(track.times) and track.times[i] == before and track.regions[i].origin == "detected":
-                j = bisect.bisect_left(track.times, t) - 1
-                if j >= i:
-                    out.append((track.id, before, track.regions[i].box, track.times[j], track.regions[j].box))
+            if i < len(track.times) and track.times[i] == before:
+                # Frames are followed in time order, so the newest measurement is near the end.
+                last = next(((mt, box) for mt, box in reversed(track.measured.items()) if before < mt < t),
+                            (before, track.regions[i].box))
+                out.append((track.id, before, track.regions[i].box, *last))
         return out
 
     def newest_run_before(self, kind: str, t: float) -> float | None:
@@ -255,13 +257,29 @@ class Coverage:
                     return FrameDecision(fail_closed=True, reason=f"no recent {kind} detection")
             elif before is None and final:
                 return None
-            regions.extend(self.regions_at(kind, t))
+            regions.extend(self.regions_at(kind, t, estimate=not final))
         return FrameDecision(regions=regions)
 
-    def regions_at(self, kind: str, t: float) -> list[Region]:
+    def regions_at(self, kind: str, t: float, estimate: bool = False) -> list[Region]:
+        """Every track of ``kind`` at t.  A box the tracker measured at t widens the answer from the
+        detections (interpolated between them, held after them); only in a live ``estimate`` past a
+        track's newest detection does it replace the extrapolation, because there the change cover
+        (vision.py) checks it, whereas nothing checks a settled answer."""
         policy, scene = self.policies[kind], self._scene(t)
-        found = (self._track_region(tr, t, policy) for tr in self._tracks[kind] if tr.scene == scene)
+        found = (self._measured_region(tr, t, policy, estimate) for tr in self._tracks[kind] if tr.scene == scene)
         return [r for r in found if r is not None]
+
+    def _measured_region(self, track: _Track, t: float, policy: KindPolicy, estimate: bool) -> Region | None:
+        region = self._track_region(track, t, policy)
+        box = track.measured.get(t)
+        if box is None:
+            return region
+        grown = _grow(box, policy.margin * _size(box))
+        if region is None or (estimate and t > track.times[-1]):
+            near = track.regions[max(bisect.bisect_left(track.times, t) - 1, 0)]
+            return near.with_box(grown, landmarks=_shift_landmarks(near.landmarks, near.box, box), origin="tracked")
+        a = region.box
+        return region.with_box((min(a[0], grown[0]), min(a[1], grown[1]), max(a[2], grown[2]), max(a[3], grown[3])))
 
     def _track_box(self, track: _Track, t: float):
         """Motion-model box at t, without margins (for association)."""
@@ -293,8 +311,8 @@ class Coverage:
         i = bisect.bisect_left(times, t)
         n = len(times)
         if i < n and times[i] == t:
-            r = regions[i]  # detected, or measured by following the face (origin "tracked")
-            return r.with_box(_grow(r.box, policy.margin * _size(r.box)))
+            r = regions[i]
+            return r.with_box(_grow(r.box, policy.margin * _size(r.box)), origin="detected")
         if 0 < i < n and times[i] - times[i - 1] <= policy.max_gap + _EPS:
             a, b = regions[i - 1], regions[i]
             u = (t - times[i - 1]) / (times[i] - times[i - 1])
@@ -361,6 +379,7 @@ class Coverage:
                 if drop > 0:
                     del track.times[:drop]
                     del track.regions[:drop]
+                track.measured = {mt: box for mt, box in track.measured.items() if mt >= before_t}
                 kept.append(track)
             self._tracks[kind] = kept
         del self._cuts[: max(0, bisect.bisect_left(self._cuts, before_t) - 1)]

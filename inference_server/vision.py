@@ -79,16 +79,17 @@ class Detectors:
 
 class VisionEngine:
     def __init__(self, settings: dict | None = None, threads: int = 0, provider: str = "auto",
-                 policies: dict[str, KindPolicy] | None = None, live: bool = False):
-        """live: decisions may be estimates (``decide(final=False)``): the engine then keeps the recent
-        frames (history.py) to follow faces between runs and to cover what changed since the newest run.
-        Its detectors load on the first ``detect`` (the live server detects in its workers instead)."""
+                 policies: dict[str, KindPolicy] | None = None, follow: bool = False):
+        """follow: keep the recent frames (history.py) to follow faces between runs (tracking.py), so
+        a face between two runs is covered where it is measured, and so an estimate
+        (``decide(final=False)``, the live path) can cover what changed since the newest run.
+        Detectors load on the first ``detect`` (the live server detects in its workers instead)."""
         self.threads, self.provider = threads, provider
         self.settings: dict = {}
         self.detectors = Detectors({}, threads, provider)
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
-        self.history = FrameHistory() if live else None
+        self.history = FrameHistory() if follow else None
         self._unfollowable: set[tuple[int, float]] = set()
         """(track, detection time) whose face could not be followed after that detection."""
         self.frame_size: tuple[int, int] | None = None

@@ -22,10 +22,13 @@ from scripts.synthclip import Clip, Truth
 BITS, BIT_W, BIT_H = 11, 16, 8
 FACE_MIN_PX = 24
 """Faces this wide or wider are judged: smaller ones carry too little to recognise."""
-DETAIL_LEAK = 0.5
+DETAIL_LEAK = 0.65
 """A quarter of a face box whose fine structure correlates with the clip's above this keeps the
-face's detail.  An uncovered face in an x264 recording scores 0.7-0.95; pixelated, blurred or
-filled quarters score below 0.2 (scripts/bench_obs_load.py prints the highest covered score)."""
+face's detail.  Uncovered faces of 24-150 px re-encoded by x264 at 4 Mb/s (OBS's recording here)
+score 0.81-0.99; pixelated, blurred or filled ones up to 0.49, the most at 24 px, where a block
+edge can fall on the hairline (scripts/bench_obs_load.py prints the highest covered score)."""
+INSET = 0.1
+"""Each side of a true box is moved in by this share of its size before judging."""
 COVERED_STD = 2.0
 """A recorded frame whose pixels vary less than this is wholly covered (the fail-closed fill)."""
 
@@ -56,15 +59,19 @@ def wholly_covered(frame: np.ndarray) -> bool:
 
 def _detail(rgb: np.ndarray) -> np.ndarray:
     luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return luma - cv2.GaussianBlur(luma, (0, 0), 1.5)
+    return luma - cv2.GaussianBlur(luma, (0, 0), 0.8)
 
 
 def detail_kept(recorded: np.ndarray, original: np.ndarray, box) -> float:
     """The highest correlation, over the box's four quarters, of the recorded fine structure with the
     original's (0: none of the face's detail, 1: all of it)."""
     h, w = original.shape[:2]
-    x0, y0 = max(int(round(box[0])), 0), max(int(round(box[1])), 0)
-    x1, y1 = min(int(round(box[2])), w), min(int(round(box[3])), h)
+    # The face's own features, not the box's rim: a true box runs from hairline to chin and cheek to
+    # cheek, and at 24 px its corners hold hair, collar and background, whose strong edges survive
+    # a pixelation's blocks.
+    ix, iy = INSET * (box[2] - box[0]), INSET * (box[3] - box[1])
+    x0, y0 = max(int(round(box[0] + ix)), 0), max(int(round(box[1] + iy)), 0)
+    x1, y1 = min(int(round(box[2] - ix)), w), min(int(round(box[3] - iy)), h)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return 0.0
     # A margin of context so the high-pass at the box edge sees real neighbours.

@@ -1,4 +1,4 @@
-"""Live estimates between detection runs (vision.py with live=True): faces are followed frame by frame
+"""Live estimates between detection runs (vision.py with follow=True): faces are followed frame by frame
 from the newest run (tracking.py), and whatever changed since that run that no track explains is
 covered (history.py).  Real CenterFace on generated 1280x720 frames of real face photos."""
 
@@ -28,7 +28,7 @@ def covered_share(box, regions, size=(1280, 720)) -> float:
 
 
 def live_engine() -> VisionEngine:
-    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, live=True)
+    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, follow=True)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,19 @@ def test_content_that_only_moved_is_explained_by_the_motion():
     assert still.mean() > 0.5
     assert explained[:, 2:].sum() == 0 and explained[:, 0].mean() > 0.5
     assert all(box[0] < 40 for box in cell_boxes(history, explained))
+
+
+def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
+    """Nothing checks a settled answer (no change cover), so a tracker that locked onto the wrong place
+    widens the interpolated box between two detections and never moves it off the face."""
+    from inference_server.coverage import Coverage
+    from inference_server.regions import Region
+
+    coverage = Coverage(kinds=("face",), policies=LIVE_POLICIES)
+    coverage.add_run(0.0, ("face",), [Region("face", (100, 100, 160, 160))])
+    coverage.add_run(0.4, ("face",), [Region("face", (140, 100, 200, 160))])
+    (track_id, *_), = coverage.followable("face", 0.2)
+    coverage.add_measurement(track_id, "face", 0.2, (600, 400, 660, 460))  # far off
+    settled = coverage.decide(0.2, final=True)
+    assert covered_share((125, 105, 175, 155), settled.regions) == 1.0
+    assert covered_share((605, 405, 655, 455), settled.regions) == 1.0
