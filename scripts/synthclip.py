@@ -287,25 +287,3 @@ def speech_track(seconds: float, sample_rate: int = 48000) -> np.ndarray:
         s = speak(text, sample_rate=sample_rate)[: audio.size - int(at * sample_rate)]
         audio[int(at * sample_rate): int(at * sample_rate) + s.size] = s * 0.8
     return audio
-
-
-def main() -> None:
-    """Write the evaluation clip to a file, so that `redact` can be timed on it with its I/O."""
-    import argparse
-
-    p = argparse.ArgumentParser(description="Write the generated evaluation clip (faces, PII text, plates) as H.264.")
-    p.add_argument("output", metavar="OUT.mp4", help="where to write the clip")
-    p.add_argument("--size", default="1280x720", metavar="WxH", help="frame size (default: 1280x720)")
-    p.add_argument("--seconds", type=float, default=Clip.seconds, help=f"length (default: {Clip.seconds:g})")
-    args = p.parse_args()
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        p.error(f"--size must be WxH, e.g. 1280x720 (got {args.size!r})")
-    clip = Clip(width=width, height=height, seconds=args.seconds)
-    write_clip(args.output, clip)
-    print(f"{args.output}: {clip.width}x{clip.height}, {clip.frames} frames at {clip.fps} fps")
-
-
-if __name__ == "__main__":
-    main()
