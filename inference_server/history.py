@@ -125,8 +125,8 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
     for dx, dy in {(int(round(dx / sx)), int(round(dy / sy))) for dx, dy in shifts}:
         if not cells.any():
             break
-        if (dx, dy) == (0, 0) or abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
-            continue
+        if abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
+            continue  # (0, 0) stays: a face that moved less than a pixel still carries its surroundings
         # A cell only counts as moved content when all of it came from inside the old picture.  The
         # shift is a tracked face's, measured to a pixel or two: each pixel is compared with the
         # range of its neighbours within SHIFT_SLACK_PX, so that error does not count as change.

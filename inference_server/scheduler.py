@@ -36,7 +36,7 @@ import numpy as np
 from .coverage import DEFAULT_POLICIES
 from .errors import PrivaStreamError, StateError
 from .governor import GROUP_KINDS, Governor
-from .regions import FrameDecision, Region, clip_box
+from .regions import FrameDecision, Region, clip_box, overlap_share
 
 log = logging.getLogger("privastream.scheduler")
 
@@ -324,7 +324,10 @@ class VideoScheduler(_SessionWorker):
             if settled is None:
                 break  # later frames settle later
             estimate = self._estimates.pop(t)
-            missed = [] if settled.fail_closed else [r for r in settled.regions if _covered_share(r.box, estimate) < 0.5]
+            # Margins differ between an estimated and a settled box of the same object, so "missed"
+            # means that less than half of it lay under any one estimated region.
+            missed = [] if settled.fail_closed else [
+                r for r in settled.regions if max((overlap_share(r.box, e.box) for e in estimate), default=0.0) < 0.5]
             if missed:
                 self.stats.estimate_misses += 1
                 log.warning("_audit_estimates() | an estimate missed regions [t:%.3f kinds:%s origins:%s]", t,
@@ -582,18 +585,3 @@ class AudioScheduler(_SessionWorker):
         except Exception as exc:  # a broken recogniser must mute, not pass speech through
             self._failed(exc)
             return False
-
-
-def _covered_share(box, regions: list[Region]) -> float:
-    """The largest share of ``box``'s area that one of ``regions`` covers.
-
-    Margins differ between an extrapolated and an interpolated box of the same object, so
-    "missed" means less than half of it was under any estimated region, not "not contained".
-    """
-    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
-    best = 0.0
-    for r in regions:
-        b = r.box
-        inter = max(0.0, min(box[2], b[2]) - max(box[0], b[0])) * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
-        best = max(best, inter / area)
-    return best

@@ -91,6 +91,9 @@ class VisionEngine:
         self._cuts = SceneCutDetector()
         self.history = FrameHistory() if follow else None
         self._unfollowable: set[tuple[int, float]] = set()
+        self._centres: dict[int, dict[float, tuple[float, float]]] = {}
+        """Where each followed face's box was centred, by frame time: as detected, then as measured
+        (before margins and edge holds), for the motion that explains change."""
         """(track, detection time) whose face could not be followed after that detection."""
         self.frame_size: tuple[int, int] | None = None
         self.update_settings(settings or {})
@@ -155,13 +158,16 @@ class VisionEngine:
             if face is None:
                 self._unfollowable.add((track_id, seen_at))
                 continue
+            centres = self._centres.setdefault(track_id, {})
+            centres[seen_at] = _centre(seen_box)
             for ft in self.history.times_between(last_t, t):
                 found = tracking.measure(self.history, ft, face, last_box)
                 if found is None:
                     self._unfollowable.add((track_id, seen_at))
                     break
                 last_box = found[0]
-                self.coverage.add_measurement(track_id, "face", ft, self._held_to_edges(found[0], seen_box))
+                centres[ft] = _centre(last_box)
+                self.coverage.add_measurement(track_id, "face", ft, self._held_to_edges(last_box, seen_box))
 
     def _held_to_edges(self, box, seen_box):
         """A face the frame's edge cut at its detection may have come further into view since: its
@@ -175,16 +181,15 @@ class VisionEngine:
         """Add a cover over every part of the picture that changed since the newest run of some kind
         and that no tracked region explains (history.py), or cover all when that is too much."""
         explained = [r.box for r in decision.regions]
-        now = {r.track_id: r.center for r in decision.regions if r.track_id >= 0}
         changed = None
         for kind in self.coverage.kinds:
             since = self.coverage.newest_run_before(kind, t)
             if since is None or since == t:
                 continue
-            then = [r for k in TRACKED_KINDS for r in self.coverage.regions_at(k, since)]
-            shifts = [(now[r.track_id][0] - r.center[0], now[r.track_id][1] - r.center[1])
-                      for r in then if r.track_id in now]
-            cells = unexplained_cells(self.history, since, t, explained + [r.box for r in then], shifts)
+            then = [r.box for k in TRACKED_KINDS for r in self.coverage.regions_at(k, since)]
+            shifts = [(c[t][0] - c[since][0], c[t][1] - c[since][1])
+                      for c in self._centres.values() if t in c and since in c]
+            cells = unexplained_cells(self.history, since, t, explained + then, shifts)
             if cells is None:
                 return FrameDecision(fail_closed=True, reason=f"the frame of the last {kind} detection is gone")
             changed = cells if changed is None else changed | cells
@@ -198,3 +203,9 @@ class VisionEngine:
     def prune(self, before_t: float) -> None:
         self.coverage.prune(before_t)
         self._unfollowable = {(i, seen) for i, seen in self._unfollowable if seen >= before_t}
+        self._centres = {i: kept for i, centres in self._centres.items()
+                         if (kept := {ct: c for ct, c in centres.items() if ct >= before_t})}
+
+
+def _centre(box) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
