@@ -1,4 +1,4 @@
-"""Detection in child processes of the live server (issue 4).
+"""Detection in child processes of the live server.
 
 Under load the detectors' Python pre- and post-processing (resizing, NMS, OCR crops, the PII
 classifier) held the server's GIL for long stretches, so heartbeats starved and clients
@@ -43,10 +43,9 @@ NICE = 5
 """The workers run this much nicer than the server.  Detection is the load that can wait: its
 cadence adapts to how long runs take and tracking fills the frames in between, whereas the speech
 decoder in the server must finish before its deadline (else the audio is muted) and OBS must keep
-its frame rate.  On a machine with CPU to spare this changes nothing.  In the OBS end-to-end
-test on two cores (docs/obs.md), two runs each: slowest decode 1.02-1.04 s -> 0.67-0.97 s, speech
-failed closed 2 and 8 times -> never, OBS lagged 36-49 % -> 26-33 % of its frames; the cost is
-2-10 % of the frames covered whole (fail closed) instead of none."""
+its frame rate.  On a machine with CPU to spare this changes nothing; on two cores with OBS
+rendering in software, scripts/bench_obs_load.py shows what each stage gets (CPU seconds per
+second of stream, by stage) and what is decided late."""
 LOAD_TIMEOUT_S = 300.0
 RINGS_KEPT = 8
 """Rings the worker keeps attached (clients replace theirs on size changes)."""

@@ -1,13 +1,14 @@
 """Following a detected face from frame to frame between detection runs, by template matching.
 
-Detection runs are expensive and sparse (a few per second on a busy CPU); between them a face's
-box used to be extrapolated from its last two detections, with a margin that grew with time and
-speed and still drifted off a face that turned.  Here the face's own pixels at its last detection
-are looked for in every later frame (the stream's FrameHistory), near where it was last seen and at
-three scales, so each frame is covered from the face's measured position.  A match below
-MIN_SCORE ends the following: the face turned away, left or was hidden, and the next detection
-run decides.  A wrong match cannot uncover a face that moved: the cells it left and entered changed,
-and only the track's own boxes explain a change (history.unexplained_boxes).
+Detection runs are expensive and sparse (a few per second on a busy CPU).  A box extrapolated from
+a face's last two detections, with a margin growing with time and speed, still drifts off a face
+that turns, stops or speeds up.  So the face's own pixels at its last detection are looked for in
+every later frame (the stream's FrameHistory), near where it was last seen and at three scales,
+and each frame is covered from the face's measured position.  A match below MIN_SCORE ends the
+following: the face turned away, left or was hidden, and the next detection run decides.  A wrong
+match never uncovers a face: in a live estimate, the cells the face really left and entered
+changed and no measured box explains them (history.unexplained_cells), and in a settled answer a
+measured box only widens the interpolation between two detections (coverage.py).
 """
 
 from __future__ import annotations
