@@ -118,10 +118,18 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
         return None
     cells = _changed_share(a, b) > CHANGED_SHARE
     sx, sy = history.scale
+    rows, cols = cells.shape
     for x0, y0, x1, y1 in explained:
-        c0, r0 = max(int(x0 / sx) // CELL, 0), max(int(y0 / sy) // CELL, 0)
-        c1, r1 = max(int(np.ceil(x1 / sx / CELL)), 0), max(int(np.ceil(y1 / sy / CELL)), 0)
-        cells[r0:r1, c0:c1] = False
+        # Only cells wholly inside the box: the part of a cell outside it is not covered by it, and a
+        # face half in such a cell showed there when the cell counted as explained.
+        c0, r0 = max(int(np.ceil(x0 / sx / CELL)), 0), max(int(np.ceil(y0 / sy / CELL)), 0)
+        c1, r1 = int(x1 / sx) // CELL, int(y1 / sy) // CELL
+        if x1 >= a.shape[1] * sx:
+            c1 = cols  # a box reaching the frame's edge also covers the edge's partial cells
+        if y1 >= a.shape[0] * sy:
+            r1 = rows
+        if c1 > c0 and r1 > r0:
+            cells[r0:r1, c0:c1] = False
     for dx, dy in {(int(round(dx / sx)), int(round(dy / sy))) for dx, dy in shifts}:
         if not cells.any():
             break

@@ -1,4 +1,4 @@
-"""Live estimates between detection runs (vision.py with follow=True): faces are followed frame by frame
+"""Live decisions between detection runs (vision.py with live=True): faces are followed frame by frame
 from the newest run (tracking.py), and whatever changed since that run that no track explains is
 covered (history.py).  Real CenterFace on generated 1280x720 frames of real face photos."""
 
@@ -28,7 +28,7 @@ def covered_share(box, regions, size=(1280, 720)) -> float:
 
 
 def live_engine() -> VisionEngine:
-    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, follow=True)
+    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, live=True)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +123,4 @@ def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
     settled = coverage.decide(0.2, final=True)
     assert covered_share((125, 105, 175, 155), settled.regions) == 1.0
     assert covered_share((605, 405, 655, 455), settled.regions) == 1.0
+
