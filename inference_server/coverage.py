@@ -255,8 +255,12 @@ class Coverage:
                     return None
                 if before is None or t - before > self.policies[kind].max_extrapolation:
                     return FrameDecision(fail_closed=True, reason=f"no recent {kind} detection")
-            elif before is None and final:
-                return None
+            elif before is None:
+                if final:
+                    return None
+                # Nothing vouches for the picture before a scene's first run: its tracks would be
+                # reached back from a later detection, where a moving face no longer is.
+                return FrameDecision(fail_closed=True, reason=f"no {kind} detection yet in this scene")
             regions.extend(self.regions_at(kind, t, estimate=not final))
         return FrameDecision(regions=regions)
 

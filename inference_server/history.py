@@ -130,17 +130,22 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
             r1 = rows
         if c1 > c0 and r1 > r0:
             cells[r0:r1, c0:c1] = False
+    if not cells.any() or not shifts:
+        return cells
+    # The shift is a tracked face's, measured to a pixel or two: each pixel is compared with the range
+    # of its old neighbours within SHIFT_SLACK_PX, so that error does not count as change.  The
+    # range is taken once, with room for the noise, and moved with each shift.
+    lo = cv2.subtract(cv2.erode(a, _SLACK), CHANGED_LEVEL)
+    hi = cv2.add(cv2.dilate(a, _SLACK), CHANGED_LEVEL)
     for dx, dy in {(int(round(dx / sx)), int(round(dy / sy))) for dx, dy in shifts}:
         if not cells.any():
             break
         if abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
             continue  # (0, 0) stays: a face that moved less than a pixel still carries its surroundings
-        # A cell only counts as moved content when all of it came from inside the old picture.  The
-        # shift is a tracked face's, measured to a pixel or two: each pixel is compared with the
-        # range of its neighbours within SHIFT_SLACK_PX, so that error does not count as change.
-        moved, whole = _shifted(a, dx, dy)
-        lo, hi = cv2.erode(moved, _SLACK), cv2.dilate(moved, _SLACK)
-        mismatch = (b.astype(np.int16) < lo.astype(np.int16) - CHANGED_LEVEL) | (b.astype(np.int16) > hi.astype(np.int16) + CHANGED_LEVEL)
+        # A cell only counts as moved content when all of it came from inside the old picture.
+        moved_lo, whole = _shifted(lo, dx, dy)
+        moved_hi, _ = _shifted(hi, dx, dy)
+        mismatch = (b < moved_lo) | (b > moved_hi)
         cells &= ~(whole & (_cell_share(mismatch) <= CHANGED_SHARE))
     return cells
 

@@ -163,7 +163,7 @@ class Session:
         if self.kind == KIND_VIDEO:
             self.speech = server.speech.follow(self.stream, followed_sources(self.settings))
             # This engine only observes and decides (its detectors never load here): detection is the worker's.
-            engine = VisionEngine(self.settings, policies=LIVE_POLICIES, live=True)
+            engine = VisionEngine(self.settings, policies=LIVE_POLICIES, follow=True)
             detector = WorkerDetector(server.workers, self.settings)
             self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
                                             name=f"{session_id}", speech=self.speech)

@@ -79,22 +79,17 @@ class Detectors:
 
 class VisionEngine:
     def __init__(self, settings: dict | None = None, threads: int = 0, provider: str = "auto",
-                 policies: dict[str, KindPolicy] | None = None, follow: bool = False, live: bool = False):
+                 policies: dict[str, KindPolicy] | None = None, follow: bool = False):
         """follow: keep the recent frames (history.py) to follow faces between runs (tracking.py), so
         a face between two runs is covered where it is measured, and so an estimate
         (``decide(final=False)``, the live path) can cover what changed since the newest run.
-        live: every decision, settled or estimated, also covers what changed since the newest run and
-        that no track explains.  A live source can jump in time without a cut (a media source
-        restarting or stalling, a scrubbed video): a settled answer interpolated across the jump sits
-        beside the face, and the change shows it.  Implies ``follow``.
         Detectors load on the first ``detect`` (the live server detects in its workers instead)."""
         self.threads, self.provider = threads, provider
         self.settings: dict = {}
         self.detectors = Detectors({}, threads, provider)
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
-        self.history = FrameHistory() if follow or live else None
-        self.live = live
+        self.history = FrameHistory() if follow else None
         self._unfollowable: set[tuple[int, float]] = set()
         self._centres: dict[int, dict[float, tuple[float, float]]] = {}
         """Where each followed face's box was centred, by frame time: as detected, then as measured
@@ -144,7 +139,7 @@ class VisionEngine:
         decision = self.coverage.decide(t, final=final)
         if decision is None or decision.fail_closed or self.frame_size is None:
             return decision
-        if self.live:
+        if not final and self.history is not None:
             decision = self._cover_unvouched_change(t, decision)
             if decision.fail_closed:
                 return decision

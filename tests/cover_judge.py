@@ -33,16 +33,28 @@ COVERED_STD = 2.0
 """A recorded frame whose pixels vary less than this is wholly covered (the fail-closed fill)."""
 
 
+BIT_LEVELS = (96, 112)
+"""Grey levels of a 0 and a 1 bit: apart by less than the live path's change threshold
+(history.CHANGED_LEVEL), so the stamp changing every frame is not itself covered as change."""
+
+
 def stamp(frame: np.ndarray, index: int) -> None:
-    """Write ``index`` as BITS black/white blocks into the bottom-left corner."""
+    """Write ``index`` as BITS grey blocks into the bottom-left corner."""
     h = frame.shape[0]
     for b in range(BITS):
-        frame[h - BIT_H:h, b * BIT_W:(b + 1) * BIT_W] = 255 if index >> b & 1 else 0
+        frame[h - BIT_H:h, b * BIT_W:(b + 1) * BIT_W] = BIT_LEVELS[index >> b & 1]
 
 
-def read_stamp(frame: np.ndarray) -> int:
+def read_stamp(frame: np.ndarray) -> int | None:
+    """The stamped index, or None when a block is not one of the two levels (covered or damaged)."""
     h = frame.shape[0]
-    bits = [frame[h - BIT_H + 2:h - 2, b * BIT_W + 4:(b + 1) * BIT_W - 4].mean() > 128 for b in range(BITS)]
+    low, high = BIT_LEVELS
+    bits = []
+    for b in range(BITS):
+        level = frame[h - BIT_H + 2:h - 2, b * BIT_W + 4:(b + 1) * BIT_W - 4].mean()
+        if not low - 6 <= level <= high + 6:
+            return None
+        bits.append(level > (low + high) / 2)
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
@@ -125,8 +137,8 @@ def judge_boxes(frames, clip: StampedClip, truths: list[list[Truth]], kinds=("fa
             report.covered += 1
             continue
         index = read_stamp(frame)
-        if index >= clip.frames:
-            raise AssertionError(f"recorded frame {n} has no readable stamp")
+        if index is None or index >= clip.frames:
+            raise AssertionError(f"recorded frame {n} has no readable stamp (its corner was covered)")
         if index not in originals:
             originals[index] = clip.frame(index)[0]
         for truth in truths[index]:

@@ -1,4 +1,4 @@
-"""Live decisions between detection runs (vision.py with live=True): faces are followed frame by frame
+"""Live decisions between detection runs (vision.py with follow=True): faces are followed frame by frame
 from the newest run (tracking.py), and whatever changed since that run that no track explains is
 covered (history.py).  Real CenterFace on generated 1280x720 frames of real face photos."""
 
@@ -28,7 +28,7 @@ def covered_share(box, regions, size=(1280, 720)) -> float:
 
 
 def live_engine() -> VisionEngine:
-    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, live=True)
+    return VisionEngine(FACES_ONLY, policies=LIVE_POLICIES, follow=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,18 @@ def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
     assert covered_share((125, 105, 175, 155), settled.regions) == 1.0
     assert covered_share((605, 405, 655, 455), settled.regions) == 1.0
 
+
+
+def test_a_frame_before_the_first_run_of_its_scene_is_covered_whole():
+    """Before a scene's first run nothing vouches for the picture: a face found later in that scene
+    would be reached back to where it no longer is, so an estimate there covers everything."""
+    from inference_server.coverage import Coverage
+    from inference_server.regions import Region
+
+    coverage = Coverage(kinds=("face",), policies=LIVE_POLICIES)
+    coverage.add_run(0.5, ("face",), [])
+    coverage.add_cut(1.0)
+    coverage.add_run(1.7, ("face",), [Region("face", (300, 100, 360, 160))])
+    assert coverage.decide(1.1, final=False).fail_closed
+    assert coverage.decide(1.1, final=True) is None
+    assert not coverage.decide(1.8, final=False).fail_closed
