@@ -63,11 +63,11 @@ class Governor:
             return max(MIN_INTERVAL_S["text"], self.duration["text"] * sessions / GATE_UTILISATION["text"],
                        faces * TEXT_CADENCE_RATIO if "faces" in groups else 0.0)
 
-    def due(self, group: str, newest_t: float, sessions: int, groups: tuple[str, ...]) -> bool:
-        """Whether ``group`` should run on the newest frame (at ``newest_t``) now."""
+    def due(self, group: str, newest_t: float, interval: float) -> bool:
+        """Whether ``group``, run every ``interval`` (``self.interval``), should run on the newest
+        frame (at ``newest_t``) now."""
         with self._lock:
             last, cut = self._last_run.get(group), self._last_cut
         # A group that has not run in the newest frame's scene (or ran at a later t: the clock went
         # back) is due at once: until it runs there, that scene's frames cannot be vouched for.
-        return (last is None or newest_t < last or last < cut <= newest_t
-                or newest_t - last >= self.interval(group, sessions, groups))
+        return last is None or newest_t < last or last < cut <= newest_t or newest_t - last >= interval

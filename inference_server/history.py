@@ -95,13 +95,14 @@ def _changed_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _cell_share(cv2.absdiff(a, b) > CHANGED_LEVEL)
 
 
-def _shifted(image: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` moved by (dx, dy), and the cells of the result that came whole from inside it."""
-    h, w = image.shape
-    out = np.zeros_like(image)
+def _shifted(images: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
+    """``images`` (..., height, width) moved by (dx, dy), and the cells of the result that came whole
+    from inside them."""
+    h, w = images.shape[-2:]
+    out = np.zeros_like(images)
     ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
     xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[yd, xd] = image[ys, xs]
+    out[..., yd, xd] = images[..., ys, xs]
     rows, cols = np.arange(-(-h // CELL)) * CELL, np.arange(-(-w // CELL)) * CELL
     whole_rows = (rows - dy >= 0) & (np.minimum(rows + CELL, h) - dy <= h)
     whole_cols = (cols - dx >= 0) & (np.minimum(cols + CELL, w) - dx <= w)
@@ -143,8 +144,7 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
         if abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
             continue  # (0, 0) stays: a face that moved less than a pixel still carries its surroundings
         # A cell only counts as moved content when all of it came from inside the old picture.
-        moved_lo, whole = _shifted(lo, dx, dy)
-        moved_hi, _ = _shifted(hi, dx, dy)
+        (moved_lo, moved_hi), whole = _shifted(np.stack([lo, hi]), dx, dy)
         mismatch = (b < moved_lo) | (b > moved_hi)
         cells &= ~(whole & (_cell_share(mismatch) <= CHANGED_SHARE))
     return cells

@@ -409,8 +409,8 @@ class VideoScheduler(_SessionWorker):
         if newest is None:
             return False
         groups = tuple(g for g in GROUP_KINDS if self._enabled(g))
-        self.stats.interval_s[group] = self.governor.interval(group, self.gate.sessions, groups)
-        return self.governor.due(group, newest.t, self.gate.sessions, groups)
+        interval = self.stats.interval_s[group] = self.governor.interval(group, self.gate.sessions, groups)
+        return self.governor.due(group, newest.t, interval)
 
     def _detect(self, group: str) -> None:
         newest = self._newest()

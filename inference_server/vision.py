@@ -152,15 +152,16 @@ class VisionEngine:
         if "face" not in self.coverage.kinds:
             return
         for track_id, seen_at, seen_box, last_t, last_box in self.coverage.followable("face", t):
-            if (track_id, seen_at) in self._unfollowable:
-                continue
+            frames = self.history.times_between(last_t, t)
+            if not frames or (track_id, seen_at) in self._unfollowable:
+                continue  # settling and auditing ask about frames already followed, many times a second
             face = tracking.template(self.history, seen_at, seen_box)
             if face is None:
                 self._unfollowable.add((track_id, seen_at))
                 continue
             centres = self._centres.setdefault(track_id, {})
             centres[seen_at] = _centre(seen_box)
-            for ft in self.history.times_between(last_t, t):
+            for ft in frames:
                 found = tracking.measure(self.history, ft, face, last_box)
                 if found is None:
                     self._unfollowable.add((track_id, seen_at))

@@ -116,7 +116,8 @@ class VideoFilter(LinkedFilter):
         self.ring_ids: list[int] = []
         self.ring_pts: list[float] = []
         self.stage: list[int] = []
-        self.staged: list[tuple[int, float] | None] = [None, None]
+        self.staged: list[tuple[int, float, float] | None] = [None, None]
+        """Per stage surface: (frame id, pts, time.monotonic() at capture) of the frame staged in it."""
         self.data_tex = 0
         self.gpu_problem = ""
         self.plan_failed = False

@@ -27,13 +27,13 @@ def test_one_slow_run_does_not_stretch_the_cadence_for_long():
 
 def test_a_group_is_due_at_once_in_a_new_scene_and_after_a_clock_reset():
     g = Governor()
-    assert g.due("faces", 0.0, 1, BOTH), "never ran"
+    assert g.due("faces", 0.0, g.interval("faces", 1, BOTH)), "never ran"
     g.frame(0.0, cut=False)
     g.ran("faces", 0.0, 0.5)
-    assert not g.due("faces", 0.1, 1, BOTH)
+    assert not g.due("faces", 0.1, g.interval("faces", 1, BOTH))
     g.frame(0.2, cut=True)
-    assert g.due("faces", 0.2, 1, BOTH), "the new scene has no run yet"
+    assert g.due("faces", 0.2, g.interval("faces", 1, BOTH)), "the new scene has no run yet"
     g.ran("faces", 0.2, 0.5)
-    assert not g.due("faces", 0.3, 1, BOTH)
-    assert g.due("faces", 0.05, 1, BOTH), "the clock went back"
-    assert g.due("faces", 0.2 + g.interval("faces", 1, BOTH), 1, BOTH)
+    assert not g.due("faces", 0.3, g.interval("faces", 1, BOTH))
+    assert g.due("faces", 0.05, g.interval("faces", 1, BOTH)), "the clock went back"
+    assert g.due("faces", 0.2 + g.interval("faces", 1, BOTH), g.interval("faces", 1, BOTH))
