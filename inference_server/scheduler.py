@@ -5,7 +5,8 @@ A video frame captured at t is shown D later.  Each video session has these thre
 - the server's loop thread checks every frame for a scene cut (``observe``, on a 640x360 grey
   copy that the engine also keeps for following faces and measuring change) as it arrives, so
   the coverage knows every cut before any detection or decision can concern a frame after it;
-- the decision thread publishes every pending frame the detections around it have settled
+- the decision thread has the publisher (publisher.py) publish every pending frame the detections
+  around it have settled
   (``decide(final=True)``) and, for frames whose deadline is about to pass, the estimate
   (``decide(final=False)``: faces followed from the newest run, unexplained change covered, or
   the whole frame when nothing recent enough vouches for it; vision.py);
@@ -18,7 +19,8 @@ A video frame captured at t is shown D later.  Each video session has these thre
 Runs of one group share one gate across sessions (a semaphore): two concurrent runs of the same
 models only slow each other down.
 
-Published estimates are audited: when a frame published as an estimate later settles, a settled
+The publisher owns the pending frames: whichever thread answers a frame first is the one answer
+sent.  It audits the estimates: when a frame published as an estimate later settles, a settled
 region that the estimate did not cover counts as ``estimate_misses`` (dashboard, stats.json).
 """
 
@@ -28,7 +30,7 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -36,23 +38,20 @@ import numpy as np
 from .coverage import DEFAULT_POLICIES
 from .errors import PrivaStreamError, StateError
 from .governor import GROUP_KINDS, Governor
-from .regions import FrameDecision, Region, clip_box, overlap_share
+from .publisher import FramePublisher, PendingFrame
+from .regions import FrameDecision, clip_box
+from .session_stats import SessionStats
 
 log = logging.getLogger("privastream.scheduler")
 
-PUBLISH_MARGIN_S = 0.15
-"""Publish this long before a frame's deadline, for the trip back to the client and for a decision
-thread that a busy machine wakes late (with OBS rendering 720p in software on two cores, 60 ms let
-a fifth of the frames miss their deadline: scripts/bench_obs_load.py, "deadline missed").  An
-estimate this early costs little: faces are followed and change is covered up to the frame itself."""
 DECISION_PERIOD_S = 0.005
 """The decision thread wakes at least this often to publish estimates before deadlines."""
 SLOW_PASS_S = 0.1
 """A decision pass longer than this is logged: it eats into the publishing margin."""
 RESETTLE_PERIOD_S = 0.05
 """Without a new run, pending frames are re-decided this often (mouth blur waits on the audio)."""
-AUDITED_KEPT = 512
-"""Estimates kept until their frame settles, to count the regions they missed."""
+PRUNE_EVERY = 64
+"""Frames published between two prunings of what the engine remembers."""
 MAX_QUEUED_PACKETS = 512
 """Audio packets (~11 s of OBS's 1024-sample packets) queued with their samples for the recogniser."""
 LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=3.0, lead=0.35),
@@ -63,60 +62,6 @@ frame by frame from it and whatever changed since it that no track explains is c
 (vision.py, history.py), so its age costs cover, not privacy.  Beyond it the frame fails closed.
 A new face is covered from 0.35 s before the last run that missed it (default 0.1 s): a face
 sliding in from the edge is found only once ~30 px of it show."""
-LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
-
-
-@dataclass(eq=False)  # identity: frames hold numpy arrays
-class PendingFrame:
-    frame_id: int
-    t: float
-    """pts, seconds on the client's stream clock."""
-    submitted: float
-    """Client's time.monotonic() at submit."""
-    deadline: float
-    ref: object = None
-    """Where the detection worker reads the full frame (detect_worker.FrameRef); None if it was lost."""
-    published: bool = False
-
-
-@dataclass
-class SessionStats:
-    """Figures for the dashboard and the client's status; updated by the worker, read by the loop."""
-
-    frames_in: int = 0
-    frames_out: int = 0
-    settled: int = 0
-    tracked: int = 0
-    fail_closed: int = 0
-    fail_closed_reasons: collections.Counter = field(default_factory=collections.Counter)
-    """Why frames were covered whole, by reason (the panel and the dashboard say it)."""
-    estimate_misses: int = 0
-    """Estimates that missed a region the settled answer for their frame covers."""
-    deadline_misses: int = 0
-    dropped: int = 0
-    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
-    runs: dict[str, collections.deque] = field(default_factory=dict)
-    run_ms: dict[str, float] = field(default_factory=dict)
-    interval_s: dict[str, float] = field(default_factory=dict)
-
-    def record_latency(self, seconds: float) -> None:
-        ms = seconds * 1000
-        i = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if ms <= b), len(LATENCY_BUCKETS_MS))
-        self.latency_hist[i] += 1
-
-    def cadence_hz(self, now: float, window: float = 5.0) -> dict[str, float]:
-        return {g: round(sum(1 for t in runs if now - t <= window) / window, 2) for g, runs in self.runs.items()}
-
-    def to_dict(self, now: float) -> dict:
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "settled": self.settled,
-                "tracked": self.tracked, "fail_closed": self.fail_closed,
-                "fail_closed_reasons": dict(self.fail_closed_reasons.most_common(8)), "estimate_misses": self.estimate_misses,
-                "deadline_misses": self.deadline_misses,
-                "dropped": self.dropped, "latency_hist": list(self.latency_hist),
-                "latency_buckets_ms": list(LATENCY_BUCKETS_MS), "cadence_hz": self.cadence_hz(now),
-                "run_ms": dict(self.run_ms), "interval_s": {g: round(v, 3) for g, v in self.interval_s.items()}}
-
-
 class DetectionGate:
     """One run per detector group at a time across sessions, and how many sessions share them."""
 
@@ -161,7 +106,7 @@ class VideoScheduler(_SessionWorker):
     The decision thread decides from ``engine`` (whose coverage the detections feed and
     ``add_frame`` tells of scene cuts) and never waits for a detector.  One detection thread
     per detector group runs it through ``detector`` (``load(group)``, ``update_settings(dict)``,
-    ``detect(ref, t, kinds) -> list[Region] | None``; detect_worker.WorkerDetector in the
+    ``detect(ref, t, kinds, text_areas) -> list[Region] | None``; detect_worker.WorkerDetector in the
     server) and hands the regions to ``engine``'s coverage under a short lock.  So an OCR run
     longer than D never delays a decision, nor a face run.
     """
@@ -180,9 +125,9 @@ class VideoScheduler(_SessionWorker):
                                                    name=f"privastream-{group}-{name}") for group in GROUP_KINDS]
         self.delay_s = delay_s
         self.gate = gate
-        self.publish = publish
-        self._frames: collections.deque[PendingFrame] = collections.deque()
-        self._estimates: collections.OrderedDict[float, list[Region]] = collections.OrderedDict()
+        self.publisher = FramePublisher(publish, self.stats)
+        self._pruned_at = 0
+        """frames_out when the engine was last pruned."""
         self._settings_update: dict | None = None
         self.governor = Governor()
         self._runs_added = 0
@@ -203,18 +148,15 @@ class VideoScheduler(_SessionWorker):
         """
         frame = PendingFrame(frame_id, t, submitted, submitted + self.delay_s, ref)
         failed = self.error or (None if thumb is not None else "frame lost in transport")
-        if not failed:
-            with self._engine_lock:
-                cut = self.engine.observe(t, thumb, size=size)
-            self.governor.frame(t, cut)
-        with self._cond:
-            self.stats.frames_in += 1
-            if not failed:
-                self._frames.append(frame)
-                self._cond.notify()
         if failed:
-            self.stats.dropped += thumb is None
-            self._emit(frame, FrameDecision(fail_closed=True, reason=failed), settled=False)
+            self.publisher.refuse(frame, failed, lost=thumb is None)
+            return
+        with self._engine_lock:
+            cut = self.engine.observe(t, thumb, size=size)
+        self.governor.frame(t, cut)
+        self.publisher.add(frame)
+        with self._cond:
+            self._cond.notify()
 
     def update_settings(self, settings: dict, delay_s: float | None = None) -> None:
         with self._cond:
@@ -253,19 +195,20 @@ class VideoScheduler(_SessionWorker):
                     settled_at, settled_time = self._runs_added, started
                     self._settle()
                 settled = time.monotonic()
-                self._fallback(settled + 2 * DECISION_PERIOD_S)
+                self.publisher.fallback(settled + 2 * DECISION_PERIOD_S, self._estimate)
+                self._prune()
                 if time.monotonic() - started > SLOW_PASS_S:
                     log.warning("_run() | slow decision pass [settle_ms:%.0f estimate_ms:%.0f pending:%d]",
-                                (settled - started) * 1000, (time.monotonic() - settled) * 1000, len(self._frames))
+                                (settled - started) * 1000, (time.monotonic() - settled) * 1000, len(self.publisher))
         except Exception as exc:  # a broken engine must not leave frames undecided: fail every one closed
             self._crashed(exc)
         else:
-            self._fail_all("session closed")
+            self.publisher.fail_all("session closed")
 
     def _crashed(self, exc: Exception) -> None:
         log.exception("_crashed() | scheduler failed; failing closed")
         self.error = f"inference failed ({exc.__class__.__name__}: {exc}); covering everything"
-        self._fail_all(self.error)
+        self.publisher.fail_all(self.error)
 
     def _detect_loop(self, group: str) -> None:
         """Detection thread of one group: runs on the newest frame whenever the group is due."""
@@ -291,61 +234,38 @@ class VideoScheduler(_SessionWorker):
         except Exception as exc:
             self._crashed(exc)
 
-    def _fail_all(self, reason: str) -> None:
-        with self._cond:
-            frames = list(self._frames)
-            self._frames.clear()
-        for f in frames:
-            self._emit(f, FrameDecision(fail_closed=True, reason=reason), settled=False)
-
     def _settle(self) -> None:
         """Publish every pending frame the detections have settled (they never change after)."""
-        with self._cond:
-            frames = list(self._frames)
-        for f in frames:
-            with self._engine_lock:
-                if not self.engine.coverage.settled(f.t):
-                    break  # frames come in time order: the later ones are not settled either
-            if self._awaits_audio(f.t):
-                continue  # its mouths are not decided yet: deciding its regions now would be wasted
-            with self._engine_lock:
-                decision = self.engine.decide(f.t, final=True)
-            if decision is not None:
-                decision = self._with_mouths(f.t, decision, final=False)
-            if decision is not None:
-                self._emit(f, decision, settled=True)
-        self._audit_estimates()
+        self.publisher.settle(self._is_settled, self._settled_answer)
+        self.publisher.audit(self._final)
 
-    def _audit_estimates(self) -> None:
-        """Count estimates that missed a region their frame's settled answer covers."""
-        for t in list(self._estimates):
-            with self._engine_lock:
-                settled = self.engine.decide(t, final=True)
-            if settled is None:
-                break  # later frames settle later
-            estimate = self._estimates.pop(t)
-            # Margins differ between an estimated and a settled box of the same object, so "missed"
-            # means that less than half of it lay under any one estimated region.
-            missed = [] if settled.fail_closed else [
-                r for r in settled.regions if r.kind != "change"
-                and max((overlap_share(r.box, e.box) for e in estimate), default=0.0) < 0.5]
-            if missed:
-                self.stats.estimate_misses += 1
-                log.warning("_audit_estimates() | an estimate missed regions [t:%.3f kinds:%s origins:%s]", t,
-                            ",".join(r.kind for r in missed), ",".join(r.origin for r in missed))
+    def _is_settled(self, t: float) -> bool:
+        with self._engine_lock:
+            return self.engine.coverage.settled(t)
 
-    def _fallback(self, horizon: float) -> None:
-        """Frames whose deadline comes before ``horizon`` get the best estimate now."""
-        with self._cond:
-            frames = [f for f in self._frames if f.deadline - PUBLISH_MARGIN_S <= horizon]
-        for f in frames:
+    def _final(self, t: float) -> FrameDecision | None:
+        with self._engine_lock:
+            return self.engine.decide(t, final=True)
+
+    def _settled_answer(self, f: PendingFrame) -> FrameDecision | None:
+        if self._awaits_audio(f.t):
+            return None  # its mouths are not decided yet: deciding its regions now would be wasted
+        decision = self._final(f.t)
+        return None if decision is None else self._with_mouths(f.t, decision, final=False)
+
+    def _estimate(self, f: PendingFrame) -> FrameDecision:
+        """The best answer for a frame at its publication time (vision.py: followed faces, change covered)."""
+        with self._engine_lock:
+            decision = self.engine.decide(f.t, final=False)
+        with_mouths = self._with_mouths(f.t, decision, final=True)  # final: undecided audio is covered
+        return with_mouths if with_mouths is not None else FrameDecision(
+            fail_closed=True, reason="speech not decided at the deadline")
+
+    def _prune(self) -> None:
+        if self.stats.frames_out - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = self.stats.frames_out
             with self._engine_lock:
-                decision = self.engine.decide(f.t, final=False)
-            decision = self._with_mouths(f.t, decision, final=True)
-            if self._emit(f, decision, settled=False) and not decision.fail_closed:
-                self._estimates[f.t] = decision.regions
-                while len(self._estimates) > AUDITED_KEPT:
-                    self._estimates.popitem(last=False)
+                self.engine.prune(self.publisher.emitted_t - 10.0)  # coverage keeps its own context before that
 
     def _mouth_blur(self) -> bool:
         return self.speech is not None and self.engine.settings.get("mouth_blur", True)
@@ -366,46 +286,13 @@ class VideoScheduler(_SessionWorker):
             mouths = [r.with_box(clip_box(r.box, w, h)) for r in mouths]
         return FrameDecision(regions=decision.regions + mouths)
 
-    def _emit(self, f: PendingFrame, decision: FrameDecision, settled: bool) -> bool:
-        """Publish f's decision once; True when this published regions (not fail-closed, not a repeat)."""
-        with self._cond:
-            if f.published:
-                return False
-            f.published = True
-            if f in self._frames:
-                self._frames.remove(f)
-        now = time.monotonic()
-        if now >= f.deadline and not decision.fail_closed:
-            decision = FrameDecision(fail_closed=True, reason="deadline missed")
-        st = self.stats
-        st.frames_out += 1
-        if now >= f.deadline:
-            st.deadline_misses += 1
-        if decision.fail_closed:
-            st.fail_closed += 1
-            st.fail_closed_reasons[decision.reason] += 1
-        elif settled:
-            st.settled += 1
-        else:
-            st.tracked += 1
-        st.record_latency(now - f.submitted)
-        if f.frame_id % 64 == 0:
-            with self._engine_lock:
-                self.engine.prune(f.t - 10.0)  # coverage keeps its own context before that
-        self.publish(f, decision)
-        return not decision.fail_closed
-
     # ------------------------------------------------------------ cadence
 
     def _enabled(self, group: str) -> bool:
         return any(k in self.engine.kinds for k in GROUP_KINDS[group])
 
-    def _newest(self) -> PendingFrame | None:
-        with self._cond:
-            return self._frames[-1] if self._frames else None
-
     def _is_due(self, group: str) -> bool:
-        newest = self._newest()
+        newest = self.publisher.newest()
         if newest is None:
             return False
         groups = tuple(g for g in GROUP_KINDS if self._enabled(g))
@@ -413,16 +300,18 @@ class VideoScheduler(_SessionWorker):
         return self.governor.due(group, newest.t, interval)
 
     def _detect(self, group: str) -> None:
-        newest = self._newest()
+        newest = self.publisher.newest()
         if newest is None:
             return
         start = time.monotonic()
-        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group])
+        with self._engine_lock:
+            areas = self.engine.text_areas(GROUP_KINDS[group], newest.t)
+        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group], areas)
         if regions is None:
             return  # the ring wrapped before the worker read the slot: no run; a newer frame is next
         with self._engine_lock:
             covered = tuple(k for k in GROUP_KINDS[group] if k in self.engine.kinds)
-            self.engine.coverage.add_run(newest.t, covered, regions)
+            self.engine.add_run(newest.t, covered, regions)
             self._runs_added += 1
         with self._cond:
             self._cond.notify()  # frames this run settles are published at once
