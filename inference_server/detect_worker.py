@@ -128,9 +128,11 @@ class DetectWorker:
         """Load this group's models that the settings enable, in the worker."""
         self._call(("load", _group_settings(self.group, settings)), LOAD_TIMEOUT_S)
 
-    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: dict):
-        """Regions of ``kinds`` in the frame at ``ref``, or None if the slot no longer holds it."""
-        return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds), CALL_TIMEOUT_S)
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: dict, text_areas=None):
+        """Regions of ``kinds`` in the frame at ``ref`` (text only in ``text_areas``, frame pixels,
+        when given), or None if the slot no longer holds it."""
+        return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds, text_areas),
+                          CALL_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop the worker (closing the pipe ends its loop).  Safe to call twice."""
@@ -171,10 +173,12 @@ class WorkerDetector:
     def load(self, group: str) -> None:
         self.workers[group].load(self.settings)
 
-    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...]):
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], text_areas=None):
         from .vision import DETECTOR_OF_KIND
 
-        return self.workers[DETECTOR_OF_KIND[kinds[0]]].detect(ref, t, kinds, self.settings)
+        if text_areas == []:
+            return []  # nothing changed where text was read: the earlier answers stand (read_memory.py)
+        return self.workers[DETECTOR_OF_KIND[kinds[0]]].detect(ref, t, kinds, self.settings, text_areas)
 
 
 # ---------------------------------------------------------------- the child process
@@ -208,7 +212,7 @@ class _Models:
         self.rings.move_to_end(name)
         return self.rings[name]
 
-    def detect(self, settings: dict, ref: FrameRef, t: float, kinds):
+    def detect(self, settings: dict, ref: FrameRef, t: float, kinds, text_areas):
         from .shm import SlotOverwritten
 
         try:
@@ -216,7 +220,7 @@ class _Models:
             _, rgba = self.ring(ref.ring).read(ref.slot, ref.seq)
         except SlotOverwritten:
             return None
-        return [r for _, found in self.detectors(settings).detect(rgba, kinds) for r in found]
+        return [r for _, found in self.detectors(settings).detect(rgba, kinds, text_areas) for r in found]
 
 
 def _worker_main(conn, threads: int, provider: str) -> None:

@@ -90,9 +90,9 @@ def _cell_share(mask: np.ndarray) -> np.ndarray:
     return padded.reshape(rows, CELL, cols, CELL).mean(axis=(1, 3))
 
 
-def _changed_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per cell, the share of pixels whose luma differs between two same-sized images."""
-    return _cell_share(cv2.absdiff(a, b) > CHANGED_LEVEL)
+def changed_cells(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cells that changed between two same-sized images."""
+    return _cell_share(cv2.absdiff(a, b) > CHANGED_LEVEL) > CHANGED_SHARE
 
 
 def _shifted(images: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +117,7 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
     a, b = history.at(since), history.at(t)
     if a is None or b is None or a.shape != b.shape:
         return None
-    cells = _changed_share(a, b) > CHANGED_SHARE
+    cells = changed_cells(a, b)
     sx, sy = history.scale
     rows, cols = cells.shape
     for x0, y0, x1, y1 in explained:

@@ -106,7 +106,7 @@ class VideoScheduler(_SessionWorker):
     The decision thread decides from ``engine`` (whose coverage the detections feed and
     ``add_frame`` tells of scene cuts) and never waits for a detector.  One detection thread
     per detector group runs it through ``detector`` (``load(group)``, ``update_settings(dict)``,
-    ``detect(ref, t, kinds) -> list[Region] | None``; detect_worker.WorkerDetector in the
+    ``detect(ref, t, kinds, text_areas) -> list[Region] | None``; detect_worker.WorkerDetector in the
     server) and hands the regions to ``engine``'s coverage under a short lock.  So an OCR run
     longer than D never delays a decision, nor a face run.
     """
@@ -304,12 +304,14 @@ class VideoScheduler(_SessionWorker):
         if newest is None:
             return
         start = time.monotonic()
-        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group])
+        with self._engine_lock:
+            areas = self.engine.text_areas(GROUP_KINDS[group], newest.t)
+        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group], areas)
         if regions is None:
             return  # the ring wrapped before the worker read the slot: no run; a newer frame is next
         with self._engine_lock:
             covered = tuple(k for k in GROUP_KINDS[group] if k in self.engine.kinds)
-            self.engine.coverage.add_run(newest.t, covered, regions)
+            self.engine.add_run(newest.t, covered, regions)
             self._runs_added += 1
         with self._cond:
             self._cond.notify()  # frames this run settles are published at once

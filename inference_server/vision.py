@@ -15,6 +15,7 @@ import numpy as np
 from . import tracking
 from .coverage import Coverage, KindPolicy
 from .history import FrameHistory, cell_boxes, unexplained_cells
+from .read_memory import ReadMemory
 from .regions import TRACKED_KINDS, FrameDecision, Region, clip_box
 from .scenecut import SceneCutDetector
 
@@ -71,10 +72,29 @@ class Detectors:
         """Load every enabled detector now rather than on the first frame."""
         self._for(self.kinds)
 
-    def detect(self, frame: np.ndarray, kinds) -> list[tuple[tuple[str, ...], list[Region]]]:
-        """For each detector ``kinds`` needs: the enabled kinds it looked for in ``frame``, and what it found."""
-        return [(tuple(k for k in detector.kinds if k in self.kinds), detector.detect(frame))
+    def detect(self, frame: np.ndarray, kinds, text_areas=None) -> list[tuple[tuple[str, ...], list[Region]]]:
+        """For each detector ``kinds`` needs: the enabled kinds it looked for in ``frame``, and what it
+        found.  ``text_areas`` (frame pixels): the text detector reads only these rectangles of the
+        frame (read_memory.py); None, all of it."""
+        return [(tuple(k for k in detector.kinds if k in self.kinds),
+                 _read_areas(detector, frame, text_areas) if DETECTOR_OF_KIND[detector.kinds[0]] == "text"
+                 else detector.detect(frame))
                 for detector in self._for(kinds)]
+
+
+def _read_areas(detector, frame: np.ndarray, areas) -> list[Region]:
+    """The detector's regions in ``areas`` of the frame (all of it when None), in frame pixels."""
+    if areas is None:
+        return detector.detect(frame)
+    found: list[Region] = []
+    h, w = frame.shape[:2]
+    for box in areas:
+        x0, y0, x1, y1 = (int(v) for v in clip_box((np.floor(box[0]), np.floor(box[1]), np.ceil(box[2]),
+                                                     np.ceil(box[3])), w, h))
+        if x1 > x0 and y1 > y0:
+            found += [r.with_box((r.box[0] + x0, r.box[1] + y0, r.box[2] + x0, r.box[3] + y0))
+                      for r in detector.detect(frame[y0:y1, x0:x1])]
+    return found
 
 
 class VisionEngine:
@@ -90,6 +110,7 @@ class VisionEngine:
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
         self.history = FrameHistory() if follow else None
+        self.reads = ReadMemory()
         self._unfollowable: set[tuple[int, float]] = set()
         self._centres: dict[int, dict[float, tuple[float, float]]] = {}
         """Where each followed face's box was centred, by frame time: as detected, then as measured
@@ -106,6 +127,7 @@ class VisionEngine:
         self.settings = {**self.settings, **settings}
         self.coverage.kinds = enabled_kinds(self.settings)
         self.detectors = Detectors(self.settings, self.threads, self.provider)
+        self.reads.forget()  # what was read is judged again under the new targets and custom terms
         log.info("update_settings() | kinds:%s", ",".join(self.coverage.kinds) or "none")
 
     def observe(self, t: float, frame: np.ndarray, size: tuple[int, int] | None = None) -> bool:
@@ -128,10 +150,29 @@ class VisionEngine:
     def detect(self, t: float, frame: np.ndarray, kinds) -> list[Region]:
         """Run the detectors for ``kinds`` on the frame at t and record what they found."""
         found: list[Region] = []
-        for covered, regions in self.detectors.detect(frame, kinds):
-            self.coverage.add_run(t, covered, regions)
-            found.extend(regions)
+        for covered, regions in self.detectors.detect(frame, kinds, self.text_areas(kinds, t)):
+            found.extend(self.add_run(t, covered, regions))
         return found
+
+    def text_areas(self, kinds, t: float):
+        """Where a run for ``kinds`` on the frame at t reads text (frame pixels): only what changed
+        since it was last read (read_memory.py), when the engine keeps the frames' history; None,
+        everywhere."""
+        if self.history is None or not any(DETECTOR_OF_KIND[k] == "text" for k in kinds):
+            return None
+        return self.reads.plan(t, self.history.at(t), self.history.scale)
+
+    def add_run(self, t: float, kinds, regions: list[Region]) -> list[Region]:
+        """Record a run for ``kinds`` on the frame at t that found ``regions`` (in the ``text_areas``
+        asked for first, for text) and return what it found in the whole frame."""
+        if self.history is not None and any(DETECTOR_OF_KIND[k] == "text" for k in kinds):
+            whole = self.reads.remember(t, regions)
+            if whole is None:
+                log.info("add_run() | text run at t:%.3f dropped: the settings changed while it ran", t)
+                return []
+            regions = whole
+        self.coverage.add_run(t, kinds, regions)
+        return regions
 
     def decide(self, t: float, final: bool = True) -> FrameDecision | None:
         if self.history is not None:
