@@ -1,12 +1,12 @@
-"""Covering regions of a frame: pixelate, blur or solid fill (numpy/OpenCV).
+"""Covering regions of a frame: pixelate, blur or solid fill (numpy).
 
-Used by the offline redactor and the demo publisher; the OBS filter draws the
-same styles with its own shader, whose sizes and shades differ (docs/architecture.md,
-"Two cover renderers").  Every style destroys information rather than
-hiding it: pixelation blocks scale with the region (a large face gets blocks
-as large as a small one's relative to its size), blur starts from a
-downsampled copy so it cannot be deconvolved, and text defaults to solid fill
-because even strongly blurred text can be read back.
+Used by the offline redactor and the demo publisher.  Every number comes from `cover_spec`, and
+the arithmetic is the OBS shader's (`obs_plugin/effects/privastream.effect`): the same cells, the
+same pixels read for each, the same ellipse; `tests/test_cover_parity.py` compares the two.  Every
+style destroys information rather than hiding it: a pixelation cell or a blur window is a share of
+the region's size, so a large face is as coarse as a small one; both read a sparse grid of pixels,
+so the detail between them is gone rather than attenuated; and text defaults to solid fill because
+even strongly blurred text can be read back.
 """
 
 from __future__ import annotations
@@ -14,97 +14,133 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from . import cover_spec
 from .regions import Region
+from .settings import STYLE_KINDS, Settings
 
-STYLES = ("pixelate", "blur", "fill")
-DEFAULT_STYLES = {"face": "pixelate", "text": "fill", "plate": "fill", "mouth": "pixelate", "change": "fill"}
-FILL_COLOR = (16, 16, 16)
+DEFAULT_STYLES = {kind: Settings().style(kind) for kind in STYLE_KINDS}
+"""Per setting kind (cover_spec.SETTING_KIND says which one each region kind follows)."""
 
 
 @dataclass
 class MaskOptions:
     styles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STYLES))
     strength: float = 1.0
-    """0..1: 1 gives about 6 blocks across a region, 0 about 12."""
+    """0..1: the share cover_spec.CELLS_ACROSS and the blur radius go by, for kinds not in ``strengths``."""
+    strengths: dict[str, float] = field(default_factory=dict)
+    """Per setting kind, as OBS has them."""
     ellipse_faces: bool = True
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "MaskOptions":
-        styles = dict(DEFAULT_STYLES)
-        for kind in ("face", "text", "plate", "mouth"):
-            style = settings.get(f"style_{kind}")
-            if style is not None:
-                if style not in STYLES:
-                    raise ValueError(f"style_{kind} must be one of {', '.join(STYLES)} (got {style!r})")
-                styles[kind] = style
-        styles["change"] = styles["text"]  # unvouched change may be new text: as strong a cover as text
-        strength = float(settings.get("strength", 1.0))
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be between 0 and 1 (got {strength})")
-        return cls(styles=styles, strength=strength)
+    def from_settings(cls, settings: Settings) -> "MaskOptions":
+        """The covers of ``settings`` (already checked)."""
+        return cls(styles={kind: settings.style(kind) for kind in STYLE_KINDS},
+                   strengths={kind: settings.strength(kind) for kind in STYLE_KINDS})
 
-    def blocks_across(self) -> int:
-        return int(round(12 - 6 * self.strength))
+    def style(self, kind: str) -> str:
+        return self.styles.get(cover_spec.SETTING_KIND.get(kind, "face"), "fill")
+
+    def strength_of(self, kind: str) -> float:
+        return self.strengths.get(cover_spec.SETTING_KIND.get(kind, "face"), self.strength)
 
 
-def _shape_box(region: Region, ellipse: bool):
-    """The area a region's cover occupies: its box, or for an ellipse the box it passes through the corners of."""
-    x0, y0, x1, y1 = region.box
-    if not ellipse:
-        return x0, y0, x1, y1
-    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * math.sqrt(2), (y1 - y0) / 2 * math.sqrt(2)
-    return cx - hw, cy - hh, cx + hw, cy + hh
+def _centres(lo: int, hi: int) -> np.ndarray:
+    return np.arange(lo, hi, dtype=np.float64) + 0.5
 
 
-def _obscured(patch: np.ndarray, style: str, blocks: int) -> np.ndarray:
-    h, w = patch.shape[:2]
+def _reads(at: np.ndarray, size: int) -> np.ndarray:
+    """Whole-pixel indexes read at positions ``at`` (the shader's load_clamped)."""
+    return np.clip(np.floor(at), 0, size - 1).astype(np.intp)
+
+
+def _pixelate_axis(box_lo: float, box_hi: float, lo: int, hi: int, cell: float, size: int, taps: int) -> np.ndarray:
+    """For pixels lo..hi-1 on one axis, the pixels their cell reads: (hi - lo, taps)."""
+    start = box_lo + np.floor((_centres(lo, hi) - box_lo) / cell) * cell
+    first = np.maximum(start, 0.0)
+    last = np.minimum(np.minimum(start + cell, box_hi), size)
+    share = (np.arange(taps) + 0.5) / taps
+    return _reads(first[:, None] + share[None, :] * (last - first)[:, None], size)
+
+
+def _blur_axis(lo: int, hi: int, radius: float, size: int, taps: int) -> np.ndarray:
+    """For pixels lo..hi-1 on one axis, the pixels their window reads: (hi - lo, taps)."""
+    offsets = ((np.arange(taps) + 0.5) / taps * 2.0 - 1.0) * radius
+    return _reads(_centres(lo, hi)[:, None] + offsets[None, :], size)
+
+
+def _mean_of_reads(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """out[y, x] = mean over i, j of frame[rows[y, j], cols[x, i]] (the grid is separable)."""
+    top = int(rows.min())
+    band = frame[top:int(rows.max()) + 1]
+    across = np.zeros((band.shape[0], cols.shape[0], frame.shape[2]), np.float32)
+    for i in range(cols.shape[1]):
+        across += band[:, cols[:, i]]
+    out = np.zeros((rows.shape[0], cols.shape[0], frame.shape[2]), np.float32)
+    for j in range(rows.shape[1]):
+        out += across[rows[:, j] - top]
+    return out / (rows.shape[1] * cols.shape[1])
+
+
+def _covered(frame: np.ndarray, box, style: str, strength: float, area: tuple[int, int, int, int]) -> np.ndarray:
+    """The cover's pixels over ``area`` (ix0, iy0, ix1, iy1) of ``frame``."""
+    ix0, iy0, ix1, iy1 = area
+    height, width = frame.shape[:2]
+    channels = frame.shape[2]
     if style == "fill":
-        out = np.empty_like(patch)
-        out[...] = FILL_COLOR + (255,) * (patch.shape[2] - 3)
+        out = np.empty((iy1 - iy0, ix1 - ix0, channels), frame.dtype)
+        out[...] = cover_spec.FILL_RGB + (255,) * (channels - 3)
         return out
-    cell = max(w, h) / blocks
-    small = cv2.resize(patch, (max(1, round(w / cell)), max(1, round(h / cell))), interpolation=cv2.INTER_AREA)
+    x0, y0, x1, y1 = box
     if style == "pixelate":
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    sigma = max(1.0, max(w, h) / blocks / 2)
-    return cv2.GaussianBlur(smooth, (0, 0), sigma)
+        cell, taps = cover_spec.cell_px(box, strength), cover_spec.PIXELATE_TAPS
+        cols = _pixelate_axis(x0, x1, ix0, ix1, cell, width, taps)
+        rows = _pixelate_axis(y0, y1, iy0, iy1, cell, height, taps)
+    else:
+        radius, taps = cover_spec.blur_radius_px(box, strength), cover_spec.BLUR_TAPS
+        cols = _blur_axis(ix0, ix1, radius, width, taps)
+        rows = _blur_axis(iy0, iy1, radius, height, taps)
+    out = np.rint(_mean_of_reads(frame, rows, cols)).astype(frame.dtype)
+    if channels == 4:
+        out[..., 3] = frame[iy0:iy1, ix0:ix1, 3]  # the frame's alpha stays, as OBS's blending keeps it
+    return out
+
+
+def cover_shape(box, scale: float, area: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of ``area`` a region's cover takes: their centres inside the box and, for an
+    ellipse (scale > 0), inside the ellipse of half-axes scale x the box's half-size."""
+    ix0, iy0, ix1, iy1 = area
+    x0, y0, x1, y1 = box
+    xs, ys = _centres(ix0, ix1)[None, :], _centres(iy0, iy1)[:, None]
+    inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    if scale > 0:
+        hw, hh = max((x1 - x0) / 2 * scale, 1e-6), max((y1 - y0) / 2 * scale, 1e-6)
+        inside &= ((xs - (x0 + x1) / 2) / hw) ** 2 + ((ys - (y0 + y1) / 2) / hh) ** 2 <= 1.0
+    return inside
 
 
 def apply_masks(frame: np.ndarray, regions: list[Region], options: MaskOptions | None = None) -> np.ndarray:
-    """Cover every region of ``frame`` in place (HxWx3 or HxWx4 uint8) and return it."""
+    """Cover every region of ``frame`` in place (HxWx3 or HxWx4 uint8) and return it.
+
+    Each cover reads the frame as it was before any region was drawn, as OBS's per-region draws
+    read the uncovered frame: overlapping regions give the same result in either order."""
     options = options or MaskOptions()
     height, width = frame.shape[:2]
-    blocks = options.blocks_across()
+    source = frame.copy() if len(regions) > 1 else frame
     for region in regions:
-        ellipse = options.ellipse_faces and region.kind in ("face", "mouth")
-        x0, y0, x1, y1 = _shape_box(region, ellipse)
-        ix0, iy0 = max(0, math.floor(x0)), max(0, math.floor(y0))
-        ix1, iy1 = min(width, math.ceil(x1)), min(height, math.ceil(y1))
-        if ix1 <= ix0 or iy1 <= iy0:
+        x0, y0, x1, y1 = region.box
+        area = (max(0, math.floor(x0)), max(0, math.floor(y0)), min(width, math.ceil(x1)), min(height, math.ceil(y1)))
+        if area[2] <= area[0] or area[3] <= area[1]:
             continue
-        view = frame[iy0:iy1, ix0:ix1]
-        # Blocks are sized on the whole shape, not its visible part, so a face half off-screen
-        # is as coarse as a whole one.
-        full = max(x1 - x0, y1 - y0)
-        eff_blocks = max(1, round(blocks * max(ix1 - ix0, iy1 - iy0) / max(full, 1)))
-        cover = _obscured(view, options.styles.get(region.kind, "fill"), eff_blocks)
-        if ellipse:
-            yy, xx = np.ogrid[iy0:iy1, ix0:ix1]
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            inside = ((xx + 0.5 - cx) / ((x1 - x0) / 2)) ** 2 + ((yy + 0.5 - cy) / ((y1 - y0) / 2)) ** 2 <= 1.0
-            view[inside] = cover[inside]
-        else:
-            view[...] = cover
+        inside = cover_shape(region.box, cover_spec.ellipse_scale(region.kind, options.ellipse_faces), area)
+        cover = _covered(source, region.box, options.style(region.kind), options.strength_of(region.kind), area)
+        view = frame[area[1]:area[3], area[0]:area[2]]
+        view[inside] = cover[inside]
     return frame
 
 
 def cover_all(frame: np.ndarray) -> np.ndarray:
-    """Fail-closed cover of a whole frame: coarse, dark pixelation that shows only that video is flowing."""
-    h, w = frame.shape[:2]
-    small = cv2.resize(frame, (max(1, w // 80), max(1, h // 80)), interpolation=cv2.INTER_AREA)
-    frame[...] = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST) // 4
+    """Fail-closed cover of a whole frame: the solid fill, so not even the layout shows."""
+    frame[..., :3] = cover_spec.FILL_RGB
     return frame

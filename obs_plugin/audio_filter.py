@@ -3,9 +3,10 @@
 Every packet OBS hands in is sent to the client undelayed, written into a sample ring at the
 place OBS will play it, and replaced by the samples from exactly D earlier on that timeline, where
 D is the video delay line's K frame times (same rounding as the video filter, so both stay in
-sync).  Before going out, those samples are bleeped on the intervals `client.audio_decision`
-returns; anything past `decided_until`, or everything when there is no server, is muted (fail
-closed).
+sync).  Before going out, `inference_server.playout.play_audio` (the demo's too) bleeps those
+samples on the intervals `client.audio_decision` returns and mutes, sample by sample, anything past
+`decided_until`, or everything when there is no server (fail closed).  This filter's own part is
+placing packets on OBS's timeline and cutting them where its timestamps jump.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import time
 
 import numpy as np
 
-from . import bleep
+from inference_server.playout import play_audio
+
 from .client_link import CallTimer, LinkedFilter
 from .libobs import MAX_AV_PLANES, LibObs, ObsAudioData
 from .properties import audio_properties
@@ -41,8 +43,6 @@ CLOCK_RESET_S = 2.0
 follow on, and so does the ring."""
 STAMP_TOLERANCE_S = 1e-6
 """Stamps this close to where the previous packet's would be are the same clock (OBS rounds to ns)."""
-SAMPLE_SLACK = 1e-3
-"""Share of a sample by which a stamp may miss it (ns rounding is 5e-5 of a sample at 48 kHz)."""
 
 
 class AudioFilter(LinkedFilter):
@@ -185,45 +185,12 @@ class AudioFilter(LinkedFilter):
         return audio_ptr
 
     def _apply_decisions(self, out: np.ndarray, out_first: int, n: int) -> None:
-        fade_s = bleep.fade_samples(self.rate) / self.rate  # a span's fade may start in this packet
-        fail_open = self.settings["fail_policy"] == "open"
-        mode = self.settings["bleep_mode"]
-        spans, undecided = [], []
-        pieces = self._clocks(max(out_first, 0), out_first + n - max(out_first, 0))
-        for k, (lo, hi, pts) in enumerate(pieces):
-            if self.client is None:
-                intervals, decided_until = [], (math.inf if fail_open else -math.inf)
-            else:
-                intervals, decided_until = self.client.audio_decision(pts - fade_s, pts + (hi - lo) / self.rate + fade_s)
-            # Stamps are read on this piece's clock.  A span stays on it: past a jump the samples are on
-            # another clock, asked about on their own; past the packet's ends only its fade matters.
-            near = (lo if k else lo - n, hi if k + 1 < len(pieces) else hi + n)
-            # The client's own "failclosed" spans (server gone, packet dropped) are muted, not bleeped;
-            # fail open skips them: the user's explicit choice, warned about in the panel.
-            spans += [span for s, e, kind in intervals if not (fail_open and kind == "failclosed")
-                      for span in [bleep.Span(_sample(s, lo, pts, self.rate, math.floor, near),
-                                              _sample(e, lo, pts, self.rate, math.ceil, near),
-                                              "silence" if kind == "failclosed" else mode)] if span.first < span.stop]
-            if not fail_open:
-                undecided.append((_sample(decided_until, lo, pts, self.rate, math.ceil, (lo, hi)), hi))
-        bleep.render(out, out_first, spans, self.rate)
-        for lo, hi in undecided:
-            out[:, lo - out_first:hi - out_first] = 0.0
-        muted = any(lo < hi for lo, hi in undecided)
+        client = self.client  # one read: update() may swap the client
+        muted = play_audio(out, out_first, self._clocks(max(out_first, 0), out_first + n - max(out_first, 0)),
+                           client.audio_decision if client is not None else None, self.rate,
+                           self.settings["bleep_mode"], self.settings["fail_policy"] == "open")
         if muted != self.muted_logged:
             self.muted_logged = muted
             level = logging.WARNING if muted else logging.INFO
             log.log(level, "filter_audio() | %s [source:%s, reason:%s]", "muting" if muted else "unmuted",
                     self.name, self.problem or "span not decided in time" if muted else "decided")
-
-
-def _sample(t: float, lo: int, pts: float, rate: int, rounding, bounds: tuple[int, int]) -> int:
-    """Ring index of the sample at stamp t, on the clock where index ``lo`` is stamped ``pts``, within ``bounds``.
-    ``rounding`` picks the sample a stamp between two samples goes to; a stamp within OBS's ns
-    rounding of a sample is that sample."""
-    if math.isfinite(t):
-        x = (t - pts) * rate
-        index = lo + rounding(x + (SAMPLE_SLACK if rounding is math.floor else -SAMPLE_SLACK))
-    else:
-        index = bounds[1] if t > 0 else bounds[0]
-    return min(max(index, bounds[0]), bounds[1])

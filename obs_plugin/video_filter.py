@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inference_server import cover_spec  # standard library only: safe inside OBS
+from inference_server.playout import due_index, frame_cover
+
 from .client_link import CallTimer, LinkedFilter
 from .libobs import (GS_BLEND_INVSRCALPHA, GS_BLEND_ONE, GS_BLEND_SRCALPHA, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC,
                      GS_RGBA, GS_RGBA32F, GS_ZS_NONE, OBS_EFFECT_DEFAULT, OBS_ALLOW_DIRECT_RENDERING, AlignedVec4, LibObs,
@@ -33,8 +36,9 @@ EFFECT_PATH = Path(__file__).resolve().parent / "effects" / "privastream.effect"
 MAX_REGIONS = 128
 """More regions than this in one frame cover the whole frame instead (never drop one)."""
 STYLE_INDEX = {"pixelate": 0.0, "blur": 1.0, "fill": 2.0}
-STYLE_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate", "change": "text"}
 _CLEAR = AlignedVec4(0.0, 0.0, 0.0, 0.0)
+_FILL = AlignedVec4(*(v / 255 for v in cover_spec.FILL_RGB), 1.0)
+_TAPS = Vec2(cover_spec.PIXELATE_TAPS, cover_spec.BLUR_TAPS)
 
 # gs_effect_create_from_file caches effects by path and gs_effect_destroy would free the copy
 # other instances use, so the effect is loaded once per OBS process and left to OBS's cache.
@@ -52,12 +56,12 @@ def _load_effect(obs: LibObs) -> int:
             raise RuntimeError(f"cannot compile {EFFECT_PATH.name}: {msg}")
         _effect["ptr"] = ptr
         _effect.update({name: obs.gs_effect_get_param_by_name(ptr, name.encode())
-                        for name in ("image", "regions", "region_index", "frame_size")})
+                        for name in ("image", "regions", "region_index", "frame_size", "fill_color", "taps")})
     return _effect["ptr"]
 
 
 def bounding_box(regions, width: int, height: int) -> tuple[int, int, int, int]:
-    """Whole pixels covering every region (face ellipses reach 1.2x their half size: see the effect)."""
+    """Whole pixels covering every region's box (a face's ellipse is clipped to its box: cover_spec)."""
     if not regions:
         return 0, 0, 0, 0
     x0 = y0 = float("inf")
@@ -80,20 +84,21 @@ def region_plan(regions, settings: dict, width: int, height: int) -> tuple[np.nd
         x0, y0, x1, y1 = r.box
         if not all(math.isfinite(v) for v in r.box) or x1 < x0 or y1 < y0:
             raise ValueError(f"a {r.kind} region has the box {r.box}")
-    texels = region_texels(regions, settings, width, height)
+    texels = region_texels(regions, settings)
     boxes = [(i, *bounding_box([r], width, height)) for i, r in enumerate(regions[:MAX_REGIONS])]
     return texels, [b for b in boxes if b[3] > b[1] and b[4] > b[2]]
 
 
-def region_texels(regions, settings: dict, width: int, height: int) -> np.ndarray:
-    """Regions -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads (see its header)."""
+def region_texels(regions, settings: dict) -> np.ndarray:
+    """Regions -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads (see its header),
+    every number from cover_spec."""
     texels = np.zeros((1, 2 * MAX_REGIONS, 4), np.float32)
     for i, r in enumerate(regions[:MAX_REGIONS]):
-        kind = STYLE_KIND.get(r.kind, "face")
-        x0, y0, x1, y1 = r.box
-        texels[0, 2 * i] = (x0 / width, y0 / height, x1 / width, y1 / height)
-        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], 1.0 if kind == "face" else 0.0,
-                                settings[f"strength_{kind}"], 0.0)
+        kind = cover_spec.SETTING_KIND.get(r.kind, "face")
+        strength = settings[f"strength_{kind}"]
+        texels[0, 2 * i] = r.box
+        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], cover_spec.ellipse_scale(r.kind),
+                                cover_spec.cell_px(r.box, strength), cover_spec.blur_radius_px(r.box, strength))
     return texels
 
 
@@ -247,26 +252,15 @@ class VideoFilter(LinkedFilter):
         Chosen by timestamp, not by counting ticks: when OBS lags it renders fewer frames, and a
         tick count would then delay video more than the audio filter's fixed sample delay.
         """
-        target = self.tick_pts - self.k * self.frame_time + self.frame_time / 2
-        best = None
-        for i, (fid, pts) in enumerate(zip(self.ring_ids, self.ring_pts)):
-            if fid >= 0 and pts <= target and (best is None or pts > self.ring_pts[best]):
-                best = i
-        return best
+        stamps = [pts if fid >= 0 else None for fid, pts in zip(self.ring_ids, self.ring_pts)]
+        return due_index(stamps, self.tick_pts, self.k * self.frame_time, self.frame_time)
 
     def _decision_for(self, frame_id: int):
         """-> (regions, cover_all, reason)."""
         client = self.client
         decision = client.frame_decision(frame_id) if client is not None else None
-        if decision is None or decision.fail_closed:
-            if self.settings["fail_policy"] == "open":
-                return [], False, ""  # the user's explicit choice, warned about in the panel
-            if decision is not None:
-                return [], True, decision.reason or "server failed closed"
-            return [], True, "no final decision at the deadline" if client else f"no server ({self.problem})"
-        if len(decision.regions) > MAX_REGIONS:
-            return [], True, f"{len(decision.regions)} regions > {MAX_REGIONS}"
-        return decision.regions, False, ""
+        missing = "no final decision at the deadline" if client else f"no server ({self.problem})"
+        return frame_cover(decision, self.settings["fail_policy"] == "open", MAX_REGIONS, missing)
 
     def video_render(self) -> None:
         self.timer.start()
@@ -329,6 +323,7 @@ class VideoFilter(LinkedFilter):
             texels = plan[0]
             obs.gs_texture_set_image(self.data_tex, texels.ctypes.data, texels.shape[1] * 16, False)
         obs.gs_effect_set_texture(eff["image"], tex)
+        obs.gs_effect_set_vec4(eff["fill_color"], _FILL.address)
         while obs.gs_effect_loop(eff["ptr"], b"Cover" if cover_all else b"Draw"):
             obs.gs_draw_sprite(tex, 0, width, height)
         if cover_all or not plan:
@@ -345,6 +340,8 @@ class VideoFilter(LinkedFilter):
                 obs.gs_effect_set_texture(eff["regions"], self.data_tex)
                 obs.gs_effect_set_int(eff["region_index"], index)
                 obs.gs_effect_set_vec2(eff["frame_size"], frame_size)
+                obs.gs_effect_set_vec4(eff["fill_color"], _FILL.address)
+                obs.gs_effect_set_vec2(eff["taps"], ctypes.byref(_TAPS))
                 obs.gs_matrix_push()
                 try:
                     obs.gs_matrix_translate3f(float(x0), float(y0), 0.0)

@@ -1,9 +1,9 @@
 """The demo's media: a generated clip redacted live through the same client/server path OBS uses.
 
 Like the OBS filters, the demo submits each frame and audio chunk D seconds
-before it is shown, and shows it with the final decision the server sent for
-it: regions covered, or the whole frame covered and the audio muted when no
-decision came in time (fail closed).
+before it is shown, and plays it out the way they do (`inference_server.playout`):
+regions covered, or the whole frame covered when no decision came in time, and
+audio bleeped where decided and muted, sample by sample, where not (fail closed).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import fractions
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 
 import av
 import numpy as np
@@ -22,8 +22,9 @@ from aiortc.mediastreams import AUDIO_PTIME
 
 from inference_server.client import LiveClient
 from inference_server.masking import MaskOptions, apply_masks, cover_all
-from inference_server.speech import MuteInterval, render
-from scripts.synthclip import Clip, speak
+from inference_server.playout import DelayLine, frame_cover, play_audio
+from privastream_testkit.scenes import Clip
+from privastream_testkit.speech import speak
 
 log = logging.getLogger("privastream.demo")
 
@@ -62,34 +63,33 @@ class RedactedVideo:
         return self._rgba[key]
 
     def _run(self) -> None:
-        # Like OBS: at wall-clock frame n, frame n is submitted (the camera's newest) and frame
-        # n - K is shown with its decision.  The first K frames have nothing to show yet.
-        pending: deque[tuple[int, np.ndarray]] = deque()
+        # Like OBS: at wall-clock frame n, frame n is submitted (the camera's newest) and the frame
+        # due D later is shown with its decision.  The first K frames have nothing to show yet.
+        fps = self.clip.fps
+        line = DelayLine(self.lookahead / fps, 1 / fps)
         start = self.epoch
-        n = 0
+        n, submitted = 0, -1
         while not self._stop.is_set():
             # When behind, skip ahead rather than drift.
-            n = max(n, int((time.monotonic() - start) * self.clip.fps))
-            newest = pending[-1][0] + 1 if pending else n
-            for i in range(max(newest, n - self.lookahead), n + 1):
-                self.client.submit_frame(i, i / self.clip.fps, self._source(i))
-                pending.append((i, self._source(i)))
-            shown = n - self.lookahead
-            while pending and pending[0][0] < shown:
-                pending.popleft()
-            if shown >= 0 and pending and pending[0][0] == shown:
-                frame = pending[0][1][..., :3].copy()
-                decision = self.client.frame_decision(shown)
-                if decision is None or decision.fail_closed:
+            n = max(n, int((time.monotonic() - start) * fps))
+            for i in range(max(submitted + 1, n - self.lookahead), n + 1):
+                self.client.submit_frame(i, i / fps, self._source(i))
+                line.push(i, i / fps, self._source(i))
+            submitted = n
+            due = line.due(n / fps)
+            if due is not None:
+                frame = due[1][..., :3].copy()
+                regions, whole, reason = frame_cover(self.client.frame_decision(due[0]), False, None, "no decision")
+                if whole:
                     self.failed_closed += 1
-                    self.reasons[decision.reason if decision is not None else "no decision"] += 1
+                    self.reasons[reason] += 1
                     frame = cover_all(frame)
                 else:
-                    frame = apply_masks(frame, decision.regions, self.masks)
+                    frame = apply_masks(frame, regions, self.masks)
                 self._latest = frame
                 self.shown += 1
             n += 1
-            self._stop.wait(max(0.0, start + n / self.clip.fps - time.monotonic()))
+            self._stop.wait(max(0.0, start + n / fps - time.monotonic()))
 
     def __call__(self, index: int) -> np.ndarray:
         return self._latest
@@ -128,17 +128,14 @@ class RedactedAudioTrack(MediaStreamTrack):
         # Like a microphone: the newest chunk goes to the server now; what plays is delay_s older.
         self.client.submit_audio(offset + self._sent / self.rate, self._samples(self._sent, self.chunk)[None, :],
                                  self.rate)
-        played = self._sent - self._lag
-        t0 = offset + played / self.rate
-        t1 = t0 + self.chunk / self.rate
+        played = self._sent - self._lag  # absolute index of the first sample played now
         pcm = self._samples(played, self.chunk)[None, :].copy()
-        intervals, decided = self.client.audio_decision(t0, t1) if played >= 0 else ([], -1.0)
+        pcm[:, :min(max(-played, 0), self.chunk)] = 0.0  # before the speech began: nothing yet
+        first = max(played, 0)
+        pieces = [(first, played + self.chunk, offset + first / self.rate)] if played + self.chunk > first else []
         self.chunks += 1
-        if decided < t1:
-            pcm[:] = 0.0  # undecided speech is never played
-            self.muted_chunks += 1
-        elif intervals:
-            pcm = render(pcm, self.rate, t0, [MuteInterval(s, e, k) for s, e, k in intervals], self.bleep_mode)
+        if play_audio(pcm, played, pieces, self.client.audio_decision, self.rate, self.bleep_mode, False):
+            self.muted_chunks += 1  # chunks with a sample not decided in time (muted)
         stereo = np.repeat((np.clip(pcm[0], -1, 1) * 32767).astype(np.int16), 2).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
         frame.sample_rate, frame.pts = self.rate, self._sent

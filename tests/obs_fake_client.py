@@ -4,7 +4,8 @@ Why a mock: these tests check the OBS side on its own (the shader on a known reg
 the delay lines, the bleep rendering and A/V sync) and must not depend on detector quality or
 on the live server being up.  It follows the LiveClient contract:
   - video: every submitted frame is decided at once with the regions in $PRIVASTREAM_FAKE_REGIONS
-    (JSON list of {kind, box}); frames never submitted get None (the filter covers them);
+    (JSON list of {kind, box}, or an object of such lists by the name the filter passes as ``source``); frames never submitted
+    get None (the filter covers them);
   - audio: everything submitted is decided at once; spans where the input is loud (RMS > 0.05) are
     returned as bleep intervals, so the output must carry the filter's beep exactly there, D later.
     What is decided is kept by the real client's MuteLedger, so a clock that jumps is read as the
@@ -30,6 +31,8 @@ class FakeClient:
     def __init__(self, source="", kind="video", delay_s=1.0, settings=None, **_):
         self.kind, self.settings = kind, dict(settings or {})
         spec = json.loads(os.environ.get("PRIVASTREAM_FAKE_REGIONS", "[]"))
+        if isinstance(spec, dict):
+            spec = spec.get(source, [])
         self.regions = [Region(kind=r["kind"], box=tuple(r["box"])) for r in spec]
         self.frames: set[int] = set()
         self.lock = threading.Lock()

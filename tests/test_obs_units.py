@@ -15,10 +15,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from inference_server import cover_spec
+from inference_server.playout import Span, fade_samples
+from inference_server.playout import render as bleep_render
 from inference_server.regions import Region
+from inference_server.speech.render import BEEP_LEVEL
 from obs_plugin.audio_filter import AudioFilter
-from obs_plugin.bleep import BEEP_LEVEL, Span, fade_samples
-from obs_plugin.bleep import render as bleep_render
 from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
 from obs_plugin.settings import DEFAULTS, delay_frames, parse_entries, settings_from_values
 from obs_plugin.video_filter import MAX_REGIONS, bounding_box, region_texels
@@ -42,8 +44,9 @@ def test_settings_defaults_and_bad_values_fall_back_to_the_safe_side():
     assert set(DEFAULTS) >= {"custom_terms", "bleep_mode", "mouth_blur"}
 
 
-def test_custom_terms_one_per_line_or_comma():
-    assert parse_entries("Jane Doe\n Elm Street , jane@x.org\n\nJane Doe") == ["Jane Doe", "Elm Street", "jane@x.org"]
+def test_custom_terms_one_per_line_and_a_comma_belongs_to_its_entry():
+    assert parse_entries("Jane Doe\n Springfield, IL \nre:\\d{2,4}\n\nJane Doe") == [
+        "Jane Doe", "Springfield, IL", r"re:\d{2,4}"]
 
 
 def test_mouth_blur_follows_the_audio_sources_named_in_the_panel():
@@ -61,13 +64,15 @@ def test_region_texels_and_bounding_box():
     settings = settings_from_values({"style_plate": "blur", "strength_text": 0.25})
     regions = [Region("face", (64, 36, 128, 108)), Region("text", (0, 0, 320, 18)), Region("plate", (600, 300, 700, 380)),
                Region("mouth", (80, 80, 100, 90))]
-    t = region_texels(regions, settings, 640, 360)
+    t = region_texels(regions, settings)
     assert t.shape == (1, 2 * MAX_REGIONS, 4) and t.dtype == np.float32
-    np.testing.assert_allclose(t[0, 0], (0.1, 0.1, 0.2, 0.3))
-    assert tuple(t[0, 1][:2]) == (0.0, 1.0)  # face: pixelate, ellipse
-    assert tuple(t[0, 3][:3]) == (2.0, 0.0, 0.25)  # text: fill, box, its own strength
+    np.testing.assert_allclose(t[0, 0], (64, 36, 128, 108))  # pixels
+    face = (0.0, cover_spec.ELLIPSE_SCALE, cover_spec.cell_px(regions[0].box, 0.7),
+            cover_spec.blur_radius_px(regions[0].box, 0.7))
+    np.testing.assert_allclose(t[0, 1], face, rtol=1e-6)  # pixelate, ellipse, its numbers from cover_spec
+    np.testing.assert_allclose(t[0, 3][:3], (2.0, 0.0, cover_spec.cell_px(regions[1].box, 0.25)), rtol=1e-6)  # text: fill, box, its own strength
     assert t[0, 5][0] == 1.0  # plate: blur
-    assert tuple(t[0, 7][:2]) == (0.0, 1.0)  # mouth: drawn like a face
+    assert tuple(t[0, 7][:2]) == (0.0, np.float32(cover_spec.ELLIPSE_SCALE))  # mouth: drawn like a face
     assert not t[0, 8:].any()
     assert bounding_box(regions, 640, 360) == (0, 0, 640, 360)
     assert bounding_box([Region("face", (10.5, 20.2, 30.7, 40.9))], 640, 360) == (10, 20, 31, 41)

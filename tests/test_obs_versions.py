@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obs_harness import OBS_MAJORS, ObsSession, filter_entry, image_source, media_source
-from obs_media import make_flash_clip, read_audio
+from inference_server import cover_spec
+from privastream_testkit.media import make_flash_clip, read_audio
+from privastream_testkit.obs import OBS_MAJORS, ObsSession, filter_entry, image_source, media_source
 
 pytestmark = pytest.mark.skipif(not shutil.which("Xvfb"), reason="needs Xvfb")
 
 SQUATTER = Path(__file__).resolve().parent / "obs_squatter_script.py"
-FILL = 20  # the fail-closed cover's grey (FILL_COLOR 0.08 in 8 bits)
+FILL = cover_spec.FILL_LEVEL  # the fail-closed cover's grey
 HIDDEN_MARK = "privastream_hidden_by_failsafe"
 FAILSAFE_MAJORS = [m for m in OBS_MAJORS if m != 30]
 """29 and 32: the oldest and newest; 30 adds nothing to what these two show."""

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from obs_harness import OBS_MAJORS, SCRIPT, ObsSession, filter_entry, image_source
+from inference_server import cover_spec
+from privastream_testkit.obs import OBS_MAJORS, SCRIPT, ObsSession, filter_entry, image_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 """Registration, the cover, the mask effect, a script reload, a region that cannot be drawn and a
 failed GPU allocation run on every major in OBS_MAJORS (29 here, 30 and 32 from scripts/run_obs.sh's
 root filesystems); the other tests on 29."""
 
-FILL = 20  # FILL_COLOR 0.08 in 8 bits
+FILL = cover_spec.FILL_LEVEL
 FAKE = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient"}
 RELOADER = Path(__file__).resolve().parent / "obs_reload_script.py"
 GPU_FAULT = Path(__file__).resolve().parent / "obs_gpu_fault_script.py"
@@ -75,7 +76,7 @@ def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture, major)
     assert np.array_equal(shot[outside], img[outside]), "pixels outside every region changed"
     # text: solid fill
     assert np.all(np.abs(shot[48:96, 300:500].astype(int) - FILL) <= 1)
-    # face: pixelated inside the ellipse (cells of ~0.255*160 = 40 px), untouched in the box corners
+    # face: pixelated inside the ellipse (cells of 160 px / cover_spec.CELLS_ACROSS at strength 0.7), untouched in the box corners
     face = shot[70:170, 70:170].astype(int)
     assert np.abs(face - img[70:170, 70:170]).mean() > 30
     assert len(np.unique(face.reshape(-1, 3), axis=0)) < 40, "the face is not pixelated into cells"

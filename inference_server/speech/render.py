@@ -16,12 +16,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MediaError
-from .intervals import MuteInterval
+from ..settings import BLEEP_MODES
+from .intervals import FAILCLOSED, MuteInterval
 
-BLEEP_MODES = ("beep", "silence")
 BEEP_HZ = 1000.0
 BEEP_LEVEL = 0.25  # about -12 dBFS: clearly a bleep, not painful
 FADE_MS = 5.0
+
+
+def sound_for(kind: str, mode: str) -> str:
+    """The sound over a mute interval of ``kind``.  A fail-closed interval (nothing decided it:
+    recogniser failed or late, server away) is silence whatever the mode: it carries nothing of
+    the original either way, it can last as long as the failure does (a tone for minutes drives
+    listeners off), and a beep would claim a word was bleeped where none was found."""
+    return "silence" if kind == FAILCLOSED else mode
 
 
 def fade_gain(times: np.ndarray, iv: MuteInterval, fade: float) -> np.ndarray:
@@ -58,7 +66,7 @@ def render(planar: np.ndarray, sample_rate: int, t0: float, intervals: list[Mute
         if iv.end + fade < t0 or iv.start - fade > t_end:
             continue
         g = fade_gain(times, iv, fade)
-        if mode == "beep":
+        if sound_for(iv.kind, mode) == "beep":
             fill = BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * (times - iv.start))
             replacement = np.broadcast_to(fill, out.shape)
         else:
