@@ -19,15 +19,12 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from inference_server.speech import SpeechRedactor  # noqa: E402
-from inference_server.speech.asr import AsrOptions, Recognizer  # noqa: E402
-from scripts.eval_audio import CORPUS, RATE, latency_quantiles, synthesize  # noqa: E402
+from inference_server.speech import SpeechRedactor
+from inference_server.speech.asr import AsrOptions, Recognizer
+from privastream_testkit.speech import CORPUS, RATE, latency_quantiles, synthesize
 
 
 class TimedRecognizer(Recognizer):

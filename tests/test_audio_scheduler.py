@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from inference_server.scheduler import AudioScheduler
-
-from live_helpers import wait_for
+from privastream_testkit.processes import wait_until
 
 RATE = 48000
 PACKET = 1024
@@ -74,7 +73,7 @@ def test_a_settings_change_mutes_what_the_recogniser_had_not_decided():
     scheduler = AudioScheduler(SPEECH_ON, published, delay_s=2.0, name="settings-test")
     try:
         pts = feed(scheduler, 0.0, 4.0)
-        wait_for(lambda: published.decided() > 1.0, 120.0, step=0.05)  # Whisper loads on the first packet
+        wait_until(lambda: published.decided() > 1.0, 120.0, interval=0.05)  # Whisper loads on the first packet
         pts = feed(scheduler, pts, 2.0)
         settled = published.count()
         time.sleep(0.5)  # no packet, no message: the mark the client holds stays where it is
@@ -83,7 +82,7 @@ def test_a_settings_change_mutes_what_the_recogniser_had_not_decided():
         assert change_at - held > 0.3, (held, change_at)  # undecided audio there is
         scheduler.update_settings({"custom_terms": ["Jane Doe"], "bleep_mode": "silence"})
         pts = feed(scheduler, pts, 1.0)
-        wait_for(lambda: published.decided() >= change_at, 120.0, step=0.05)
+        wait_until(lambda: published.decided() >= change_at, 120.0, interval=0.05)
         assert uncovered(held, change_at, published.mutes()) < 1e-6, (held, change_at, published.mutes())
         assert all(kind == "failclosed" for s, e, kind in published.mutes() if s < change_at and e > held)
     finally:

@@ -1,13 +1,13 @@
-"""The judge of the end-to-end tests (cover_judge.py): it must tell a face left with its detail from
+"""The judge of the end-to-end tests (privastream_testkit/cover_judge.py): it must tell a face left with its detail from
 a covered one, at every size the tests judge, after lossy compression."""
 
 import cv2
 import numpy as np
 import pytest
 
-from cover_judge import DETAIL_LEAK, StampedClip, detail_kept, read_stamp
 from inference_server.masking import MaskOptions, apply_masks
 from inference_server.regions import Region
+from privastream_testkit.cover_judge import DETAIL_LEAK, StampedClip, detail_kept, read_stamp
 
 
 def lossy(frame: np.ndarray) -> np.ndarray:

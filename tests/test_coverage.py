@@ -5,6 +5,7 @@ import pytest
 
 from inference_server.coverage import Coverage
 from inference_server.regions import Region
+from privastream_testkit.boxes import covered
 
 FPS = 30
 
@@ -13,10 +14,6 @@ def face_at(t, x0=100.0, vx=120.0, y=200.0, size=80.0):
     """Ground truth: a face moving right at vx px/s."""
     x = x0 + vx * t
     return (x, y, x + size, y + size)
-
-
-def covered(gt, regions):
-    return any(r.box[0] <= gt[0] and r.box[1] <= gt[1] and r.box[2] >= gt[2] and r.box[3] >= gt[3] for r in regions)
 
 
 def run_detections(cov, times, visible, truth, kind="face"):

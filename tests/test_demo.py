@@ -6,24 +6,19 @@ inside a network namespace, as the SFU tests do (WebRTC needs a non-loopback int
 
 import base64
 import io
-import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from inference_server.detectors.faces import FaceDetector
-from scripts.synthclip import Clip
+from privastream_testkit import REPO
+from privastream_testkit.processes import LoggedProcess
+from privastream_testkit.scenes import Clip
+from privastream_testkit.sfu import Netns, Viewers
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sfu_helpers import Viewers, require_prerequisites  # noqa: E402
-from sfu_netns import Netns  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (640, 360)
 """Smaller than the demo's default 960x540: on CI's two cores the viewer's Chromium shares the CPU with
 the demo's x264 and the detectors, and at 960x540 OCR fell behind and most frames failed closed."""
@@ -39,36 +34,17 @@ def _detail(frame: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def demo():
-    require_prerequisites()
+def demo(sfu_prerequisites):
     with Netns("ps-demo", "198.18.9.1/24") as ns, ns.entered():
-        proc = subprocess.Popen(
-            [sys.executable, "scripts/demo.py", "--seconds", "240", "--ip", ns.ip, "--size", "x".join(map(str, SIZE)),
-             "--sfu-port", "8091", "--server-port", "7791"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: list[str] = []
-        live = threading.Event()
-
-        def pump():
-            for line in proc.stdout:
-                lines.append(line.rstrip())
-                if "demo is live" in line:
-                    live.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + 400
-        while not live.wait(1):
-            assert proc.poll() is None and time.monotonic() < deadline, "demo did not start:\n" + "\n".join(lines)
-        viewers = Viewers()
+        proc = LoggedProcess("demo", [sys.executable, "scripts/demo.py", "--seconds", "240", "--ip", ns.ip, "--size",
+                                      "x".join(map(str, SIZE)), "--sfu-port", "8091", "--server-port", "7791"],
+                             "demo is live", cwd=REPO)
         try:
-            yield ns, viewers, lines
+            proc.wait_ready(400)
+            with Viewers() as viewers:
+                yield ns, viewers, proc.lines
         finally:
-            viewers.close()
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop(timeout=30)
 
 
 def test_viewer_sees_the_demo_with_faces_covered(demo):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from obs_harness import ObsSession, filter_entry, image_source
+from privastream_testkit.obs import ObsSession, filter_entry, image_source
 from obs_plugin import environment
 
 REPO = Path(__file__).resolve().parent.parent

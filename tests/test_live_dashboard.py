@@ -12,8 +12,8 @@ import pytest
 
 from inference_server.client import LiveClient
 from inference_server.protocol import dashboard_url
-
-from live_helpers import TARGETS_OFF, ServerProcess, wait_for
+from privastream_testkit.processes import wait_until
+from privastream_testkit.server import TARGETS_OFF, ServerProcess
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -31,12 +31,12 @@ def test_dashboard_shows_live_figures_per_client(server, tmp_path):
 
     client = LiveClient(source="Webcam <b>", settings=TARGETS_OFF, state_file=server.state_file, delay_s=0.5)
     try:
-        wait_for(lambda: client.status.state == "connected", 5.0)
+        wait_until(lambda: client.status.state == "connected", 5.0)
         frame = np.zeros((180, 320, 4), np.uint8)
         for i in range(20):
             client.submit_frame(i, i / 30, frame)
             time.sleep(1 / 30)
-        wait_for(lambda: client.frame_decision(19) is not None, 1.0)
+        wait_until(lambda: client.frame_decision(19) is not None, 1.0)
         with sync_playwright() as p:
             browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"),
                                                             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

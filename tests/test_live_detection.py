@@ -15,8 +15,9 @@ import skimage.data
 
 from inference_server.client import LiveClient
 from inference_server.detect_worker import NICE
-
-from live_helpers import ServerProcess, wait_for
+from privastream_testkit.boxes import inside
+from privastream_testkit.processes import wait_until
+from privastream_testkit.server import ServerProcess
 
 ASTRONAUT_FACE = (175, 70, 272, 188)  # x0, y0, x1, y1 in skimage's astronaut()
 FACES_ONLY = {"targets": {"faces": True, "plates": False, "text": False, "speech": False}}
@@ -27,10 +28,6 @@ def server(tmp_path):
     proc = ServerProcess(tmp_path / "server.json").start(timeout=120)
     yield proc
     proc.stop()
-
-
-def covered(inner, outer) -> bool:
-    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 
 class Camera:
@@ -71,14 +68,14 @@ class Camera:
                 closed.append(i)
                 continue
             faces = [r.box for r in d.regions if r.kind == "face"]
-            assert any(covered(self.face_at(i), box) for box in faces), (i, faces)
+            assert any(inside(self.face_at(i), box) for box in faces), (i, faces)
         return closed
 
 
 @pytest.fixture
 def cam(server):
     with LiveClient(source="cam", delay_s=1.0, settings=FACES_ONLY, state_file=server.state_file) as client:
-        wait_for(lambda: client.status.state == "connected", 5.0)
+        wait_until(lambda: client.status.state == "connected", 5.0)
         camera = Camera(client)
         camera.warm_up()
         yield camera
@@ -87,7 +84,7 @@ def cam(server):
 def test_streamed_face_is_covered_on_every_frame_before_its_deadline(cam):
     first = cam.frame_id
     cam.send(60)
-    wait_for(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+    wait_until(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
     assert cam.vouched_frames_cover_the_face(first) == []
     assert cam.client.status.detections.get("faces", 0) > 1
 
@@ -97,7 +94,7 @@ def test_killed_detection_worker_fails_closed_and_is_restarted(server, cam):
     first = cam.frame_id
     os.kill(workers(server)["faces"]["pid"], signal.SIGKILL)
     cam.send(150)
-    wait_for(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
+    wait_until(lambda: cam.client.frame_decision(cam.frame_id - 1) is not None, 1.5)
     # Frames around the gap are either interpolated across it (the restart took less than D) or fail closed.
     closed = cam.vouched_frames_cover_the_face(first)
     assert not closed or closed[-1] < cam.frame_id - 30, "the restarted worker vouches for the last second again"
@@ -112,7 +109,7 @@ def test_detection_workers_run_nicer_than_the_server(server):
     def niced() -> bool:
         pids = [w["pid"] for w in workers(server).values()]
         return all(pids) and all(os.getpriority(os.PRIO_PROCESS, pid) == wanted for pid in pids)
-    wait_for(niced, 60.0, step=0.2)
+    wait_until(niced, 60.0, interval=0.2)
 
 
 def workers(server) -> dict:

@@ -24,8 +24,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from inference_server.client import LiveClient
 from inference_server.protocol import CONTROL_PATH
-
-from live_helpers import TARGETS_OFF, ServerProcess, login, wait_for
+from privastream_testkit.processes import wait_until
+from privastream_testkit.server import TARGETS_OFF, ServerProcess, login
 
 LEFTOVER_TOKEN = "token-of-the-server-that-crashed"
 PRIVATE_WORD = "Wisteria Lane 4"
@@ -126,7 +126,7 @@ def test_a_process_on_the_crashed_servers_port_gets_no_secret_and_no_trust(tmp_p
 
 def test_the_real_server_proves_itself_and_the_client_trusts_it(server):
     with LiveClient(source="cam", settings=TARGETS_OFF, state_file=server.state_file) as client:
-        wait_for(lambda: client.status.state == "connected", 5.0)
+        wait_until(lambda: client.status.state == "connected", 5.0)
 
 
 def test_browser_origins_other_than_the_dashboard_are_refused(server):
@@ -179,7 +179,7 @@ def test_login_messages_are_small_and_logins_are_capped(server):
     codes = asyncio.run(many_silent_connections())
     assert codes.count(None) == MAX_LOGINS and codes.count(1013) == 4, codes
     with LiveClient(source="after", settings=TARGETS_OFF, state_file=server.state_file) as client:
-        wait_for(lambda: client.status.state == "connected", 5.0)
+        wait_until(lambda: client.status.state == "connected", 5.0)
 
 
 def test_stats_are_only_for_the_dashboard_key(server, tmp_path):

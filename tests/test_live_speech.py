@@ -14,9 +14,9 @@ import skimage.data
 
 from inference_server.client import LiveClient
 from inference_server.speech import MuteInterval
-from scripts.eval_audio import RATE, covered, synthesize
-
-from live_helpers import ServerProcess, wait_for
+from privastream_testkit.processes import wait_until
+from privastream_testkit.server import ServerProcess
+from privastream_testkit.speech import RATE, muted_seconds, synthesize
 
 ASTRONAUT_FACE = (175, 70, 272, 188)
 D = 4.0
@@ -70,7 +70,7 @@ def test_spoken_phone_number_is_muted_and_mouths_are_covered_meanwhile(server):
                     state_file=server.state_file) as cam, \
             LiveClient(source="mic", kind="audio", delay_s=D, settings=SPEECH_ON, stream="desk",
                        state_file=server.state_file) as mic:
-        wait_for(lambda: cam.status.state == "connected" and mic.status.state == "connected", 10.0)
+        wait_until(lambda: cam.status.state == "connected" and mic.status.state == "connected", 10.0)
         feed = Feed(cam, mic, rgba)
         # Warm-up on the stream clock: the face model and Whisper load on first use.
         warm_until = time.monotonic() + 90
@@ -83,15 +83,15 @@ def test_spoken_phone_number_is_muted_and_mouths_are_covered_meanwhile(server):
         feed.play(rec.audio)
         end = feed.audio_pts
         feed.play(np.zeros(int((D + 1) * RATE), np.float32))  # the stream goes on: the watermark passes the end
-        wait_for(lambda: mic.audio_decision(start, end)[1] >= end, 5.0)
-        wait_for(lambda: cam.frame_decision(feed.frame_id - 1) is not None, D + 1.0)
+        wait_until(lambda: mic.audio_decision(start, end)[1] >= end, 5.0)
+        wait_until(lambda: cam.frame_decision(feed.frame_id - 1) is not None, D + 1.0)
         mutes, _ = mic.audio_decision(start, end)
         decisions = {i: cam.frame_decision(i) for i in range(first_frame, feed.frame_id)}
 
     intervals = [MuteInterval(s, e, kind) for s, e, kind in mutes]
     (p0, p1, _), = rec.entities
     digits = (start + p0, start + p1)
-    assert covered(*digits, intervals) >= 0.95 * (digits[1] - digits[0]), (digits, mutes)
+    assert muted_seconds(*digits, intervals) >= 0.95 * (digits[1] - digits[0]), (digits, mutes)
     assert any(kind == "phone" for _, _, kind in mutes), mutes  # recognised, not just failed closed
     bleeped = [iv for iv in intervals if iv.kind != "failclosed"]
 
@@ -119,7 +119,7 @@ def test_a_silent_audio_session_does_not_hold_frames_back(server):
                     state_file=server.state_file) as cam, \
             LiveClient(source="mic", kind="audio", delay_s=D, settings=SPEECH_ON, stream="desk",
                        state_file=server.state_file):
-        wait_for(lambda: cam.status.state == "connected", 10.0)
+        wait_until(lambda: cam.status.state == "connected", 10.0)
         t0, answered = time.monotonic(), {}
         for frame_id in range(int(30 * 2 * D)):
             while time.monotonic() - t0 < frame_id / 30:
@@ -143,14 +143,14 @@ def test_a_phone_number_after_the_audio_clock_restarts_is_still_bleeped(server):
     rec = synthesize([[("My phone number is", None), ("five five five, one two three, four five six seven", "phone"),
                        ("so call me.", None)]])
     with LiveClient(source="mic", kind="audio", delay_s=D, settings=SPEECH_ON, state_file=server.state_file) as mic:
-        wait_for(lambda: mic.status.state == "connected", 10.0)
+        wait_until(lambda: mic.status.state == "connected", 10.0)
         old_end, warm_until = 60.0, time.monotonic() + 90  # Whisper loads on the first packets
         while mic.audio_decision(60.0, old_end)[1] < 61.0 and time.monotonic() < warm_until:
             old_end = play(mic, old_end, np.zeros(RATE // 2, np.float32))
         start = 10.0
         end = play(mic, start, rec.audio)
         play(mic, end, np.zeros(int((D + 1) * RATE), np.float32))
-        wait_for(lambda: mic.audio_decision(start, end)[1] >= end, 5.0)
+        wait_until(lambda: mic.audio_decision(start, end)[1] >= end, 5.0)
         mutes, _ = mic.audio_decision(start, end)
     (p0, p1, _), = rec.entities
     digits = (start + p0, start + p1)

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from obs_harness import REPO, obs_root
+from privastream_testkit.obs import REPO, obs_root
 from obs_plugin.libobs import AbiError, version_note
 
 CHECK = REPO / "scripts" / "check_obs_abi.py"

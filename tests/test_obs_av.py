@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from obs_harness import OBS_MAJORS, ObsSession, filter_entry, media_source
-from obs_media import (EVENT_S, RATE, TONE_MIN_S, av_offsets, dominant_hz, make_flash_clip, onsets, read_audio,
+from privastream_testkit.media import (EVENT_S, RATE, TONE_MIN_S, av_offsets, dominant_hz, make_flash_clip, onsets, read_audio,
                        read_video_brightness, rms_envelope)
+from privastream_testkit.obs import OBS_MAJORS, ObsSession, filter_entry, media_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 

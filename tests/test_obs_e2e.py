@@ -3,7 +3,7 @@ default settings (D = 2 s, every target on) on a media source playing a generate
 photos moving, rendered PII text, espeak-ng speech with a phone number), recorded.  Asserts on the
 recording:
   - no face of 24 px or more keeps its detail in any frame that is not wholly covered, and no PII
-    text does either (tests/cover_judge.py: fine structure inside the true box, each quarter on
+    text does either (privastream_testkit/cover_judge.py: fine structure inside the true box, each quarter on
     its own, never a mean difference);
   - the spoken phone number is bleeped; the other sentence is never bleeped, and intact;
   - after the server is killed mid-recording, every frame is fully covered and the audio
@@ -23,12 +23,13 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from cover_judge import StampedClip, judge_boxes, judge_faces, wholly_covered
-from live_helpers import ServerProcess, failclosed_runs
-from obs_harness import ObsSession, filter_entry, media_source
-from obs_media import RATE, iter_video_frames, read_audio
-from scripts.synthclip import speech_track, write_clip
-from speech_judge import Speech, judge_speech
+from privastream_testkit.cover_judge import StampedClip, judge_boxes, judge_faces, wholly_covered
+from privastream_testkit.media import RATE, iter_video_frames, read_audio
+from privastream_testkit.obs import ObsSession, filter_entry, media_source
+from privastream_testkit.scenes import write_clip
+from privastream_testkit.server import ServerProcess, failclosed_runs
+from privastream_testkit.speech import speech_track
+from privastream_testkit.speech_judge import Speech, judge_speech
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from obs_harness import ObsSession, filter_entry, media_source
-from obs_media import make_flash_clip
+from privastream_testkit.media import make_flash_clip
+from privastream_testkit.obs import ObsSession, filter_entry, media_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 

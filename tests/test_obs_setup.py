@@ -14,8 +14,8 @@ import tempfile
 
 import pytest
 
-from obs_harness import OBS_MAJORS, REPO, ObsSession, free_port, media_source
-from obs_media import make_flash_clip
+from privastream_testkit.media import make_flash_clip
+from privastream_testkit.obs import OBS_MAJORS, REPO, ObsSession, free_port, media_source
 from obs_websocket_stub import ObsWebsocketStub
 
 needs_obs = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")

@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 COMMANDS = ("serve", "redact", "fetch-models", "setup-obs")
+PACKAGES = ("inference_server", "obs_plugin", "privastream_testkit")
 PACKAGE_DATA = ("inference_server/model_manifest.json", "inference_server/dashboard/index.html",
                 "inference_server/dashboard/dashboard.js", "inference_server/dashboard/dashboard.css",
                 "obs_plugin/effects/privastream.effect", "obs_plugin/privastream_filter.py")
@@ -46,7 +47,7 @@ def wheel(tmp_path_factory) -> Path:
     src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for package in ("inference_server", "obs_plugin"):
+    for package in PACKAGES:
         shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
                            "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
@@ -55,7 +56,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
-def test_wheel_holds_both_packages_their_data_and_the_console_script(wheel):
+def test_wheel_holds_the_packages_their_data_and_the_console_script(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
@@ -64,7 +65,7 @@ def test_wheel_holds_both_packages_their_data_and_the_console_script(wheel):
         requires = [ln.split(": ", 1)[1] for ln in zf.read(metadata).decode().splitlines()
                     if ln.startswith("Requires-Dist: ")]
     assert set(PACKAGE_DATA) <= names
-    assert {n.split("/")[0] for n in names if not n.startswith("privastream-")} == {"inference_server", "obs_plugin"}
+    assert {n.split("/")[0] for n in names if not n.startswith("privastream-")} == set(PACKAGES)
     assert "privastream = inference_server.__main__:main" in scripts
     assert [r for r in requires if ";" not in r] == PYPROJECT["project"]["dependencies"]
 

@@ -9,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from scripts.synthclip import Clip, speak, write_clip
+from privastream_testkit.scenes import Clip, write_clip
+from privastream_testkit.speech import speak
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = Clip()
@@ -325,7 +326,7 @@ def test_a_phone_video_stored_sideways_is_redacted_upright(tmp_path, rotation):
     """Phones store portrait video sideways with a rotation in the display matrix.  Until the
     matrix is applied the faces lie on their side, and the face detector misses some of these
     (measured: the 50 px and 70 px faces below) in every frame, so nothing covers them."""
-    from scripts.synthclip import faces, paste_face
+    from privastream_testkit.scenes import faces, paste_face
 
     w, h = 360, 640  # upright portrait
     people = [(1, (90, 140), 70), (4, (270, 140), 50), (5, (90, 420), 50), (3, (270, 420), 30)]

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from obs_harness import ObsSession, image_source
+from privastream_testkit.obs import ObsSession, image_source
 from test_obs_video import FILL
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")

@@ -13,13 +13,11 @@ import time
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers, require_prerequisites, sfu_in_netns
-from sfu_netns import SfuProcess, wait_until
+from privastream_testkit.processes import wait_until
+from privastream_testkit.sfu import PublisherThread, SfuProcess, Viewers, sfu_in_netns
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prerequisites():
-    require_prerequisites()
+pytestmark = pytest.mark.usefixtures("sfu_prerequisites")
 
 
 ROOM = "stage"
@@ -123,7 +121,8 @@ def test_viewers_decode_obs_shaped_h264_high_and_opus(sfu, viewers, publisher):
     The third viewer lands on a second router on the other worker (pipeToRouter).
     """
     early = viewers.open(f"{sfu.base_url}/room/{ROOM}")
-    wait_until(lambda: early.evaluate("window.privastream.status()") == "waiting", 20, what="waiting state")
+    wait_until(lambda: early.evaluate("window.privastream.status()") == "waiting", 20, interval=0.2,
+               what="waiting state")
 
     pub = publisher.publish(whip_url(sfu), sfu.publish_token)
     assert pub.resource_url.startswith(f"{sfu.base_url}/whip/{ROOM}/")
@@ -168,7 +167,8 @@ def test_publisher_drop_and_reconnect(sfu, viewers, publisher):
         viewers.wait_decoding(each, frames=30)
 
     publisher.stop(delete=True)
-    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 15, what="waiting state")
+    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 15, interval=0.2,
+               what="waiting state")
     assert sfu.stats()["totals"]["consumers"] == 0
     publisher.publish(whip_url(sfu), sfu.publish_token)
     viewers.wait_decoding(page, frames=30)
@@ -181,7 +181,7 @@ def test_delete_and_leaving_free_everything(sfu, viewers, publisher):
     publisher.stop(delete=True)
     for page in list(viewers.pages):
         viewers.close_page(page)
-    totals = wait_until(lambda: (t := sfu.stats()["totals"])["routers"] == 0 and t, 15,
+    totals = wait_until(lambda: (t := sfu.stats()["totals"])["routers"] == 0 and t, 15, interval=0.2,
                         what="all mediasoup objects closed")
     assert totals == {"routers": 0, "transports": 0, "producers": 0, "consumers": 0}
 

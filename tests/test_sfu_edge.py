@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers, require_prerequisites
-from sfu_netns import Netns, SfuProcess, wait_until
+from privastream_testkit.processes import wait_until
+from privastream_testkit.sfu import Netns, PublisherThread, SfuProcess, Viewers
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prerequisites():
-    require_prerequisites()
+pytestmark = pytest.mark.usefixtures("sfu_prerequisites")
 
 
 def test_edge_serves_a_room_published_at_the_origin():
@@ -41,7 +39,7 @@ def test_edge_serves_a_room_published_at_the_origin():
                         "Authorization": f"Bearer {edge.publish_token}", "Content-Type": "application/sdp"})
                     assert (status, body) == (403, b"this SFU is an edge: publish to its origin\n")
                     page = viewers.open(f"{edge.base_url}/room/show")
-                    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 20,
+                    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 20, interval=0.2,
                                what="waiting at the edge")
 
                 publisher.publish(f"{origin.base_url}/whip/show", origin.publish_token)
@@ -60,7 +58,7 @@ def test_edge_serves_a_room_published_at_the_origin():
                 # The publisher leaves and comes back: the edge re-pipes by itself.
                 publisher.stop(delete=True)
                 with edge_ns.entered():
-                    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 20,
+                    wait_until(lambda: page.evaluate("window.privastream.status()") == "waiting", 20, interval=0.2,
                                what="waiting after the publisher left")
                 publisher.publish(f"{origin.base_url}/whip/show", origin.publish_token)
                 with edge_ns.entered():

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers, require_prerequisites
-from sfu_netns import ROOT, Netns, SfuProcess, wait_until
+from privastream_testkit import REPO
+from privastream_testkit.processes import wait_until
+from privastream_testkit.sfu import Netns, PublisherThread, SfuProcess, Viewers
 
 OBS_OFFER = (Path(__file__).parent / "fixtures" / "obs_whip" / "obs-31.0.sdp").read_bytes()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prerequisites():
-    require_prerequisites()
+pytestmark = pytest.mark.usefixtures("sfu_prerequisites")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def test_viewer_sessions_are_capped_per_address_room_and_server(sfu):
     finally:
         for session in sessions:
             session.close()
-    wait_until(lambda: sfu.stats()["totals"]["routers"] == 0, 15, what="every room closed")
+    wait_until(lambda: sfu.stats()["totals"]["routers"] == 0, 15, interval=0.2, what="every room closed")
 
 
 def test_simultaneous_whip_posts_one_wins(sfu):
@@ -103,7 +102,7 @@ def test_simultaneous_whip_posts_one_wins(sfu):
         else:
             winner = headers["Location"]
     assert sfu.request("DELETE", winner, headers={"Authorization": f"Bearer {sfu.publish_token}"})[0] == 200
-    wait_until(lambda: sfu.stats()["totals"]["routers"] == 0, 15, what="the race room closed")
+    wait_until(lambda: sfu.stats()["totals"]["routers"] == 0, 15, interval=0.2, what="the race room closed")
 
 
 def test_forwarded_addresses_are_believed_only_from_the_proxy(netns):
@@ -138,7 +137,7 @@ def test_forwarded_addresses_are_believed_only_from_the_proxy(netns):
 
 def test_bad_proxy_setting_stops_the_sfu():
     """A typo in SFU_TRUSTED_PROXIES must not silently trust nobody, or everybody."""
-    result = subprocess.run(["node", str(ROOT / "sfu" / "server.js")], capture_output=True, text=True, timeout=30,
+    result = subprocess.run(["node", str(REPO / "sfu" / "server.js")], capture_output=True, text=True, timeout=30,
                             env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "SFU_LISTEN_IP": "127.0.0.1",
                                  "SFU_TRUSTED_PROXIES": "10.0.0.1,proxy.example"})
     assert result.returncode == 1

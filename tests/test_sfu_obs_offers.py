@@ -18,16 +18,14 @@ from pathlib import Path
 import pylibdatachannel
 import pytest
 
-from sfu_helpers import PublisherThread, Viewers, require_prerequisites, sfu_in_netns
-from sfu_netns import wait_until
+from privastream_testkit.processes import wait_until
+from privastream_testkit.sfu import PublisherThread, Viewers, sfu_in_netns
 
 FIXTURES = Path(__file__).parent / "fixtures" / "obs_whip"
 SINGLE_LAYER = ["obs-30.0.sdp", "obs-31.0.sdp", "obs-32.0.sdp", "obs-32.1.sdp", "obs-32.1-libdatachannel-0.22.sdp"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prerequisites():
-    require_prerequisites()
+pytestmark = pytest.mark.usefixtures("sfu_prerequisites")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +74,7 @@ def delete(sfu, location: str) -> None:
     assert sfu.request("DELETE", location, headers=auth)[0] == 200
     assert sfu.request("DELETE", location, headers=auth)[0] == 404
     wait_until(lambda: sfu.stats()["totals"] == {"routers": 0, "transports": 0, "producers": 0, "consumers": 0},
-               15, what="everything freed after DELETE")
+               15, interval=0.2, what="everything freed after DELETE")
 
 
 def assert_usable_answer(answer: str, offer: str, ip: str) -> None:

@@ -20,7 +20,8 @@ from inference_server.speech import asr
 from inference_server.speech.asr import AsrOptions, Recognizer
 from inference_server.speech.resample import TARGET_RATE
 from inference_server.speech.spoken_pii import SpokenPiiDetector
-from scripts.eval_audio import RATE, covered, synthesize
+from privastream_testkit.speech import RATE, synthesize
+from privastream_testkit.speech import muted_seconds as covered
 
 PII_SENTENCES = [
     [("My phone number is", None), ("five five five, one two three, four five six seven", "phone"),

@@ -14,7 +14,7 @@ from inference_server.speech import SpeechRedactor
 from inference_server.speech.asr import Recognizer, Word
 from inference_server.speech.redactor import agreeing, hallucinated
 from inference_server.speech.spoken_pii import SpokenPiiDetector
-from scripts.eval_audio import RATE, covered
+from privastream_testkit.speech import RATE, muted_seconds
 
 PLAIN = [(0.5 + 0.5 * i, 0.9 + 0.5 * i, w) for i, w in
          enumerate("hello everyone and welcome back to the stream today we look at the garden".split())]
@@ -59,7 +59,7 @@ def test_a_reading_that_agrees_with_neither_neighbour_is_set_aside():
     # The window ending near 5 s decides up to 3.9 s, before its made-up digits; the next two
     # windows, which agree, decide the rest.  Checked together (as one reading that disagrees
     # with the newest used to be), the digits would have bleeped "welcome back".
-    assert covered(0.0, 8.0, intervals) == 0.0, intervals
+    assert muted_seconds(0.0, 8.0, intervals) == 0.0, intervals
     assert decided == pytest.approx(8.0)
 
 
@@ -102,7 +102,7 @@ def test_a_newest_reading_of_unplaced_digits_is_set_aside_when_the_others_agree(
     rec = WindowScript((5.0, 5.15), loop)
     intervals = redact(rec)
     assert rec.used == 1
-    assert covered(0.0, 8.0, intervals) == 0.0, intervals
+    assert muted_seconds(0.0, 8.0, intervals) == 0.0, intervals
 
 
 DIGITS = [Word(4.7 + 0.13 * i, 4.82 + 0.13 * i, " 5,", 0.9) for i in range(3)]
@@ -112,11 +112,11 @@ def test_digits_two_readings_heard_ahead_of_the_watermark_stay_muted_when_later_
     rec = WindowScript((5.0, 5.65), DIGITS)  # the windows ending at 5.1 and 5.6 s
     intervals = redact(rec)
     assert rec.used == 2
-    assert covered(4.7, DIGITS[-1].end, intervals) == pytest.approx(DIGITS[-1].end - 4.7), intervals
+    assert muted_seconds(4.7, DIGITS[-1].end, intervals) == pytest.approx(DIGITS[-1].end - 4.7), intervals
 
 
 def test_one_reading_guessing_at_its_open_end_is_not_enough():
     rec = WindowScript((5.0, 5.15), DIGITS)  # only the window ending at 5.1 s
     intervals = redact(rec)
     assert rec.used == 1
-    assert covered(0.0, 8.0, intervals) == 0.0, intervals
+    assert muted_seconds(0.0, 8.0, intervals) == 0.0, intervals

@@ -12,6 +12,7 @@ import pytest
 
 from inference_server.detectors.text import TextDetector
 from inference_server.pii import LABELS
+from privastream_testkit.boxes import inside, overlap_share
 
 # Chat lines as a streamer's overlay shows them: the text, then the private
 # phrases in it with the label the detector must give them.  The lines without
@@ -81,18 +82,18 @@ def phrase_boxes(words, phrase):
     raise AssertionError(f"{phrase!r} not in the rendered line")
 
 
-def test_every_pii_phrase_is_covered_with_its_label(chat, boxes):
+def test_every_pii_phrase_is_covered_with_its_label(chat):
     s, found = chat
     texts = [r for r in found if r.kind == "text"]
     for (line, secrets), words in zip(CHAT + [TURNED], s.lines):
         for phrase, label in secrets.items():
             for box in phrase_boxes(words, phrase):
-                covering = [r for r in texts if boxes.covered(box, r.box)]
+                covering = [r for r in texts if inside(box, r.box, tolerance=1.0)]
                 assert covering, f"{phrase!r} in {line!r} is not covered"
                 assert covering[0].label == label
 
 
-def test_non_pii_words_stay_visible(chat, boxes):
+def test_non_pii_words_stay_visible(chat):
     """Only the private part of a line is covered: every other word (and every word of the
     versions/dates/order/score/price lines) keeps at least 85 % of its area visible."""
     s, found = chat
@@ -101,7 +102,7 @@ def test_non_pii_words_stay_visible(chat, boxes):
         for word in words:
             if word.box in private:
                 continue
-            hidden = max([boxes.overlap_share(word.box, r.box) for r in found] + [0.0])
+            hidden = max([overlap_share(word.box, r.box) for r in found] + [0.0])
             assert hidden <= 0.15, f"{word.text!r} of {line!r} is {hidden:.0%} covered"
 
 
@@ -120,7 +121,7 @@ def test_a_static_overlay_is_read_from_the_cache(detector, chat):
     assert detector.last_timing["rec_cached"] == detector.last_timing["rec_lines"] > 0
 
 
-def test_dropped_spaces_are_put_back_so_addresses_and_names_are_found(detector, scene, boxes):
+def test_dropped_spaces_are_put_back_so_addresses_and_names_are_found(detector, scene):
     """PP-OCRv4 reads these 24 px lines on one stacked panel as "Iliveat42ElmStreet": the
     spaces come back from the ink gaps, and the address and the name are covered."""
     s = scene("coffee")
@@ -134,7 +135,7 @@ def test_dropped_spaces_are_put_back_so_addresses_and_names_are_found(detector, 
     found = detector.detect(s.frame)
     for phrase, label, words in (("42 Elm Street", "address", s.lines[0]), ("John Smith", "person", s.lines[1])):
         for box in phrase_boxes(words, phrase):
-            assert any(r.label == label and boxes.covered(box, r.box) for r in found), f"{phrase!r} not covered"
+            assert any(r.label == label and inside(box, r.box, tolerance=1.0) for r in found), f"{phrase!r} not covered"
 
 
 def test_word_gaps_place_spaces_and_edges_from_ink():
@@ -149,7 +150,7 @@ def test_word_gaps_place_spaces_and_edges_from_ink():
     assert edges.tolist() == [0.0, 12.0, 22.0, 42.0, 52.0, 100.0]
 
 
-def test_a_row_split_by_the_detector_is_classified_whole(detector, scene, boxes):
+def test_a_row_split_by_the_detector_is_classified_whole(detector, scene):
     """In this layout the text detector splits the card line into "card 4111 1111" and
     "1111 1111 exp soon"; neither half is a card number, the joined row is."""
     s = scene("rocket")
@@ -158,21 +159,21 @@ def test_a_row_split_by_the_detector_is_classified_whole(detector, scene, boxes)
     read = detector.ocr.find_lines(s.frame)
     detector.ocr.read_lines(s.frame, read)
     card_words = s.lines[2]
-    halves = [ln for ln in read if any(boxes.overlap_share(w.box, ln.bounds()) > 0.5 for w in card_words)]
+    halves = [ln for ln in read if any(overlap_share(w.box, ln.bounds()) > 0.5 for w in card_words)]
     assert len(halves) == 2  # the case under test
     found = detector.detect(s.frame)
     for box in phrase_boxes(card_words, "4111 1111 1111 1111"):
-        assert any(r.label == "card" and boxes.covered(box, r.box) for r in found)
+        assert any(r.label == "card" and inside(box, r.box, tolerance=1.0) for r in found)
 
 
-def test_card_read_with_look_alike_letters_is_still_covered_at_1080p(detector, scene, boxes):
+def test_card_read_with_look_alike_letters_is_still_covered_at_1080p(detector, scene):
     """At 28 px on a 1080p frame the recogniser reads "4111 1111 1111 1111" as "411l 111l 1l11 111l":
     the digit reading of the line still finds the card, and the whole number is covered."""
     s = scene("astronaut", size=(1920, 1080))
     words = s.write(40, 116, "card 4111 1111 1111 1111 exp soon", size=28)
     found = detector.detect(s.frame)
     for box in phrase_boxes(words, "4111 1111 1111 1111"):
-        assert any(r.label == "card" and boxes.covered(box, r.box) for r in found)
+        assert any(r.label == "card" and inside(box, r.box, tolerance=1.0) for r in found)
 
 
 def test_readings_map_back_to_the_line():
@@ -198,21 +199,21 @@ def test_plate_text_patterns(text, plate):
     assert plate_text(text) is plate
 
 
-def test_plates_are_covered_whole(street, boxes):
+def test_plates_are_covered_whole(street):
     s, _, found = street
     plates = [r for r in found if r.kind == "plate"]
     for truth, (_, text, height, _, _) in zip(s.plates, PLATES):
-        assert any(boxes.covered(truth, r.box, tolerance=2.0) for r in plates), f"plate {text!r} ({height} px) not covered"
+        assert any(inside(truth, r.box, tolerance=2.0) for r in plates), f"plate {text!r} ({height} px) not covered"
 
 
-def test_signs_without_digits_are_not_plates(street, boxes):
+def test_signs_without_digits_are_not_plates(street):
     s, signs, found = street
     for words in signs:
         for word in words:
-            assert all(boxes.overlap_share(word.box, r.box) == 0 for r in found), f"sign word {word.text!r} covered"
+            assert all(overlap_share(word.box, r.box) == 0 for r in found), f"sign word {word.text!r} covered"
 
 
-def test_unreadable_plate_shaped_text_is_still_covered(detector, scene, boxes):
+def test_unreadable_plate_shaped_text_is_still_covered(detector, scene):
     """A plate blurred until the recogniser reads garbage is covered because its pixels look like a plate."""
     s = scene("motorcycle")
     truth = s.plate(500, 600, "AB12 CDE", height=34, background=(250, 210, 0))
@@ -220,13 +221,13 @@ def test_unreadable_plate_shaped_text_is_still_covered(detector, scene, boxes):
     s.frame[:] = np.clip(cv2.GaussianBlur(s.frame, (0, 0), 3.5) + rng.normal(0, 6, s.frame.shape), 0, 255)
     lines = detector.ocr.find_lines(s.frame)
     detector.ocr.read_lines(s.frame, lines)
-    plate_lines = [ln for ln in lines if boxes.overlap_share(truth, ln.bounds()) > 0.5]
+    plate_lines = [ln for ln in lines if overlap_share(truth, ln.bounds()) > 0.5]
     assert plate_lines and plate_lines[0].confidence < 0.8  # the case under test: no confident read
     found = detector.detect(s.frame)
-    assert any(r.kind == "plate" and boxes.covered(truth, r.box, tolerance=2.0) for r in found)
+    assert any(r.kind == "plate" and inside(truth, r.box, tolerance=2.0) for r in found)
 
 
-def test_targets_odd_size_and_rgba(scene, boxes):
+def test_targets_odd_size_and_rgba(scene):
     """targets=("plate",) reports plates only; a 641x359 RGBA frame works and boxes stay inside it."""
     s = scene("motorcycle", size=(641, 359))
     truth = s.plate(450, 250, "KL 5678", height=30)
@@ -236,7 +237,7 @@ def test_targets_odd_size_and_rgba(scene, boxes):
     assert plates_only.kinds == ("plate",) and plates_only.pii is None
     found = plates_only.detect(rgba)
     assert [r.kind for r in found] == ["plate"]
-    assert boxes.covered(truth, found[0].box, tolerance=2.0)
+    assert inside(truth, found[0].box, tolerance=2.0)
     assert all(0 <= r.box[0] < r.box[2] <= 641 and 0 <= r.box[1] < r.box[3] <= 359 for r in found)
 
 

@@ -10,21 +10,11 @@ import pytest
 from inference_server.history import FrameHistory, cell_boxes, unexplained_cells
 from inference_server.scheduler import LIVE_POLICIES
 from inference_server.vision import VisionEngine
-from scripts.synthclip import Clip, background, faces, paste_face
+from privastream_testkit.boxes import covered_share
+from privastream_testkit.scenes import FRAME_SIZE, Clip, background, faces, paste_face
 
 FACES_ONLY = {"targets": {"faces": True, "text": False, "plates": False}}
 FPS = 30
-
-
-def covered_share(box, regions, size=(1280, 720)) -> float:
-    """The share of ``box`` under the union of the regions' boxes."""
-    w, h = size
-    mask = np.zeros((h, w), bool)
-    for r in regions:
-        x0, y0, x1, y1 = (int(round(v)) for v in r.box)
-        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    return float(mask[y0:y1, x0:x1].mean())
 
 
 def live_engine() -> VisionEngine:
@@ -52,7 +42,7 @@ def test_faces_are_covered_from_their_measured_position_between_runs(moving_face
         origins |= {r.origin for r in decision.regions if r.kind == "face"}
         for truth in truths:
             if truth.kind == "face" and truth.box[2] - truth.box[0] >= 24:
-                assert covered_share(truth.box, decision.regions) == 1.0, f"{truth.label} uncovered in frame {i}"
+                assert covered_share(truth.box, decision.regions, FRAME_SIZE) == 1.0, f"{truth.label} uncovered in frame {i}"
     assert origins == {"tracked"}
 
 
@@ -67,7 +57,7 @@ def test_a_face_that_appears_after_the_run_is_covered_before_any_run_sees_it():
     engine.observe(0.5, later)
     decision = engine.decide(0.5, final=False)
     assert not decision.fail_closed
-    assert covered_share(truth.box, decision.regions) == 1.0
+    assert covered_share(truth.box, decision.regions, FRAME_SIZE) == 1.0
     assert {r.kind for r in decision.regions} == {"change"}
 
 
@@ -95,7 +85,8 @@ def test_too_much_change_covers_the_whole_frame():
 
 
 def test_content_that_only_moved_is_explained_by_the_motion():
-    """A picture moved by a tracked shift has no unexplained cells, except along the edge it came in by."""
+    """A picture moved by a tracked shift has no unexplained cells near the face that moved, except
+    along the edge it came in by."""
     history = FrameHistory()
     scene = background("coffee", (1280, 720))
     history.add(0.0, scene, (1280, 720))
@@ -103,10 +94,38 @@ def test_content_that_only_moved_is_explained_by_the_motion():
     moved[:, 40:] = scene[:, :-40]
     history.add(0.1, moved, (1280, 720))
     still = unexplained_cells(history, 0.0, 0.1, [], [])
-    explained = unexplained_cells(history, 0.0, 0.1, [], [(40.0, 0.0)])
+    explained = unexplained_cells(history, 0.0, 0.1, [], [((40.0, 0.0), (0.0, 0.0, 1280.0, 720.0))])
     assert still.mean() > 0.5
     assert explained[:, 2:].sum() == 0 and explained[:, 0].mean() > 0.5
     assert all(box[0] < 40 for box in cell_boxes(history, explained))
+    near_the_top = unexplained_cells(history, 0.0, 0.1, [], [((40.0, 0.0), (0.0, 0.0, 1280.0, 320.0))])
+    assert near_the_top[:10, 2:].sum() == 0 and near_the_top[10:].mean() > 0.5  # not far from the face
+
+
+def test_one_face_moving_does_not_explain_the_change_where_another_jumped():
+    """A face's shift explains only the change near its own box.  Over a flat wall one face drifts
+    left while another, too fast to follow, jumps left by the same distance: the picture there is the
+    old one moved by the drifting face's shift, yet only a change cover can hide the jumped face."""
+    engine = live_engine()
+    wall = np.full((720, 1280, 3), 128, np.uint8)
+    drift_px, frames = 2, 30
+
+    def frame(i: int):
+        picture = wall.copy()
+        paste_face(picture, faces()[1], (300 - drift_px * i, 360), 180, context=0.2)
+        jumped = paste_face(picture, faces()[0], (1000 - (drift_px * frames if i >= frames else 0), 300), 70,
+                            context=0.2)
+        return picture, jumped
+
+    first, _ = frame(0)
+    engine.observe(0.0, first)
+    assert len(engine.detect(0.0, first, ("face",))) == 2
+    for i in range(1, frames + 1):
+        picture, jumped = frame(i)
+        engine.observe(i / FPS, picture)
+        decision = engine.decide(i / FPS, final=False)
+        assert not decision.fail_closed, decision.reason
+    assert covered_share(jumped.box, decision.regions, FRAME_SIZE) == 1.0
 
 
 def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
@@ -121,8 +140,8 @@ def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
     (track_id, *_), = coverage.followable("face", 0.2)
     coverage.add_measurement(track_id, "face", 0.2, (600, 400, 660, 460))  # far off
     settled = coverage.decide(0.2, final=True)
-    assert covered_share((125, 105, 175, 155), settled.regions) == 1.0
-    assert covered_share((605, 405, 655, 455), settled.regions) == 1.0
+    assert covered_share((125, 105, 175, 155), settled.regions, FRAME_SIZE) == 1.0
+    assert covered_share((605, 405, 655, 455), settled.regions, FRAME_SIZE) == 1.0
 
 
 

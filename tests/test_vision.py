@@ -6,8 +6,8 @@ import skimage.data
 from inference_server.redact import RedactOptions
 from inference_server.scenecut import SceneCutDetector
 from inference_server.vision import VisionEngine
-from scripts.eval_vision import evaluate
-from scripts.synthclip import Clip
+from privastream_testkit.scenes import Clip
+from privastream_testkit.vision_eval import evaluate
 
 
 def test_every_face_frame_covered_after_the_face_is_first_covered():

@@ -1,4 +1,5 @@
-"""Starting and stopping a real `python -m inference_server serve` process for the live tests."""
+"""A real `python -m inference_server serve` process for the live tests and benchmarks, and the
+client's side of the login spoken by hand."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from inference_server.protocol import (ROLE_CLIENT, Auth, Hello, auth_proof, dashboard_key, new_nonce,
                                        parse_message)
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import REPO
+
 TARGETS_OFF = {"targets": {"faces": False, "plates": False, "text": False, "speech": False}}
 FAILCLOSED_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*muting undecided audio "
                              r"\[reason:decoding later than L, start:[-\d.]+, slowest decode:([\d.]+) s\]")
@@ -41,7 +43,7 @@ class ServerProcess:
         self.state_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference_server", "serve", "--port", "0", "--state-file", str(self.state_file),
-             *self.extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             *self.extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
         while "port" not in self._state():  # a server still warming up has written no port yet
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -86,16 +88,6 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.stdout.read()
-
-
-def wait_for(predicate, timeout: float, step: float = 0.005) -> float:
-    """Seconds until predicate() was true; raises AssertionError after timeout."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 async def login(ws, token: str, settings: dict | None = None, kind: str = "video") -> dict:

@@ -1,26 +1,87 @@
-"""Generated test clips with exact ground truth, from public-domain photos shipped in packages.
+"""Pictures and clips with exact ground truth, from public-domain photos shipped in packages.
 
-Faces are crops of NASA's astronaut portrait (scikit-image) and the US Navy
-portrait of Grace Hopper (matplotlib), plus LFW faces (scikit-image), moved,
-scaled, brought in from outside the frame and partly occluded over
-scikit-image backgrounds.  Text is rendered with DejaVu Sans; every PII span
-and every non-PII word gets its exact box.  Plates are rendered plates.
-Evaluation, benchmarks, tests and the demo all draw from here, so they agree
-on what "the face" or "the e-mail" is.
+No labelled face, text or plate benchmark is packaged, so tests, evaluations, benchmarks and the
+demo compose their own, all from here, so that they agree on what "the face" or "the e-mail" is:
+
+- Photos (`photo`): NASA's astronaut portrait and scikit-image's other samples, and the US Navy
+  portrait of Grace Hopper (matplotlib); `faces()` holds the face photos with hand-annotated face
+  boxes, `lfw_patches()` scikit-image's tightly cropped LFW faces and non-faces.
+- `Scene`: one still frame under composition (LFW faces pasted at known boxes, text lines with
+  the ink box of every word, licence plates perspective-warped at known boxes) and the boxes of
+  everything put on it.
+- `Clip`: a moving sequence with a scene cut: face photos moved, scaled, brought in from outside
+  the frame and partly occluded; a chat panel whose every PII span and non-PII word has its box;
+  plates.  `Truth` says where each is and whether it is sensitive.
+
+Text is drawn with the DejaVu fonts (Debian fonts-dejavu-core).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-FONT_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FRAME_SIZE = (1280, 720)  # width, height: the 720p frames the product is measured on
+PHOTOS = ("astronaut", "grace_hopper", "coffee", "rocket", "chelsea", "motorcycle")
+"""The photos tests use by name: astronaut and grace_hopper hold one face each; coffee, rocket,
+chelsea (a cat) and motorcycle (a garage scene, used as the street photo) hold none."""
+
+
+def typeface(size: int, bold: bool = False, mono: bool = False) -> ImageFont.FreeTypeFont:
+    name = "DejaVuSansMono" if mono else "DejaVuSans"
+    return ImageFont.truetype(str(FONT_DIR / f"{name}{'-Bold' if bold else ''}.ttf"), size)
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any scikit-image/matplotlib picture as HxWx3 uint8 RGB."""
+    if image.dtype != np.uint8:
+        image = np.clip(np.asarray(image, dtype=np.float64) * (255 if image.max() <= 1.0 else 1), 0, 255)
+        image = image.astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+@lru_cache(maxsize=16)
+def photo(name: str) -> np.ndarray:
+    """A photo by name (one of PHOTOS, or any scikit-image sample) as RGB uint8 at its own size.
+    The same array is handed to every caller: copy it before drawing on it."""
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+            return np.asarray(Image.open(fh).convert("RGB"))
+    import skimage.data
+
+    if name == "motorcycle":
+        return as_rgb8(skimage.data.stereo_motorcycle()[0])
+    return as_rgb8(getattr(skimage.data, name)())
+
+
+@lru_cache(maxsize=1)
+def lfw_patches() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's lfw_subset as uint8 grey 25x25 patches: (100 faces, 100 non-faces)."""
+    import skimage.data
+
+    patches = (skimage.data.lfw_subset() * 255).round().astype(np.uint8)
+    return patches[:100], patches[100:]
+
+
+@lru_cache(maxsize=8)
+def background(name: str, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
+    """A photo resized to ``size`` (width, height), or a plain "black" or "grey" frame."""
+    width, height = size
+    if name in ("black", "grey"):
+        return np.full((height, width, 3), 0 if name == "black" else 128, np.uint8)
+    return np.asarray(Image.fromarray(photo(name)).resize(size, Image.BILINEAR))
 
 
 @dataclass(frozen=True)
@@ -41,26 +102,107 @@ class Face:
 
 @lru_cache(maxsize=1)
 def faces() -> list[Face]:
-    import matplotlib.cbook
-    import skimage.data
-
-    grace = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    out = [Face(skimage.data.astronaut(), (175, 70, 272, 188)), Face(grace, (160, 135, 370, 335))]
-    lfw = skimage.data.lfw_subset()[:100]  # the first 100 are faces, tightly cropped
-    for img in lfw[:8]:
-        gray = (img * 255).astype(np.uint8)
-        out.append(Face(np.stack([gray] * 3, axis=-1), (3, 3, 22, 24)))
+    """The astronaut, Grace Hopper, then eight LFW faces (tight crops, grey)."""
+    out = [Face(photo("astronaut"), (175, 70, 272, 188)), Face(photo("grace_hopper"), (160, 135, 370, 335))]
+    for grey in lfw_patches()[0][:8]:
+        out.append(Face(np.stack([grey] * 3, axis=-1), (3, 3, 22, 24)))
     return out
 
 
-@lru_cache(maxsize=8)
-def background(name: str, size: tuple[int, int]) -> np.ndarray:
-    import skimage.data
+Box = tuple[float, float, float, float]
 
-    img = getattr(skimage.data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.asarray(Image.fromarray(img[..., :3]).resize(size, Image.BILINEAR))
+
+@dataclass
+class Word:
+    text: str
+    box: Box
+
+
+@dataclass
+class Scene:
+    """A frame under composition and the exact boxes of what was put on it."""
+
+    frame: np.ndarray
+    faces: list[Box] = field(default_factory=list)
+    lines: list[list[Word]] = field(default_factory=list)
+    plates: list[Box] = field(default_factory=list)
+
+    def paste_face(self, patch: np.ndarray, x: int, y: int, size: int) -> Box:
+        """An lfw patch (grey) scaled to size x size with its top-left at (x, y)."""
+        face = cv2.resize(patch, (size, size), interpolation=cv2.INTER_CUBIC)
+        self.frame[y:y + size, x:x + size] = face[:, :, None]
+        box = (float(x), float(y), float(x + size), float(y + size))
+        self.faces.append(box)
+        return box
+
+    def paste_photo(self, photo: np.ndarray, x: int, y: int, width: int) -> tuple[int, int]:
+        """A photo scaled to ``width`` with its top-left at (x, y); returns its (sx, sy) scale."""
+        height = round(photo.shape[0] * width / photo.shape[1])
+        self.frame[y:y + height, x:x + width] = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+        return width / photo.shape[1], height / photo.shape[0]
+
+    def write(self, x: int, y: int, text: str, size: int = 22, colour=(255, 255, 255),
+              panel=(20, 20, 20), bold: bool = False, angle: float = 0.0) -> list[Word]:
+        """One line of text with its top-left at (x, y), on a dark chat-style panel (or, with
+        panel=None, straight over the photo with a dark outline), turned ``angle`` degrees
+        counter-clockwise about (x, y).  Returns every whitespace-separated word with its
+        ink box (for a turned line, the bounds of the turned box)."""
+        f = typeface(size, bold=bold)
+        fh, fw = self.frame.shape[:2]
+        layer = Image.new("RGBA", (fw, fh), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        if panel is not None:
+            left, top, right, bottom = draw.textbbox((x, y), text, font=f)
+            draw.rectangle((left - 8, top - 6, right + 8, bottom + 6), fill=(*panel, 255))
+            draw.text((x, y), text, font=f, fill=(*colour, 255))
+        else:
+            draw.text((x, y), text, font=f, fill=(*colour, 255), stroke_width=2, stroke_fill=(0, 0, 0, 255))
+        turn = cv2.getRotationMatrix2D((float(x), float(y)), angle, 1.0)
+        rgba = cv2.warpAffine(np.asarray(layer), turn, (fw, fh), flags=cv2.INTER_LINEAR)
+        self._blend(rgba[:, :, :3], rgba[:, :, 3])
+        words, pos = [], 0
+        for token in text.split():
+            pos = text.index(token, pos)
+            x0, y0, x1, y1 = draw.textbbox((x + draw.textlength(text[:pos], font=f), y), token, font=f)
+            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ turn.T
+            words.append(Word(token, (*(float(v) for v in corners.min(0)), *(float(v) for v in corners.max(0)))))
+            pos += len(token)
+        self.lines.append(words)
+        return words
+
+    def _blend(self, rgb: np.ndarray, alpha: np.ndarray) -> None:
+        """Paint a frame-sized layer over the frame where its alpha (0..255) says."""
+        a = alpha[:, :, None].astype(np.float32) / 255
+        self.frame[:] = (rgb * a + self.frame * (1 - a)).round().astype(np.uint8)
+
+    def plate(self, cx: int, cy: int, text: str, height: int = 30, background=(245, 245, 245),
+              tilt: float = 0.0) -> Box:
+        """A licence plate centred at (cx, cy): light background, dark border and characters,
+        ``height`` px tall; ``tilt`` (0..0.3) shortens its right edge for a perspective view.
+        Returns the plate's bounding box in the frame."""
+        scale = 4  # draw large, then warp down: edges anti-aliased like a camera image
+        h = height * scale
+        f = typeface(int(h * 0.62), bold=True)
+        text_w = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=f)
+        w = int(text_w + h * 0.7)
+        image = Image.new("RGB", (w, h), background)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((0, 0, w - 1, h - 1), outline=(25, 25, 25), width=max(2, h // 16))
+        draw.text((w / 2, h / 2), text, font=f, fill=(20, 20, 20), anchor="mm")
+        plate = np.asarray(image)
+        pw, ph = w / scale, height
+        x0, y0 = cx - pw / 2, cy - ph / 2
+        shrink = tilt * ph / 2
+        dst = np.array([[x0, y0], [x0 + pw, y0 + shrink], [x0 + pw, y0 + ph - shrink], [x0, y0 + ph]], np.float32)
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        warp = cv2.getPerspectiveTransform(src, dst)
+        fh, fw = self.frame.shape[:2]
+        drawn = cv2.warpPerspective(plate, warp, (fw, fh), flags=cv2.INTER_AREA)
+        mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), warp, (fw, fh), flags=cv2.INTER_AREA)
+        self._blend(drawn, mask)
+        box = (float(dst[:, 0].min()), float(dst[:, 1].min()), float(dst[:, 0].max()), float(dst[:, 1].max()))
+        self.plates.append(box)
+        return box
 
 
 def paste_face(frame: np.ndarray, face: Face, center: tuple[float, float], face_width: float,
@@ -107,7 +249,7 @@ TEXT_LINES = [
 
 def render_text(frame: np.ndarray, origin: tuple[int, int], lines=TEXT_LINES, size: int = 24) -> list[Truth]:
     """Draw lines on a dark panel; return one truth per PII span and per non-PII word."""
-    font = ImageFont.truetype(FONT, size)
+    font = typeface(size)
     img = Image.fromarray(frame)
     draw = ImageDraw.Draw(img)
     x, y = origin
@@ -134,7 +276,7 @@ def render_text(frame: np.ndarray, origin: tuple[int, int], lines=TEXT_LINES, si
 
 def render_plate(frame: np.ndarray, center: tuple[float, float], text: str, height: int = 34,
                  color=(245, 245, 240)) -> Truth:
-    font = ImageFont.truetype(FONT_BOLD, int(height * 0.72))
+    font = typeface(int(height * 0.72), bold=True)
     width = int(font.getlength(text) + height * 0.6)
     plate = Image.new("RGB", (width, height), color)
     d = ImageDraw.Draw(plate)
@@ -215,6 +357,15 @@ class Clip:
             yield (i, i / self.fps, *self.frame(i))
 
 
+def rgba_frames(clip: Clip) -> list[tuple[np.ndarray, list[Truth]]]:
+    """Every frame as RGBA (as OBS reads it back) with its truth, rendered before a clock starts."""
+    out = []
+    for i in range(clip.frames):
+        rgb, truth = clip.frame(i)
+        out.append((np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), truth))
+    return out
+
+
 def write_clip(path, clip: Clip, frames=None, audio: np.ndarray | None = None, sample_rate: int = 48000) -> list[list[Truth]]:
     """Encode frames of ``clip`` (default: all) to an H.264 file, with an optional mono float32 audio track.
 
@@ -244,46 +395,3 @@ def write_clip(path, clip: Clip, frames=None, audio: np.ndarray | None = None, s
             for packet in aus.encode():
                 out.mux(packet)
     return truths
-
-
-def speak(text: str, voice: str = "en-us", speed: int = 150, sample_rate: int = 48000,
-          trim: bool = False) -> np.ndarray:
-    """Speech from espeak-ng as mono float32 at ``sample_rate``, read from its stdout (no file).
-    ``trim`` cuts the leading and trailing silence, for word-by-word corpora that place each word."""
-    import io
-    import subprocess
-    import wave
-
-    from scipy.signal import resample_poly
-
-    proc = subprocess.run(["espeak-ng", "--stdout", "-v", voice, "-s", str(speed), text], capture_output=True,
-                          check=True)
-    with wave.open(io.BytesIO(proc.stdout)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-    g = math.gcd(sample_rate, rate)
-    audio = resample_poly(pcm, sample_rate // g, rate // g).astype(np.float32)
-    if not trim:
-        return audio
-    loud = np.flatnonzero(np.abs(audio) > 0.01)
-    return audio[loud[0]:loud[-1] + 1] if loud.size else audio[:0]
-
-
-# The spoken track of the OBS end-to-end clip (tests/test_obs_e2e.py, scripts/eval_live_speech.py):
-# a plain sentence, then a phone number said whole.  The CHECK spans are where the plain sentence
-# must come through untouched and where the number must be bleeped, in seconds into the track.
-PLAIN_SPEECH = "Hello everyone and welcome back to the stream, today we look at the garden."
-PII_SPEECH = "You can call me on five five five, one two three, four five six seven."
-PLAIN_AT, PII_AT = 0.3, 5.0
-PLAIN_CHECK = (PLAIN_AT + 0.5, PLAIN_AT + 3.5)
-NUMBER_CHECK = (PII_AT + 1.6, PII_AT + 5.2)  # to the end of "seven"
-
-
-def speech_track(seconds: float, sample_rate: int = 48000) -> np.ndarray:
-    """The two sentences at PLAIN_AT and PII_AT in ``seconds`` of audio (cut off if it is shorter
-    than about 10.4 s: then "seven" runs into whatever follows)."""
-    audio = np.zeros(int(seconds * sample_rate), np.float32)
-    for text, at in ((PLAIN_SPEECH, PLAIN_AT), (PII_SPEECH, PII_AT)):
-        s = speak(text, sample_rate=sample_rate)[: audio.size - int(at * sample_rate)]
-        audio[int(at * sample_rate): int(at * sample_rate) + s.size] = s * 0.8
-    return audio

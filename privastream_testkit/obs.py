@@ -34,7 +34,8 @@ import simpleobsws
 from PIL import Image
 from Xlib import X, display as xdisplay, protocol
 
-REPO = Path(__file__).resolve().parent.parent
+from . import REPO
+
 SCRIPT = REPO / "obs_plugin" / "privastream_filter.py"
 RUN_OBS = REPO / "scripts" / "run_obs.sh"
 OBS_MAJORS = tuple(int(m) for m in os.environ.get("PRIVASTREAM_OBS_MAJORS", "29,30,32").split(","))

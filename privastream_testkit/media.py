@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-RATE = 48000
+from .speech import RATE
+
 TONE_HZ = 440.0
 EVENT_PERIOD_S = 1.0
 EVENT_S = 0.2

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from scripts.synthclip import Clip, Truth
+from .scenes import Clip, Truth
 
 BITS, BIT_W, BIT_H = 11, 16, 8
 FACE_MIN_PX = 24

@@ -12,8 +12,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.signal import correlate
 
-from obs_media import RATE, dominant_hz
-from scripts.synthclip import NUMBER_CHECK, PLAIN_CHECK
+from .media import RATE, dominant_hz
+from .speech import NUMBER_CHECK, PLAIN_CHECK
 
 LOOP_DRIFT_S = 0.15
 
