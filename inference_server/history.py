@@ -109,44 +109,57 @@ def _shifted(images: np.ndarray, dx: int, dy: int) -> tuple[np.ndarray, np.ndarr
     return out, whole_rows[:, None] & whole_cols[None, :]
 
 
-def unexplained_cells(history: FrameHistory, since: float, t: float, explained, shifts=()) -> np.ndarray | None:
-    """The cells changed from ``since`` to t that no ``explained`` box (frame pixels) touches and that
-    are not the picture at ``since`` moved by one of ``shifts`` (frame pixels: the tracked faces'
-    motion, which carries their hair, shoulders and background with them); None when either frame
-    is no longer kept."""
+def _cells_inside(box, history: FrameHistory, shape: tuple[int, int]) -> np.ndarray:
+    """The cells wholly inside ``box`` (frame pixels) of an image of ``shape``; a box reaching the
+    frame's edge also holds the edge's partial cells."""
+    sx, sy = history.scale
+    x0, y0, x1, y1 = box
+    rows, cols = -(-shape[0] // CELL), -(-shape[1] // CELL)
+    c0, r0 = max(int(np.ceil(x0 / sx / CELL)), 0), max(int(np.ceil(y0 / sy / CELL)), 0)
+    c1 = cols if x1 >= shape[1] * sx else int(x1 / sx) // CELL
+    r1 = rows if y1 >= shape[0] * sy else int(y1 / sy) // CELL
+    inside = np.zeros((rows, cols), bool)
+    if c1 > c0 and r1 > r0:
+        inside[r0:r1, c0:c1] = True
+    return inside
+
+
+def unexplained_cells(history: FrameHistory, since: float, t: float, explained, motions=()) -> np.ndarray | None:
+    """The cells changed from ``since`` to t that lie in no ``explained`` box (frame pixels) and that
+    are not the picture at ``since`` moved by a tracked face's motion near that face; ``motions``:
+    ((dx, dy), near) in frame pixels, a face's shift and the box within which it carries hair,
+    shoulders and background with it.  None when either frame is no longer kept."""
     a, b = history.at(since), history.at(t)
     if a is None or b is None or a.shape != b.shape:
         return None
     cells = changed_cells(a, b)
-    sx, sy = history.scale
-    rows, cols = cells.shape
-    for x0, y0, x1, y1 in explained:
+    for box in explained:
         # Only cells wholly inside the box: the part of a cell outside it is not covered by it, and a
         # face half in such a cell showed there when the cell counted as explained.
-        c0, r0 = max(int(np.ceil(x0 / sx / CELL)), 0), max(int(np.ceil(y0 / sy / CELL)), 0)
-        c1, r1 = int(x1 / sx) // CELL, int(y1 / sy) // CELL
-        if x1 >= a.shape[1] * sx:
-            c1 = cols  # a box reaching the frame's edge also covers the edge's partial cells
-        if y1 >= a.shape[0] * sy:
-            r1 = rows
-        if c1 > c0 and r1 > r0:
-            cells[r0:r1, c0:c1] = False
-    if not cells.any() or not shifts:
+        cells &= ~_cells_inside(box, history, a.shape)
+    if not cells.any() or not motions:
         return cells
+    # Far from a face, its shift explains nothing: another face that jumped by the same distance
+    # (too fast to follow) would show there as the old picture moved.
+    sx, sy = history.scale
+    near_by_shift: dict[tuple[int, int], np.ndarray] = {}
+    for (dx, dy), near in motions:
+        shift = (int(round(dx / sx)), int(round(dy / sy)))
+        near_by_shift[shift] = near_by_shift.get(shift, False) | _cells_inside(near, history, a.shape)
     # The shift is a tracked face's, measured to a pixel or two: each pixel is compared with the range
     # of its old neighbours within SHIFT_SLACK_PX, so that error does not count as change.  The
     # range is taken once, with room for the noise, and moved with each shift.
     lo = cv2.subtract(cv2.erode(a, _SLACK), CHANGED_LEVEL)
     hi = cv2.add(cv2.dilate(a, _SLACK), CHANGED_LEVEL)
-    for dx, dy in {(int(round(dx / sx)), int(round(dy / sy))) for dx, dy in shifts}:
-        if not cells.any():
-            break
+    for (dx, dy), near in near_by_shift.items():
+        if not (cells & near).any():
+            continue
         if abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
             continue  # (0, 0) stays: a face that moved less than a pixel still carries its surroundings
         # A cell only counts as moved content when all of it came from inside the old picture.
         (moved_lo, moved_hi), whole = _shifted(np.stack([lo, hi]), dx, dy)
         mismatch = (b < moved_lo) | (b > moved_hi)
-        cells &= ~(whole & (_cell_share(mismatch) <= CHANGED_SHARE))
+        cells &= ~(near & whole & (_cell_share(mismatch) <= CHANGED_SHARE))
     return cells
 
 

@@ -28,6 +28,10 @@ MAX_CHANGE_SHARE = 0.5
 """An estimate whose unvouched change covers more of the picture than this covers all of it."""
 MAX_CHANGE_BOXES = 48
 EDGE_PX = 2.0
+MOVES_WITH_FACE = 1.0
+"""A face's shift explains the change this many face sizes around its box: hair, ears, neck and
+shoulders move with it (and the background they uncover), whereas further off something else may
+have moved by the same distance."""
 
 
 def enabled_kinds(settings: dict) -> tuple[str, ...]:
@@ -112,9 +116,9 @@ class VisionEngine:
         self.history = FrameHistory() if follow else None
         self.reads = ReadMemory()
         self._unfollowable: set[tuple[int, float]] = set()
-        self._centres: dict[int, dict[float, tuple[float, float]]] = {}
-        """Where each followed face's box was centred, by frame time: as detected, then as measured
-        (before margins and edge holds), for the motion that explains change."""
+        self._followed: dict[int, dict[float, tuple]] = {}
+        """Each followed face's box by frame time: as detected, then as measured (before margins and
+        edge holds), for the motion that explains change near it."""
         """(track, detection time) whose face could not be followed after that detection."""
         self.frame_size: tuple[int, int] | None = None
         self.update_settings(settings or {})
@@ -200,15 +204,15 @@ class VisionEngine:
             if face is None:
                 self._unfollowable.add((track_id, seen_at))
                 continue
-            centres = self._centres.setdefault(track_id, {})
-            centres[seen_at] = _centre(seen_box)
+            boxes = self._followed.setdefault(track_id, {})
+            boxes[seen_at] = seen_box
             for ft in frames:
                 found = tracking.measure(self.history, ft, face, last_box)
                 if found is None:
                     self._unfollowable.add((track_id, seen_at))
                     break
                 last_box = found[0]
-                centres[ft] = _centre(last_box)
+                boxes[ft] = last_box
                 self.coverage.add_measurement(track_id, "face", ft, self._held_to_edges(last_box, seen_box))
 
     def _held_to_edges(self, box, seen_box):
@@ -229,9 +233,8 @@ class VisionEngine:
             if since is None or since == t:
                 continue
             then = [r.box for k in TRACKED_KINDS for r in self.coverage.regions_at(k, since)]
-            shifts = [(c[t][0] - c[since][0], c[t][1] - c[since][1])
-                      for c in self._centres.values() if t in c and since in c]
-            cells = unexplained_cells(self.history, since, t, explained + then, shifts)
+            motions = [_motion(b[since], b[t]) for b in self._followed.values() if t in b and since in b]
+            cells = unexplained_cells(self.history, since, t, explained + then, motions)
             if cells is None:
                 return FrameDecision(fail_closed=True, reason=f"the frame of the last {kind} detection is gone")
             changed = cells if changed is None else changed | cells
@@ -245,9 +248,14 @@ class VisionEngine:
     def prune(self, before_t: float) -> None:
         self.coverage.prune(before_t)
         self._unfollowable = {(i, seen) for i, seen in self._unfollowable if seen >= before_t}
-        self._centres = {i: kept for i, centres in self._centres.items()
-                         if (kept := {ct: c for ct, c in centres.items() if ct >= before_t})}
+        self._followed = {i: kept for i, boxes in self._followed.items()
+                          if (kept := {bt: b for bt, b in boxes.items() if bt >= before_t})}
 
 
-def _centre(box) -> tuple[float, float]:
-    return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+def _motion(then, now) -> tuple[tuple[float, float], tuple[float, float, float, float]]:
+    """A followed face's shift from its box ``then`` to its box ``now``, and the box within which
+    that shift explains change: both boxes and MOVES_WITH_FACE face sizes around them."""
+    pad = MOVES_WITH_FACE * max(now[2] - now[0], now[3] - now[1])
+    shift = ((now[0] + now[2] - then[0] - then[2]) / 2, (now[1] + now[3] - then[1] - then[3]) / 2)
+    return shift, (min(then[0], now[0]) - pad, min(then[1], now[1]) - pad,
+                   max(then[2], now[2]) + pad, max(then[3], now[3]) + pad)
