@@ -24,7 +24,6 @@ recorded, so the frames it would have vouched for fail closed.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import ModelLoadError, PrivaStreamError, StateError
+from .settings import Settings, Targets
 
 log = logging.getLogger("privastream.detect_worker")
 
@@ -62,13 +62,13 @@ class FrameRef:
     seq: int
 
 
-def _group_settings(group: str, settings: dict) -> dict:
+def _group_settings(group: str, settings: Settings) -> Settings:
     """What changes this group's detection: its own enabled targets (others off) and custom terms."""
     from .vision import DETECTOR_OF_KIND, TARGET_OF_KIND
 
-    targets = {TARGET_OF_KIND[k]: settings.get("targets", {}).get(TARGET_OF_KIND[k], True) and g == group
+    targets = {TARGET_OF_KIND[k]: settings.targeted(TARGET_OF_KIND[k]) and g == group
                for k, g in DETECTOR_OF_KIND.items()}
-    return {"targets": targets, "custom_terms": list(settings.get("custom_terms", ()))}
+    return Settings(targets=Targets(**targets, speech=False), custom_terms=settings.custom_terms)
 
 
 class DetectWorker:
@@ -124,11 +124,11 @@ class DetectWorker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def load(self, settings: dict) -> None:
+    def load(self, settings: Settings) -> None:
         """Load this group's models that the settings enable, in the worker."""
         self._call(("load", _group_settings(self.group, settings)), LOAD_TIMEOUT_S)
 
-    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: dict, text_areas=None):
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: Settings, text_areas=None):
         """Regions of ``kinds`` in the frame at ``ref`` (text only in ``text_areas``, frame pixels,
         when given), or None if the slot no longer holds it."""
         return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds, text_areas),
@@ -163,12 +163,12 @@ def start_workers(threads: int = 0, provider: str = "auto") -> dict[str, DetectW
 class WorkerDetector:
     """One session's view of the shared workers: its settings, for the scheduler's detection threads."""
 
-    def __init__(self, workers: dict[str, DetectWorker], settings: dict):
+    def __init__(self, workers: dict[str, DetectWorker], settings: Settings):
         self.workers = workers
-        self.settings = dict(settings)
+        self.settings = settings
 
-    def update_settings(self, settings: dict) -> None:
-        self.settings = {**self.settings, **settings}
+    def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
 
     def load(self, group: str) -> None:
         self.workers[group].load(self.settings)
@@ -191,10 +191,10 @@ class _Models:
         self.detector_sets: collections.OrderedDict = collections.OrderedDict()
         self.rings: collections.OrderedDict = collections.OrderedDict()
 
-    def detectors(self, settings: dict):
+    def detectors(self, settings: Settings):
         from .vision import Detectors
 
-        key = json.dumps(settings, sort_keys=True)
+        key = settings  # frozen: one detector set per distinct settings
         if key not in self.detector_sets:
             self.detector_sets[key] = Detectors(settings, threads=self.threads, provider=self.provider)
             while len(self.detector_sets) > DETECTOR_SETS_KEPT:
@@ -212,7 +212,7 @@ class _Models:
         self.rings.move_to_end(name)
         return self.rings[name]
 
-    def detect(self, settings: dict, ref: FrameRef, t: float, kinds, text_areas):
+    def detect(self, settings: Settings, ref: FrameRef, t: float, kinds, text_areas):
         from .shm import SlotOverwritten
 
         try:

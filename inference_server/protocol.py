@@ -31,6 +31,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .errors import ProtocolError, StateError
 from .regions import KINDS, FrameDecision, Region
+from .settings import Settings
 
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 64 * 1024
@@ -253,7 +254,7 @@ class SlotHeader:
 MESSAGE_TYPES: dict[str, type["Message"]] = {}
 _JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
                "list": (list,), "dict[str, Any]": (dict,), "list[Any]": (list,), "list[dict[str, Any]]": (list,),
-               "list[list[Any]]": (list,), "str | None": (str, type(None))}
+               "list[list[Any]]": (list,), "str | None": (str, type(None)), "Settings": (dict,)}
 _M = TypeVar("_M", bound="Message")
 
 
@@ -283,11 +284,15 @@ class Message:
                 raise ProtocolError(f"{cls.type} field {f.name!r} must be {f.type} (got {type(value).__name__})")
             if f.type == "float":
                 value = _finite(value, f"{cls.type} field {f.name!r}")
+            elif f.type == "Settings":
+                value = Settings.from_dict(value)  # a malformed setting is refused here, at the edge
             kwargs[f.name] = value
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "type": self.type, **dataclasses.asdict(self)}
+        d = dataclasses.asdict(self)
+        d.update({f.name: v.to_dict() for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), Settings)})
+        return {"v": PROTOCOL_VERSION, "type": self.type, **d}
 
     def __bytes__(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
@@ -360,7 +365,7 @@ class Auth(Message):
     type: ClassVar[str] = "auth"
     proof: str
     """auth_proof(token, ROLE_CLIENT, client nonce, server nonce)."""
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
 
 
 @_register
@@ -399,8 +404,11 @@ class AudioNotice(Message):
 @_register
 @dataclass
 class SettingsUpdate(Message):
+    """The client's settings, whole: they replace the session's.  A malformed one is refused with an error
+    reply, and the session keeps deciding with the settings it had."""
+
     type: ClassVar[str] = "settings"
-    settings: dict[str, Any]
+    settings: Settings
     delay_s: float = -1.0
     """Negative: unchanged."""
 

@@ -35,13 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MediaError
-from .masking import STYLES, MaskOptions, apply_masks
+from .masking import MaskOptions, apply_masks
 from .runtime import PROVIDER_CHOICES
-from .speech.render import BLEEP_MODES
-from .vision import DETECTOR_OF_KIND, VisionEngine
+from .settings import BLEEP_MODES, MODEL_CHOICES, STYLE_KINDS, STYLES, Settings, Targets
+from .vision import DETECTOR_OF_KIND, TARGET_OF_KIND, VisionEngine
 
 log = logging.getLogger("privastream.redact")
-TARGETS = ("faces", "text", "plates")
+TARGETS = tuple(TARGET_OF_KIND.values())
+"""What a video is searched for; speech has its own switch (--no-speech)."""
 
 
 @dataclass
@@ -59,14 +60,16 @@ class RedactOptions:
     provider: str = "auto"
     crf: int = 20
     speech: bool = True
-    bleep_mode: str = "beep"
-    speech_model: str = "whisper-tiny.en"
+    bleep_mode: str = BLEEP_MODES[0]
+    speech_model: str = MODEL_CHOICES[0]
     mouth_blur: bool = True
 
-    def settings(self) -> dict:
-        return {"targets": {t: t in self.targets for t in TARGETS},
-                **{f"style_{k}": v for k, v in self.styles.items()},
-                "strength": self.strength, "custom_terms": list(self.custom_terms)}
+    def settings(self) -> Settings:
+        """The live settings these options amount to (one strength for every kind)."""
+        return Settings(targets=Targets(**{t: t in self.targets for t in TARGETS}, speech=self.speech),
+                        **{f"style_{k}": v for k, v in self.styles.items()},
+                        **{f"strength_{k}": self.strength for k in STYLE_KINDS},
+                        custom_terms=self.custom_terms, bleep_mode=self.bleep_mode, mouth_blur=self.mouth_blur)
 
     def cadence(self) -> dict[str, int]:
         """Frames between detections, per detector group."""
@@ -413,16 +416,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="redacted video (H.264; audio re-encoded as AAC)")
     p.add_argument("--targets", default=",".join(TARGETS), metavar="LIST",
                    help=f"comma-separated subset of {','.join(TARGETS)} (default: all)")
-    for kind, default in (("face", "pixelate"), ("text", "fill"), ("plate", "fill")):
+    for kind in STYLE_KINDS:
+        default = Settings().style(kind)
         p.add_argument(f"--style-{kind}", choices=STYLES, default=default, help=f"how {kind}s are covered (default: {default})")
     p.add_argument("--strength", type=float, default=1.0, help="0..1, coarseness of pixelate/blur (default: 1)")
     p.add_argument("--custom-term", action="append", default=[], metavar="TERM",
                    help='always cover this word or phrase ("re:" prefix for a regex); repeatable')
     p.add_argument("--no-speech", action="store_true", help="keep what is said as it is (default: bleep spoken PII)")
-    p.add_argument("--bleep", choices=BLEEP_MODES, default="beep",
-                   help="how spoken PII is replaced (default: beep)")
-    p.add_argument("--speech-model", choices=("whisper-tiny.en", "whisper-base"), default="whisper-tiny.en",
-                   help="speech recogniser: tiny.en is fast, base more accurate (default: whisper-tiny.en)")
+    p.add_argument("--bleep", choices=BLEEP_MODES, default=RedactOptions.bleep_mode,
+                   help=f"how spoken PII is replaced (default: {RedactOptions.bleep_mode})")
+    p.add_argument("--speech-model", choices=MODEL_CHOICES, default=RedactOptions.speech_model,
+                   help=f"speech recogniser: tiny.en is fast, base more accurate (default: {RedactOptions.speech_model})")
     p.add_argument("--no-mouth-blur", action="store_true", help="do not cover mouths while speech is bleeped")
     add_engine_arguments(p)
     p.add_argument("--report", type=Path, metavar="FILE.jsonl", help="per-frame record of what was covered (never the text)")
@@ -439,6 +443,8 @@ def run(args: argparse.Namespace) -> int:
         raise MediaError(f"unknown target(s) {', '.join(sorted(unknown))} (choose from {', '.join(TARGETS)})")
     if args.face_every < 1 or args.text_every < 1:
         raise MediaError("--face-every and --text-every must be at least 1")
+    if not 0.0 <= args.strength <= 1.0:
+        raise MediaError(f"--strength must be between 0 and 1 (got {args.strength:g})")
     options = RedactOptions(
         targets=targets, styles={"face": args.style_face, "text": args.style_text, "plate": args.style_plate},
         strength=args.strength, face_every=args.face_every, text_every=args.text_every,

@@ -41,6 +41,7 @@ from .governor import GROUP_KINDS, Governor
 from .publisher import FramePublisher, PendingFrame
 from .regions import FrameDecision, clip_box
 from .session_stats import SessionStats
+from .settings import Settings, as_settings
 
 log = logging.getLogger("privastream.scheduler")
 
@@ -105,7 +106,7 @@ class VideoScheduler(_SessionWorker):
 
     The decision thread decides from ``engine`` (whose coverage the detections feed and
     ``add_frame`` tells of scene cuts) and never waits for a detector.  One detection thread
-    per detector group runs it through ``detector`` (``load(group)``, ``update_settings(dict)``,
+    per detector group runs it through ``detector`` (``load(group)``, ``update_settings(Settings)``,
     ``detect(ref, t, kinds, text_areas) -> list[Region] | None``; detect_worker.WorkerDetector in the
     server) and hands the regions to ``engine``'s coverage under a short lock.  So an OCR run
     longer than D never delays a decision, nor a face run.
@@ -128,7 +129,7 @@ class VideoScheduler(_SessionWorker):
         self.publisher = FramePublisher(publish, self.stats)
         self._pruned_at = 0
         """frames_out when the engine was last pruned."""
-        self._settings_update: dict | None = None
+        self._settings_update: Settings | None = None
         self.governor = Governor()
         self._runs_added = 0
         """Detection runs handed to the coverage so far (the decision thread settles frames when it changes)."""
@@ -158,9 +159,9 @@ class VideoScheduler(_SessionWorker):
         with self._cond:
             self._cond.notify()
 
-    def update_settings(self, settings: dict, delay_s: float | None = None) -> None:
+    def update_settings(self, settings: Settings, delay_s: float | None = None) -> None:
         with self._cond:
-            self._settings_update = {**(self._settings_update or {}), **settings}
+            self._settings_update = settings
             if delay_s is not None and delay_s > 0:
                 self.delay_s = delay_s
             self._cond.notify()
@@ -183,7 +184,7 @@ class VideoScheduler(_SessionWorker):
                         break
                     self._cond.wait(timeout=DECISION_PERIOD_S)
                     settings, self._settings_update = self._settings_update, None
-                if settings:
+                if settings is not None:
                     with self._engine_lock:
                         self.engine.update_settings(settings)
                     self.detector.update_settings(settings)
@@ -268,7 +269,7 @@ class VideoScheduler(_SessionWorker):
                 self.engine.prune(self.publisher.emitted_t - 10.0)  # coverage keeps its own context before that
 
     def _mouth_blur(self) -> bool:
-        return self.speech is not None and self.engine.settings.get("mouth_blur", True)
+        return self.speech is not None and self.engine.settings.mouth_blur
 
     def _awaits_audio(self, t: float) -> bool:
         """True while the frame at t waits for the stream's audio to be decided (mouth blur)."""
@@ -335,14 +336,14 @@ def preload_speech() -> None:
         log.warning("preload_speech() | speech redaction unavailable: %s", exc)
 
 
-def _speech_redactor(settings: dict, delay_s: float):
+def _speech_redactor(settings: Settings, delay_s: float):
     """The speech package's live redactor, or None when it is not installed (then speech fails closed)."""
     try:
         from .speech import SpeechRedactor
     except ImportError:
         return None
     # Its latency must leave room for the trip back before the audio plays at +D.
-    return SpeechRedactor(latency_s=max(0.3, delay_s - 0.2), custom_terms=tuple(settings.get("custom_terms", ())),
+    return SpeechRedactor(latency_s=max(0.3, delay_s - 0.2), custom_terms=settings.custom_terms,
                           background=True)
 
 
@@ -355,12 +356,12 @@ class AudioScheduler(_SessionWorker):
     is the newest packet's, never a maximum over packets.
     """
 
-    def __init__(self, settings: dict, publish: Callable[[list, float], None], delay_s: float = 1.0,
+    def __init__(self, settings: Settings | dict, publish: Callable[[list, float], None], delay_s: float = 1.0,
                  name: str = "audio"):
         super().__init__(name)
         self.publish = publish
         self.delay_s = delay_s
-        self._settings = dict(settings)
+        self._settings = as_settings(settings)
         self._settings_changed = False
         self._redactor = None
         self._packets: collections.deque = collections.deque()
@@ -372,7 +373,7 @@ class AudioScheduler(_SessionWorker):
 
     @property
     def speech_enabled(self) -> bool:
-        return bool(self._settings.get("targets", {}).get("speech", True))
+        return self._settings.targets.speech
 
     def add_packet(self, pts: float, planar: np.ndarray | None, sample_rate: int, n_samples: int) -> None:
         """Queue a packet.  Beyond MAX_QUEUED_PACKETS (the recogniser loading or far behind) the oldest
@@ -391,11 +392,11 @@ class AudioScheduler(_SessionWorker):
                     self.stats.dropped += 1
             self._cond.notify()
 
-    def update_settings(self, settings: dict) -> None:
-        """New settings; the recogniser is rebuilt with them on the worker thread (``_retire``), not here
+    def update_settings(self, settings: Settings | dict) -> None:
+        """New settings, whole; the recogniser is rebuilt with them on the worker thread (``_retire``), not here
         on the server's loop, which must not wait for a decode to finish."""
         with self._cond:
-            self._settings.update(settings)
+            self._settings = as_settings(settings)
             self._settings_changed = True
             self._cond.notify()
 

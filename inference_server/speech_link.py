@@ -21,25 +21,15 @@ from __future__ import annotations
 import threading
 import time
 
-from .errors import ProtocolError
 from .regions import Region
 
 KEPT_S = 30.0
 """Mute intervals further than this from the newest decided audio (behind it, or ahead of it on a
 clock that has since gone back) are forgotten."""
-SOURCES_SETTING = "mouth_audio_sources"
 SILENT_S = 0.5
 """An audio session that has received nothing for this long (OBS sends a packet every 21 ms) is
 silent: a source without an audio track, a stopped or hidden one.  Audio that never comes cannot be
 bleeped, so its video does not wait for it past the end of what it did receive."""
-
-
-def followed_sources(settings: dict) -> tuple[str, ...]:
-    """The audio source names a video session's settings name (empty: every audio session of its stream)."""
-    names = settings.get(SOURCES_SETTING) or ()
-    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-        raise ProtocolError(f"{SOURCES_SETTING} must be a list of audio source names (got {type(names).__name__})")
-    return tuple(names)
 
 
 class AudioTrack:

@@ -18,6 +18,7 @@ from .history import FrameHistory, cell_boxes, unexplained_cells
 from .read_memory import ReadMemory
 from .regions import TRACKED_KINDS, FrameDecision, Region, clip_box
 from .scenecut import SceneCutDetector
+from .settings import Settings, as_settings
 
 log = logging.getLogger("privastream.vision")
 
@@ -34,9 +35,8 @@ shoulders move with it (and the background they uncover), whereas further off so
 have moved by the same distance."""
 
 
-def enabled_kinds(settings: dict) -> tuple[str, ...]:
-    targets = settings.get("targets", {})
-    return tuple(k for k, t in TARGET_OF_KIND.items() if targets.get(t, True))
+def enabled_kinds(settings: Settings) -> tuple[str, ...]:
+    return tuple(k for k, t in TARGET_OF_KIND.items() if settings.targeted(t))
 
 
 @lru_cache(maxsize=4)
@@ -58,10 +58,10 @@ class Detectors:
     live server's detection workers use them alone (the server keeps the coverage), redact through
     a VisionEngine."""
 
-    def __init__(self, settings: dict, threads: int = 0, provider: str = "auto"):
+    def __init__(self, settings: Settings, threads: int = 0, provider: str = "auto"):
         self.threads, self.provider = threads, provider
         self.kinds = enabled_kinds(settings)
-        self.custom_terms = tuple(settings.get("custom_terms", ()))
+        self.custom_terms = settings.custom_terms
 
     def _for(self, kinds) -> list:
         groups = {DETECTOR_OF_KIND[k] for k in kinds if k in self.kinds}
@@ -102,15 +102,15 @@ def _read_areas(detector, frame: np.ndarray, areas) -> list[Region]:
 
 
 class VisionEngine:
-    def __init__(self, settings: dict | None = None, threads: int = 0, provider: str = "auto",
+    def __init__(self, settings: Settings | dict | None = None, threads: int = 0, provider: str = "auto",
                  policies: dict[str, KindPolicy] | None = None, follow: bool = False):
         """follow: keep the recent frames (history.py) to follow faces between runs (tracking.py), so
         a face between two runs is covered where it is measured, and so an estimate
         (``decide(final=False)``, the live path) can cover what changed since the newest run.
         Detectors load on the first ``detect`` (the live server detects in its workers instead)."""
         self.threads, self.provider = threads, provider
-        self.settings: dict = {}
-        self.detectors = Detectors({}, threads, provider)
+        self.settings = as_settings(settings)
+        self.detectors = Detectors(self.settings, threads, provider)
         self.coverage = Coverage(kinds=(), policies=policies)
         self._cuts = SceneCutDetector()
         self.history = FrameHistory() if follow else None
@@ -121,14 +121,14 @@ class VisionEngine:
         edge holds), for the motion that explains change near it."""
         """(track, detection time) whose face could not be followed after that detection."""
         self.frame_size: tuple[int, int] | None = None
-        self.update_settings(settings or {})
+        self.update_settings(self.settings)
 
     @property
     def kinds(self) -> tuple[str, ...]:
         return self.coverage.kinds
 
-    def update_settings(self, settings: dict) -> None:
-        self.settings = {**self.settings, **settings}
+    def update_settings(self, settings: Settings | dict) -> None:
+        self.settings = as_settings(settings)
         self.coverage.kinds = enabled_kinds(self.settings)
         self.detectors = Detectors(self.settings, self.threads, self.provider)
         self.reads.forget()  # what was read is judged again under the new targets and custom terms

@@ -14,9 +14,13 @@ import os
 import statistics
 import time
 
+from inference_server.errors import PrivaStreamError
+
 log = logging.getLogger("privastream.obs.client")
 
 DEFAULT_CLIENT = "inference_server.client:LiveClient"
+SETTINGS_REFUSED = "settings refused"
+"""The problem's prefix when the client refused the settings: the next settings change tries again."""
 
 
 def _client_class():
@@ -34,6 +38,9 @@ def open_client(source_name: str, kind: str, settings: dict):
         return None, f"client library unavailable: {e}"
     try:
         client = cls(source=source_name, kind=kind, delay_s=settings["delay_s"], settings=settings)
+    except PrivaStreamError as e:  # the message names the field, never a custom word
+        log.error("open_client() | %s [source:%s, error:%s]", SETTINGS_REFUSED, source_name, e)
+        return None, f"{SETTINGS_REFUSED}: {e}"
     except Exception as e:
         log.error("open_client() | cannot start client [source:%s, error:%s]", source_name, e)
         return None, f"cannot start client: {e}"
@@ -111,14 +118,19 @@ class LinkedFilter:
         self.status_shown = ("", False)
 
     def _apply_settings(self, new: dict) -> bool:
-        """Adopt `new`; a new delay restarts the client (its deadlines follow the delay). -> delay changed."""
+        """Adopt `new`; a new delay restarts the client (its deadlines follow the delay), and so do new
+        settings after the client refused the old ones. -> delay changed."""
         old, self.settings = self.settings, new
         delay_changed = new["delay_s"] != old["delay_s"]
-        if delay_changed:
+        if delay_changed or (self.client is None and self.problem.startswith(SETTINGS_REFUSED)):
             close_client(self.client)
             self.client, self.problem = open_client(self.name, self.kind, new)
         elif self.client is not None:
-            self.client.update_settings(new)
+            try:
+                self.client.update_settings(new)
+            except PrivaStreamError as e:  # without a client the filter covers everything, and says why
+                log.error("update() | %s [source:%s, error:%s]", SETTINGS_REFUSED, self.name, e)
+                self._drop_client(f"{SETTINGS_REFUSED}: {e}")
         log.info("update() | applied [source:%s, kind:%s, settings:%s]", self.name, self.kind, loggable(new))
         if new["custom_terms"] != old["custom_terms"]:
             log.info("update() | custom words changed [source:%s, count:%d]", self.name, len(new["custom_terms"]))

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from .libobs import (OBS_COMBO_FORMAT_STRING, OBS_COMBO_TYPE_LIST, OBS_GROUP_NORMAL, OBS_TEXT_DEFAULT, OBS_TEXT_INFO,
                      OBS_TEXT_INFO_WARNING, LibObs, version_note)
-from .settings import DELAY_RANGE_S
+from inference_server.settings import BLEEP_MODES, DELAY_RANGE_S, FAIL_POLICIES, STYLE_KINDS, STYLES
 
-STYLE_LABELS = (("pixelate", "Pixelate"), ("blur", "Blur"), ("fill", "Solid fill"))
-BLEEP_LABELS = (("beep", "Beep"), ("silence", "Silence"))
-FAIL_LABELS = (("closed", "Fail closed: cover everything when unsure (recommended)"),
-               ("open", "Fail open: show the raw stream when the server is away (NOT private)"))
+
+def _labelled(values: tuple[str, ...], labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    # Every allowed value, in the contract's order; a value added there without a label fails here, at import.
+    return tuple((v, labels[v]) for v in values)
+
+
+STYLE_LABELS = _labelled(STYLES, {"pixelate": "Pixelate", "blur": "Blur", "fill": "Solid fill"})
+BLEEP_LABELS = _labelled(BLEEP_MODES, {"beep": "Beep", "silence": "Silence"})
+FAIL_LABELS = _labelled(FAIL_POLICIES, {
+    "closed": "Fail closed: cover everything when unsure (recommended)",
+    "open": "Fail open: show the raw stream when the server is away (NOT private)"})
+KIND_LABELS = {"face": "Faces", "text": "Text", "plate": "Plates"}
 FAIL_OPEN_WARNING = ("WARNING: fail open is on. When the inference server is late or down, faces, text and "
                      "speech go out UNFILTERED.")
 
@@ -55,7 +63,9 @@ class Panel:
 
 def _common_tail(panel: Panel, fail_policy: str) -> None:
     panel.slider("delay_s", "Delay (s): time the server has to decide", *DELAY_RANGE_S, 0.1)
-    panel.text("custom_terms", "Custom words", True, "Words or patterns to hide, one per line (names, street, ...)")
+    panel.text("custom_terms", "Custom words", True,
+               "Words, phrases or patterns to hide, one per line: a comma is part of the entry "
+               '("Springfield, IL").  A line starting with "re:" is a regular expression.')
     panel.choice("fail_policy", "When unsure", FAIL_LABELS)
     if fail_policy == "open":
         panel.info("fail_open_warning", FAIL_OPEN_WARNING, warning=True)
@@ -79,8 +89,8 @@ def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) ->
     targets.text("mouth_audio_sources", "Mouth blur follows audio from", True,
                  "Audio sources (their names in OBS, one per line) whose bleeps cover mouths here; empty: every "
                  "source with the PrivaStream Audio Filter.  A frame waits until all of them are decided.")
-    for kind, label in (("face", "Faces"), ("text", "Text"), ("plate", "Plates")):
-        style = panel.group(f"style_{kind}_group", f"{label}: style")
+    for kind in STYLE_KINDS:
+        style = panel.group(f"style_{kind}_group", f"{KIND_LABELS[kind]}: style")
         style.choice(f"style_{kind}", "Style", STYLE_LABELS)
         style.slider(f"strength_{kind}", "Strength", 0.0, 1.0, 0.05)
     _common_tail(panel, fail_policy)

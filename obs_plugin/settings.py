@@ -1,32 +1,31 @@
-"""The filters' settings: defaults, reading them from OBS, and the delay both filters share.
+"""The filters' settings in OBS: its flat keys and their defaults, and reading them back.
 
-Keys follow the live client contract (targets, style_*, strength, delay_s, mouth_blur,
-mouth_audio_sources, custom_terms, bleep_mode, fail_policy); OBS stores them flat (`target_faces`, ...) and
-`settings_from_data` turns them into the dict the client and server take.
+OBS stores the settings flat (`target_faces`, ..., one text per list); `settings_from_values`
+turns them into the wire dict of `inference_server.settings.Settings`, which defines every key,
+its default and the values it allows.  A value that a hand-edited scene file or a websocket call
+put out of range is brought back in range or to its default (the safer one) here: the filter
+keeps running.  A custom word that is no valid pattern is passed on as typed, and the client
+refuses it; the filter then covers everything and its status line names the entry.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 
-from inference_server.speech.render import BLEEP_MODES  # numpy only: safe inside OBS
+from inference_server.settings import (BLEEP_MODES, DELAY_RANGE_S, FAIL_POLICIES, STYLE_KINDS, STYLES, TARGETS,
+                                       Settings)
 
 from .libobs import LibObs
 
-TARGETS = ("faces", "plates", "text", "speech")
-STYLES = ("pixelate", "blur", "fill")
-STYLE_KINDS = ("face", "text", "plate")
-FAIL_POLICIES = ("closed", "open")
-DELAY_RANGE_S = (0.2, 3.0)
-"""The GPU delay line holds delay*fps frames: 3 s of 1080p60 is already ~1.5 GB, so it stops there."""
-
-DEFAULTS = {
-    "target_faces": True, "target_plates": True, "target_text": True, "target_speech": True,
-    "style_face": "pixelate", "style_text": "fill", "style_plate": "fill",
-    "strength_face": 0.7, "strength_text": 0.7, "strength_plate": 0.7,
-    "delay_s": 2.0, "mouth_blur": True, "mouth_audio_sources": "", "custom_terms": "", "bleep_mode": "beep",
-    "fail_policy": "closed",
+_DEFAULT = Settings()
+LIST_KEYS = ("mouth_audio_sources", "custom_terms")
+"""Lists, typed one entry per line in a multi-line text box."""
+DEFAULTS: dict[str, bool | float | str] = {
+    **{f"target_{t}": _DEFAULT.targeted(t) for t in TARGETS},
+    **{f.name: "\n".join(getattr(_DEFAULT, f.name)) if f.name in LIST_KEYS else getattr(_DEFAULT, f.name)
+       for f in dataclasses.fields(Settings) if f.name != "targets"},
 }
+"""Every OBS key with its default, derived from Settings."""
 
 
 def set_defaults(obs: LibObs, data: int) -> None:
@@ -42,38 +41,38 @@ def set_defaults(obs: LibObs, data: int) -> None:
 
 
 def _choice(value: str, allowed: tuple[str, ...], default: str) -> str:
-    # A bad value (hand-edited scene file, websocket) falls back to the default, which is the safer one.
     return value if value in allowed else default
 
 
+def _within(value: float, low: float, high: float) -> float:
+    return min(max(float(value), low), high)
+
+
 def parse_entries(text: str) -> list[str]:
-    """One entry per line (commas also separate), blanks dropped, order kept, duplicates removed."""
-    terms = [t.strip() for t in re.split(r"[\n,]", text or "")]
-    return list(dict.fromkeys(t for t in terms if t))
+    """One entry per line, blanks dropped, order kept, duplicates removed.  Lines only: a comma may be
+    part of an entry ("Springfield, IL", a "re:" pattern such as "re:\\d{2,4}")."""
+    entries = (line.strip() for line in (text or "").splitlines())
+    return list(dict.fromkeys(e for e in entries if e))
 
 
 def settings_from_values(values: dict) -> dict:
-    """Flat OBS values (missing keys take defaults) -> the settings dict of the client contract."""
+    """Flat OBS values (missing keys take defaults) -> the wire dict of Settings."""
     v = {**DEFAULTS, **values}
-    strength = {k: min(max(float(v[f"strength_{k}"]), 0.0), 1.0) for k in STYLE_KINDS}
-    delay = min(max(float(v["delay_s"]), DELAY_RANGE_S[0]), DELAY_RANGE_S[1])
     return {
         "targets": {t: bool(v[f"target_{t}"]) for t in TARGETS},
-        **{f"style_{k}": _choice(v[f"style_{k}"], STYLES, DEFAULTS[f"style_{k}"]) for k in STYLE_KINDS},
-        **{f"strength_{k}": strength[k] for k in STYLE_KINDS},
-        "strength": strength["face"],
-        "delay_s": delay,
+        **{f"style_{k}": _choice(v[f"style_{k}"], STYLES, _DEFAULT.style(k)) for k in STYLE_KINDS},
+        **{f"strength_{k}": _within(v[f"strength_{k}"], 0.0, 1.0) for k in STYLE_KINDS},
+        "delay_s": _within(v["delay_s"], *DELAY_RANGE_S),
         "mouth_blur": bool(v["mouth_blur"]),
-        "mouth_audio_sources": parse_entries(v["mouth_audio_sources"]),
-        "custom_terms": parse_entries(v["custom_terms"]),
-        "bleep_mode": _choice(v["bleep_mode"], BLEEP_MODES, "beep"),
-        "fail_policy": _choice(v["fail_policy"], FAIL_POLICIES, "closed"),
+        **{key: parse_entries(v[key]) for key in LIST_KEYS},
+        "bleep_mode": _choice(v["bleep_mode"], BLEEP_MODES, _DEFAULT.bleep_mode),
+        "fail_policy": _choice(v["fail_policy"], FAIL_POLICIES, _DEFAULT.fail_policy),
     }
 
 
 def settings_from_data(obs: LibObs, data: int) -> dict:
-    """Read an obs_data_t (update/create callbacks) into the client-contract settings dict."""
-    values = {}
+    """Read an obs_data_t (update/create callbacks) into the wire dict of Settings."""
+    values: dict[str, bool | float | str] = {}
     for key, default in DEFAULTS.items():
         k = key.encode()
         if isinstance(default, bool):

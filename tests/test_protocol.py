@@ -47,7 +47,7 @@ def test_hello_fields():
     msg = parse_message(load("hello.json"))
     assert isinstance(msg, Hello)
     assert (msg.source, msg.kind, msg.delay_s, msg.stream, msg.pid) == ("Webcam", "video", 1.0, "main", 4242)
-    assert parse_message(load("auth.json")).settings["targets"]["faces"] is True
+    assert parse_message(load("auth.json")).settings.targets.faces is True
 
 
 def test_login_fixtures_carry_proofs_of_the_token():
