@@ -64,44 +64,58 @@ def _pixelate_axis(box_lo: float, box_hi: float, lo: int, hi: int, cell: float, 
     return _reads(first[:, None] + share[None, :] * (last - first)[:, None], size)
 
 
-def _blur_axis(lo: int, hi: int, radius: float, size: int, taps: int) -> np.ndarray:
-    """For pixels lo..hi-1 on one axis, the pixels their window reads: (hi - lo, taps)."""
-    offsets = ((np.arange(taps) + 0.5) / taps * 2.0 - 1.0) * radius
-    return _reads(_centres(lo, hi)[:, None] + offsets[None, :], size)
-
-
 def _mean_of_reads(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """out[y, x] = mean over i, j of frame[rows[y, j], cols[x, i]] (the grid is separable)."""
-    top = int(rows.min())
-    band = frame[top:int(rows.max()) + 1]
-    across = np.zeros((band.shape[0], cols.shape[0], frame.shape[2]), np.float32)
+    across = np.zeros((rows.shape[0], rows.shape[1], cols.shape[0], frame.shape[2]), np.float32)
     for i in range(cols.shape[1]):
-        across += band[:, cols[:, i]]
-    out = np.zeros((rows.shape[0], cols.shape[0], frame.shape[2]), np.float32)
-    for j in range(rows.shape[1]):
-        out += across[rows[:, j] - top]
-    return out / (rows.shape[1] * cols.shape[1])
+        across += frame[rows[:, :, None], cols[None, None, :, i]]
+    return across.sum(axis=1) / (rows.shape[1] * cols.shape[1])
+
+
+def _pixelated(frame: np.ndarray, box, cell: float, area: tuple[int, int, int, int]) -> np.ndarray:
+    """Every pixel of a cell reads the same pixels: the means are taken once per cell."""
+    ix0, iy0, ix1, iy1 = area
+    height, width = frame.shape[:2]
+    taps = cover_spec.PIXELATE_TAPS
+    cols, col_cell = np.unique(_pixelate_axis(box[0], box[2], ix0, ix1, cell, width, taps), axis=0, return_inverse=True)
+    rows, row_cell = np.unique(_pixelate_axis(box[1], box[3], iy0, iy1, cell, height, taps), axis=0, return_inverse=True)
+    return _mean_of_reads(frame, rows, cols)[row_cell.ravel()][:, col_cell.ravel()]
+
+
+def _blurred(frame: np.ndarray, radius: float, area: tuple[int, int, int, int]) -> np.ndarray:
+    """The window's reads are the pixel shifted by the same whole pixels everywhere, clamped to
+    the frame (the shader's load_clamped): sums of shifted slices of an edge-padded copy."""
+    ix0, iy0, ix1, iy1 = area
+    height, width = frame.shape[:2]
+    taps = cover_spec.BLUR_TAPS
+    shifts = np.floor(0.5 + ((np.arange(taps) + 0.5) / taps * 2.0 - 1.0) * radius).astype(int)
+    r = int(np.abs(shifts).max())
+    y0, y1, x0, x1 = max(iy0 - r, 0), min(iy1 + r, height), max(ix0 - r, 0), min(ix1 + r, width)
+    padded = np.pad(frame[y0:y1, x0:x1].astype(np.float32),
+                    ((r - (iy0 - y0), r - (y1 - iy1)), (r - (ix0 - x0), r - (x1 - ix1)), (0, 0)), mode="edge")
+    w, h = ix1 - ix0, iy1 - iy0
+    across = np.zeros((padded.shape[0], w, frame.shape[2]), np.float32)
+    for s in shifts:
+        across += padded[:, r + s:r + s + w]
+    out = np.zeros((h, w, frame.shape[2]), np.float32)
+    for s in shifts:
+        out += across[r + s:r + s + h]
+    return out / (taps * taps)
 
 
 def _covered(frame: np.ndarray, box, style: str, strength: float, area: tuple[int, int, int, int]) -> np.ndarray:
     """The cover's pixels over ``area`` (ix0, iy0, ix1, iy1) of ``frame``."""
     ix0, iy0, ix1, iy1 = area
-    height, width = frame.shape[:2]
     channels = frame.shape[2]
     if style == "fill":
         out = np.empty((iy1 - iy0, ix1 - ix0, channels), frame.dtype)
         out[...] = cover_spec.FILL_RGB + (255,) * (channels - 3)
         return out
-    x0, y0, x1, y1 = box
     if style == "pixelate":
-        cell, taps = cover_spec.cell_px(box, strength), cover_spec.PIXELATE_TAPS
-        cols = _pixelate_axis(x0, x1, ix0, ix1, cell, width, taps)
-        rows = _pixelate_axis(y0, y1, iy0, iy1, cell, height, taps)
+        mean = _pixelated(frame, box, cover_spec.cell_px(box, strength), area)
     else:
-        radius, taps = cover_spec.blur_radius_px(box, strength), cover_spec.BLUR_TAPS
-        cols = _blur_axis(ix0, ix1, radius, width, taps)
-        rows = _blur_axis(iy0, iy1, radius, height, taps)
-    out = np.rint(_mean_of_reads(frame, rows, cols)).astype(frame.dtype)
+        mean = _blurred(frame, cover_spec.blur_radius_px(box, strength), area)
+    out = np.rint(mean).astype(frame.dtype)
     if channels == 4:
         out[..., 3] = frame[iy0:iy1, ix0:ix1, 3]  # the frame's alpha stays, as OBS's blending keeps it
     return out
