@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from inference_server import cover_spec
 from privastream_testkit.media import (EVENT_S, RATE, TONE_MIN_S, av_offsets, dominant_hz, make_flash_clip, onsets, read_audio,
                        read_video_brightness, rms_envelope)
 from privastream_testkit.obs import OBS_MAJORS, ObsSession, filter_entry, media_source
@@ -84,5 +85,5 @@ def test_without_server_video_covered_and_audio_muted(tmp_path, clip):
         log = obs.log_text()
     assert obs.exit_code == 0 and "Traceback" not in log
     brightness = read_video_brightness(path)
-    assert len(brightness) > 60 and np.all(np.abs(brightness - 20) < 3), "a frame leaked"
+    assert len(brightness) > 60 and np.all(np.abs(brightness - cover_spec.FILL_LEVEL) < 3), "a frame leaked"
     assert np.max(np.abs(read_audio(path))) < 1e-3, "audio leaked"
