@@ -170,3 +170,37 @@ def test_a_bad_settings_update_gets_an_error_reply_and_the_session_keeps_decidin
         assert session["delay_s"] == 1.0 and session["error"] is None and client.status.state == "connected"
     finally:
         client.close()
+
+
+def test_an_obs_filter_with_a_broken_pattern_covers_everything_and_names_the_entry(tmp_path, monkeypatch):
+    """The panel passes a custom word on as typed; the real client refuses it before it dials, so the
+    filter runs without one (every frame covered, audio muted) and its status line names the entry
+    by number, never by its text."""
+    from obs_plugin.client_link import open_client, status_text
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no server: the client would only dial in vain
+    settings = settings_from_values({"custom_terms": "Jane Doe\nre:Elm (Street"})
+    client, problem = open_client("Webcam", "video", settings)
+    assert client is None
+    assert problem.startswith("settings refused: settings field 'custom_terms' entry #2 is not a valid regular "
+                              "expression"), problem
+    line, warning = status_text(client, problem, settings["fail_policy"])
+    assert warning and "every frame is covered" in line and "Elm" not in line and "Jane" not in line
+
+
+def test_an_obs_filter_drops_its_client_on_a_broken_pattern_and_takes_a_new_one_when_it_is_fixed(tmp_path,
+                                                                                                 monkeypatch):
+    from obs_plugin.client_link import LinkedFilter, close_client, open_client
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    link = LinkedFilter()
+    link.kind, link.name, link.settings = "video", "Webcam", settings_from_values({})
+    link.client, link.problem = open_client(link.name, link.kind, link.settings)
+    try:
+        assert link.client is not None
+        link._apply_settings(settings_from_values({"custom_terms": "re:(unclosed"}))
+        assert link.client is None and link.problem.startswith("settings refused: settings field 'custom_terms'")
+        link._apply_settings(settings_from_values({"custom_terms": "re:\\d{4}"}))
+        assert link.client is not None and link.problem == ""
+    finally:
+        close_client(link.client)
