@@ -129,11 +129,12 @@ class Scene:
 
     def paste_face(self, patch: np.ndarray, x: int, y: int, size: int) -> Box:
         """An lfw patch (grey) scaled to size x size with its top-left at (x, y)."""
-        face = cv2.resize(patch, (size, size), interpolation=cv2.INTER_CUBIC)
-        self.frame[y:y + size, x:x + size] = face[:, :, None]
-        box = (float(x), float(y), float(x + size), float(y + size))
-        self.faces.append(box)
-        return box
+        h, w = patch.shape[:2]
+        truth = paste_face(self.frame, Face(np.stack([patch] * 3, axis=-1), (0, 0, w, h)),
+                           (x + size / 2, y + size / 2), size, context=0.0)
+        assert truth is not None, f"a face at ({x}, {y}) of {size} px lies outside the frame"
+        self.faces.append(truth.box)
+        return truth.box
 
     def paste_photo(self, photo: np.ndarray, x: int, y: int, width: int) -> tuple[int, int]:
         """A photo scaled to ``width`` with its top-left at (x, y); returns its (sx, sy) scale."""
@@ -181,15 +182,10 @@ class Scene:
         ``height`` px tall; ``tilt`` (0..0.3) shortens its right edge for a perspective view.
         Returns the plate's bounding box in the frame."""
         scale = 4  # draw large, then warp down: edges anti-aliased like a camera image
-        h = height * scale
-        f = typeface(int(h * 0.62), bold=True)
-        text_w = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=f)
-        w = int(text_w + h * 0.7)
-        image = Image.new("RGB", (w, h), background)
-        draw = ImageDraw.Draw(image)
-        draw.rectangle((0, 0, w - 1, h - 1), outline=(25, 25, 25), width=max(2, h // 16))
-        draw.text((w / 2, h / 2), text, font=f, fill=(20, 20, 20), anchor="mm")
-        plate = np.asarray(image)
+        # Smaller characters and wider margins than a clip's plates: the proportions the plate
+        # tests' sizes and tilts were chosen with.
+        plate = plate_image(text, height, background, scale, glyphs=0.62, margin=0.7)
+        h, w = plate.shape[:2]
         pw, ph = w / scale, height
         x0, y0 = cx - pw / 2, cy - ph / 2
         shrink = tilt * ph / 2
@@ -274,16 +270,28 @@ def render_text(frame: np.ndarray, origin: tuple[int, int], lines=TEXT_LINES, si
     return truths
 
 
+def plate_image(text: str, height: int, background=(245, 245, 240), scale: int = 1, glyphs: float = 0.72,
+                margin: float = 0.6) -> np.ndarray:
+    """A licence plate ``height`` px tall, drawn ``scale`` times larger: light background, dark
+    border and bold characters ``glyphs`` of its height tall, with ``margin`` of its height left
+    and right of them together."""
+    h = height * scale
+    font = typeface(int(h * glyphs), bold=True)
+    width = int(font.getlength(text) + h * margin)
+    plate = Image.new("RGB", (width, h), background)
+    d = ImageDraw.Draw(plate)
+    d.rectangle((0, 0, width - 1, h - 1), outline=(10, 10, 10), width=2 * scale)
+    d.text((width / 2, h / 2), text, font=font, fill=(15, 15, 15), anchor="mm")
+    return np.asarray(plate)
+
+
 def render_plate(frame: np.ndarray, center: tuple[float, float], text: str, height: int = 34,
                  color=(245, 245, 240)) -> Truth:
-    font = typeface(int(height * 0.72), bold=True)
-    width = int(font.getlength(text) + height * 0.6)
-    plate = Image.new("RGB", (width, height), color)
-    d = ImageDraw.Draw(plate)
-    d.rectangle((0, 0, width - 1, height - 1), outline=(10, 10, 10), width=2)
-    d.text((width / 2, height / 2), text, font=font, fill=(15, 15, 15), anchor="mm")
+    """A plate pasted flat, centred at ``center``."""
+    plate = plate_image(text, height, color)
+    width = plate.shape[1]
     x0, y0 = round(center[0] - width / 2), round(center[1] - height / 2)
-    frame[y0:y0 + height, x0:x0 + width] = np.asarray(plate)
+    frame[y0:y0 + height, x0:x0 + width] = plate
     return Truth("plate", (x0, y0, x0 + width, y0 + height), True, "plate")
 
 
