@@ -32,6 +32,7 @@ the OBS filter's: its GPU delay line holds D x fps frames, and 3 s of 1080p60 is
 1.5 GB, so a longer D is one no OBS filter can show.  The lower end leaves a detection run and
 the trip back some room; below it every frame would be an estimate made at its deadline."""
 CUSTOM_REGEX_PREFIX = "re:"
+"""A custom term that starts with this is a regular expression (pii.classifier compiles it)."""
 MAX_ENTRIES = 256
 """Custom terms or followed audio sources: far more than anyone types into a panel."""
 
@@ -88,6 +89,7 @@ class Settings:
         _entries("mouth_audio_sources", self.mouth_audio_sources)
         _entries("custom_terms", self.custom_terms)
         for index, term in enumerate(self.custom_terms):
+            term = term.strip()  # as pii.classifier reads it
             if term.startswith(CUSTOM_REGEX_PREFIX):
                 try:
                     re.compile(term[len(CUSTOM_REGEX_PREFIX):])

@@ -52,6 +52,7 @@ def test_missing_keys_take_defaults_and_updated_replaces_only_what_it_names():
     ({"custom_terms": "Jane Doe"}, r"settings field 'custom_terms' must be a list of strings, one entry each \(got str\)"),
     ({"custom_terms": ["Jane", 7]}, r"settings field 'custom_terms' entry #2 must be a non-empty string"),
     ({"custom_terms": ["re:(unclosed"]}, r"settings field 'custom_terms' entry #1 is not a valid regular expression"),
+    ({"custom_terms": ["Jane", "  re:[a-"]}, r"settings field 'custom_terms' entry #2 is not a valid regular expression"),
     ({"mouth_audio_sources": "Mic"}, r"settings field 'mouth_audio_sources' must be a list of strings"),
     ({"bleep_mode": "reverse"}, r"settings field 'bleep_mode' must be one of beep, silence \(got 'reverse'\)"),
     ({"fail_policy": "sometimes"}, r"settings field 'fail_policy' must be one of closed, open"),

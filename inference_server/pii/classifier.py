@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from ..errors import PrivaStreamError
+from ..settings import CUSTOM_REGEX_PREFIX as _CUSTOM_REGEX_PREFIX
 from .ner import find_persons, load_spacy
 from .recognisers import PresidioPatterns
 from .rules import find_rules, vetoed
@@ -17,7 +18,6 @@ from .spans import PiiSpan, merge_spans
 
 log = logging.getLogger("privastream.pii")
 
-_CUSTOM_REGEX_PREFIX = "re:"
 # OCR lines and transcript windows are short; a text this long is a caller's mistake, and spaCy
 # refuses texts over its own max_length (1e6) with an error that would read like a model fault.
 MAX_TEXT_CHARS = 100_000
