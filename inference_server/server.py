@@ -35,19 +35,18 @@ from pathlib import Path
 
 from .errors import AuthError, PrivaStreamError, ProtocolError, StateError
 from .protocol import (CLIENT_KINDS, CONTROL_PATH, FORMAT_F32_PLANAR, FORMAT_RGBA8, HEARTBEAT_INTERVAL_S,
-                       KIND_VIDEO, LOGIN_TIMEOUT_S, MAX_LOGIN_BYTES, ROLE_CLIENT, ROLE_SERVER, Auth, AudioNotice,
-                       Bye, Challenge, ErrorReply, FrameNotice, Heartbeat, Hello, Message, MuteUpdate, RingAnnounce,
-                       SettingsUpdate, Welcome, auth_proof, check_nonce, dashboard_key, decision_to_message,
-                       dashboard_url, new_nonce, parse_message, proof_matches, state_file_path)
+                       KIND_AUDIO, KIND_VIDEO, LOGIN_TIMEOUT_S, MAX_LOGIN_BYTES, ROLE_CLIENT, ROLE_SERVER, Auth,
+                       AudioNotice, Bye, Challenge, ErrorReply, FrameNotice, Heartbeat, Hello, Message, MuteUpdate,
+                       RingAnnounce, SettingsUpdate, Welcome, auth_proof, check_nonce, dashboard_key,
+                       decision_to_message, dashboard_url, new_nonce, parse_message, proof_matches, state_file_path)
 from .regions import FrameDecision
 from .detect_worker import DetectWorker, FrameRef, WorkerDetector, start_workers
 from .history import HISTORY_HEIGHT, HISTORY_WIDTH
-from .scheduler import (LIVE_POLICIES, AudioScheduler, DetectionGate, PendingFrame, VideoScheduler,
-                        preload_speech)
+from .publisher import PendingFrame
+from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, VideoScheduler, preload_speech
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
 from .stage_cpu import stage_cpu_seconds
-from .settings import Settings, check_delay
-from .speech_link import SpeechLinks
+from .speech_link import SpeechLinks, followed_sources
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
 log = logging.getLogger("privastream.server")
@@ -62,6 +61,7 @@ MAX_LOGINS = 8
 MAX_SESSIONS = 64
 """Logged-in sessions at once (a streamer has a few filters); more are refused (1013)."""
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+MAX_DELAY_S = 30.0
 RINGS_KEPT = 2
 """A client replacing its ring (size change) may still have frames announced in the previous one."""
 DASHBOARD_DIR = Path(__file__).with_name("dashboard")
@@ -148,38 +148,25 @@ class MachineStats:
 # ---------------------------------------------------------------- sessions
 
 class Session:
-    """One client connection: its rings, its scheduler and its outgoing queue."""
+    """One client connection: its rings and its outgoing queue (VideoSession and AudioSession add their
+    scheduler and what their media notices carry)."""
 
-    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, settings: Settings,
+    ring_format = 0
+    """The format of the rings this kind of session reads (protocol.FORMAT_*)."""
+
+    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, settings: dict,
                  loop: asyncio.AbstractEventLoop):
         self.server, self.id, self.hello, self.loop = server, session_id, hello, loop
         self.kind, self.source, self.stream = hello.kind, hello.source, hello.stream
-        self.settings = settings
+        self.settings = dict(settings)
         self.delay_s = hello.delay_s
         self.started = time.monotonic()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
         self.rings: dict[int, RingReader] = {}
-        self.last_frame_id = -1
-        if self.kind == KIND_VIDEO:
-            self.speech = server.speech.follow(self.stream, self.settings.mouth_audio_sources)
-            # This engine only observes and decides (its detectors never load here): detection is the worker's.
-            engine = VisionEngine(self.settings, policies=LIVE_POLICIES, follow=True)
-            detector = WorkerDetector(server.workers, self.settings)
-            self.scheduler = VideoScheduler(engine, detector, self.delay_s, server.gate, self._publish_decision,
-                                            name=f"{session_id}", speech=self.speech)
-        else:
-            self.track = server.speech.open(self.stream, self.source)
-            self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{session_id}")
-
-    # called from scheduler threads
-    def _publish_decision(self, frame: PendingFrame, decision: FrameDecision) -> None:
-        self._send_threadsafe(decision_to_message(frame.frame_id, decision))
-
-    def _publish_mute(self, intervals: list, decided_until: float) -> None:
-        self.track.add(intervals, decided_until)
-        self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
+        self.scheduler: VideoScheduler | AudioScheduler
 
     def _send_threadsafe(self, msg: Message) -> None:
+        """From a scheduler thread."""
         try:
             self.loop.call_soon_threadsafe(self.outbox.put_nowait, msg)
         except RuntimeError:  # loop closed at shutdown
@@ -188,38 +175,35 @@ class Session:
     # called on the loop
     def handle(self, msg: Message) -> None:
         """Apply one client message; ProtocolError/StateError become error replies."""
-        if isinstance(msg, FrameNotice):
-            self._on_frame(msg)
-        elif isinstance(msg, AudioNotice):
-            self._on_audio(msg)
+        if isinstance(msg, (FrameNotice, AudioNotice)):
+            self._on_media(msg)
         elif isinstance(msg, RingAnnounce):
             self._on_ring(msg)
         elif isinstance(msg, SettingsUpdate):
-            # parse_message has checked the settings; a bad delay is refused before anything changes.
+            self.settings.update(msg.settings)
             if msg.delay_s > 0:
-                self.delay_s = check_delay(msg.delay_s)
-            old = self.settings.to_dict()
-            changed = sorted(k for k, v in msg.settings.to_dict().items() if v != old[k])
-            self.settings = msg.settings
-            if self.kind == KIND_VIDEO:
-                self.speech.sources = self.settings.mouth_audio_sources
-                self.scheduler.update_settings(self.settings, self.delay_s)
-            else:
-                self.scheduler.update_settings(self.settings)
-            log.info("handle() | settings updated [session:%d changed:%s]", self.id, ",".join(changed))
+                self.delay_s = _check_delay(msg.delay_s)
+            self._apply_settings(msg.settings)
+            log.info("handle() | settings updated [session:%d keys:%s]", self.id, ",".join(sorted(msg.settings)))
         elif isinstance(msg, Hello):
             raise StateError(f"session {self.id} already said hello")
         else:
             raise ProtocolError(f"a client may not send {msg.type!r} messages")
 
+    def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
+        raise NotImplementedError
+
+    def _apply_settings(self, settings: dict) -> None:
+        raise NotImplementedError
+
     def _on_ring(self, msg: RingAnnounce) -> None:
         if msg.generation in self.rings:
             return  # re-announced after a reconnect of the same client
         reader = RingReader(msg.name)
-        want = FORMAT_RGBA8 if self.kind == KIND_VIDEO else FORMAT_F32_PLANAR
-        if reader.header.kind != want:
+        if reader.header.kind != self.ring_format:
             reader.close()
-            raise ProtocolError(f"ring {msg.name} has format {reader.header.kind}, a {self.kind} session needs {want}")
+            raise ProtocolError(f"ring {msg.name} has format {reader.header.kind}, a {self.kind} session needs "
+                                f"{self.ring_format}")
         self.rings[msg.generation] = reader
         for old in sorted(self.rings)[:-RINGS_KEPT]:
             self.rings.pop(old).close()
@@ -232,9 +216,43 @@ class Session:
             raise StateError(f"no ring of generation {generation} was announced (have {sorted(self.rings)})")
         return ring
 
-    def _on_frame(self, msg: FrameNotice) -> None:
-        if self.kind != KIND_VIDEO:
-            raise StateError("an audio session cannot take frames")
+    def stats(self, now: float) -> dict:
+        return {"id": self.id, "source": self.source, "kind": self.kind, "stream": self.stream,
+                "delay_s": self.delay_s, "connected_s": round(now - self.started, 1),
+                "error": self.scheduler.error, **self.scheduler.stats.to_dict(now)}
+
+    def close(self) -> None:
+        self.scheduler.stop()
+        for ring in self.rings.values():
+            ring.close()
+        self.rings.clear()
+
+
+class VideoSession(Session):
+    """A video source: frames checked for cuts as they arrive, decided by its VideoScheduler."""
+
+    ring_format = FORMAT_RGBA8
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.last_frame_id = -1
+        self.speech = self.server.speech.follow(self.stream, followed_sources(self.settings))
+        # This engine only observes and decides (its detectors never load here): detection is the worker's.
+        engine = VisionEngine(self.settings, policies=LIVE_POLICIES, follow=True)
+        detector = WorkerDetector(self.server.workers, self.settings)
+        self.scheduler = VideoScheduler(engine, detector, self.delay_s, self.server.gate, self._publish_decision,
+                                        name=f"{self.id}", speech=self.speech)
+
+    def _publish_decision(self, frame: PendingFrame, decision: FrameDecision) -> None:
+        self._send_threadsafe(decision_to_message(frame.frame_id, decision))
+
+    def _apply_settings(self, settings: dict) -> None:
+        self.speech.sources = followed_sources(self.settings)
+        self.scheduler.update_settings(settings, self.delay_s)
+
+    def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
+        if not isinstance(msg, FrameNotice):
+            raise StateError("a video session cannot take audio")
         if msg.frame_id <= self.last_frame_id:
             raise ProtocolError(f"frame {msg.frame_id} is out of order (last was {self.last_frame_id})")
         ring = self._ring(msg.generation)
@@ -253,9 +271,27 @@ class Session:
         self.scheduler.add_frame(msg.frame_id, header.pts, min(header.submitted, now), thumb,
                                  size=(header.width, header.height), ref=FrameRef(ring.segment.name, msg.slot, msg.seq))
 
-    def _on_audio(self, msg: AudioNotice) -> None:
-        if self.kind == KIND_VIDEO:
-            raise StateError("a video session cannot take audio")
+
+class AudioSession(Session):
+    """An audio source: packets to its AudioScheduler, mute intervals to the client and to the stream's video."""
+
+    ring_format = FORMAT_F32_PLANAR
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.track = self.server.speech.open(self.stream, self.source)
+        self.scheduler = AudioScheduler(self.settings, self._publish_mute, self.delay_s, name=f"{self.id}")
+
+    def _publish_mute(self, intervals: list, decided_until: float) -> None:
+        self.track.add(intervals, decided_until)
+        self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
+
+    def _apply_settings(self, settings: dict) -> None:
+        self.scheduler.update_settings(settings)
+
+    def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
+        if not isinstance(msg, AudioNotice):
+            raise StateError("an audio session cannot take frames")
         ring = self._ring(msg.generation)
         try:
             header, planar = ring.read(msg.slot, msg.seq)
@@ -268,18 +304,19 @@ class Session:
         self.scheduler.add_packet(header.pts, planar, header.sample_rate, header.n_samples)
         self.track.heard(header.pts + header.n_samples / header.sample_rate)
 
-    def stats(self, now: float) -> dict:
-        return {"id": self.id, "source": self.source, "kind": self.kind, "stream": self.stream,
-                "delay_s": self.delay_s, "connected_s": round(now - self.started, 1),
-                "error": self.scheduler.error, **self.scheduler.stats.to_dict(now)}
-
     def close(self) -> None:
-        self.scheduler.stop()
-        if self.kind != KIND_VIDEO:
-            self.server.speech.close(self.stream, self.track)
-        for ring in self.rings.values():
-            ring.close()
-        self.rings.clear()
+        super().close()
+        self.server.speech.close(self.stream, self.track)
+
+
+SESSIONS: dict[str, type[Session]] = {KIND_VIDEO: VideoSession, KIND_AUDIO: AudioSession}
+"""The session each client kind opens (the login has checked the kind)."""
+
+
+def _check_delay(delay_s: float) -> float:
+    if not 0.0 < delay_s <= MAX_DELAY_S:
+        raise ProtocolError(f"delay_s must be in (0, {MAX_DELAY_S}] (got {delay_s})")
+    return delay_s
 
 
 class LiveServer:
@@ -382,7 +419,8 @@ class LiveServer:
         # when they break MAX_CONTROL_BYTES (the next message is still read under the login limit).
         ws.protocol.max_message_size = WS_MAX_SIZE
         try:
-            session = Session(self, next(self._ids), hello, auth.settings, asyncio.get_running_loop())
+            session = SESSIONS[hello.kind](self, next(self._ids), hello, auth.settings,
+                                           asyncio.get_running_loop())
         except PrivaStreamError as exc:
             await _send_quietly(ws, ErrorReply(code=_error_code(exc), message=str(exc), fatal=True))
             await ws.close(1011)
@@ -423,7 +461,7 @@ class LiveServer:
             check_nonce(hello.nonce, "client")
             if hello.kind not in CLIENT_KINDS:
                 raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {hello.kind[:20]!r})")
-            check_delay(hello.delay_s)
+            _check_delay(hello.delay_s)
             nonce = new_nonce()
             await ws.send(bytes(Challenge(nonce=nonce, proof=auth_proof(self.token, ROLE_SERVER, hello.nonce, nonce))))
             auth = parse_message(await ws.recv())
