@@ -46,7 +46,8 @@ from .publisher import PendingFrame
 from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, VideoScheduler, preload_speech
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
 from .stage_cpu import stage_cpu_seconds
-from .speech_link import SpeechLinks, followed_sources
+from .settings import Settings, check_delay
+from .speech_link import SpeechLinks
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
 log = logging.getLogger("privastream.server")
@@ -61,7 +62,6 @@ MAX_LOGINS = 8
 MAX_SESSIONS = 64
 """Logged-in sessions at once (a streamer has a few filters); more are refused (1013)."""
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-MAX_DELAY_S = 30.0
 RINGS_KEPT = 2
 """A client replacing its ring (size change) may still have frames announced in the previous one."""
 DASHBOARD_DIR = Path(__file__).with_name("dashboard")
@@ -154,11 +154,11 @@ class Session:
     ring_format = 0
     """The format of the rings this kind of session reads (protocol.FORMAT_*)."""
 
-    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, settings: dict,
+    def __init__(self, server: "LiveServer", session_id: int, hello: Hello, settings: Settings,
                  loop: asyncio.AbstractEventLoop):
         self.server, self.id, self.hello, self.loop = server, session_id, hello, loop
         self.kind, self.source, self.stream = hello.kind, hello.source, hello.stream
-        self.settings = dict(settings)
+        self.settings = settings
         self.delay_s = hello.delay_s
         self.started = time.monotonic()
         self.outbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -180,11 +180,14 @@ class Session:
         elif isinstance(msg, RingAnnounce):
             self._on_ring(msg)
         elif isinstance(msg, SettingsUpdate):
-            self.settings.update(msg.settings)
+            # parse_message has checked the settings; a bad delay is refused before anything changes.
             if msg.delay_s > 0:
-                self.delay_s = _check_delay(msg.delay_s)
-            self._apply_settings(msg.settings)
-            log.info("handle() | settings updated [session:%d keys:%s]", self.id, ",".join(sorted(msg.settings)))
+                self.delay_s = check_delay(msg.delay_s)
+            old = self.settings.to_dict()
+            changed = sorted(k for k, v in msg.settings.to_dict().items() if v != old[k])
+            self.settings = msg.settings
+            self._apply_settings(self.settings)
+            log.info("handle() | settings updated [session:%d changed:%s]", self.id, ",".join(changed))
         elif isinstance(msg, Hello):
             raise StateError(f"session {self.id} already said hello")
         else:
@@ -193,7 +196,7 @@ class Session:
     def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
         raise NotImplementedError
 
-    def _apply_settings(self, settings: dict) -> None:
+    def _apply_settings(self, settings: Settings) -> None:
         raise NotImplementedError
 
     def _on_ring(self, msg: RingAnnounce) -> None:
@@ -236,7 +239,7 @@ class VideoSession(Session):
     def __init__(self, *args):
         super().__init__(*args)
         self.last_frame_id = -1
-        self.speech = self.server.speech.follow(self.stream, followed_sources(self.settings))
+        self.speech = self.server.speech.follow(self.stream, self.settings.mouth_audio_sources)
         # This engine only observes and decides (its detectors never load here): detection is the worker's.
         engine = VisionEngine(self.settings, policies=LIVE_POLICIES, follow=True)
         detector = WorkerDetector(self.server.workers, self.settings)
@@ -246,8 +249,8 @@ class VideoSession(Session):
     def _publish_decision(self, frame: PendingFrame, decision: FrameDecision) -> None:
         self._send_threadsafe(decision_to_message(frame.frame_id, decision))
 
-    def _apply_settings(self, settings: dict) -> None:
-        self.speech.sources = followed_sources(self.settings)
+    def _apply_settings(self, settings: Settings) -> None:
+        self.speech.sources = self.settings.mouth_audio_sources
         self.scheduler.update_settings(settings, self.delay_s)
 
     def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
@@ -286,7 +289,7 @@ class AudioSession(Session):
         self.track.add(intervals, decided_until)
         self._send_threadsafe(MuteUpdate(intervals=intervals, decided_until=decided_until))
 
-    def _apply_settings(self, settings: dict) -> None:
+    def _apply_settings(self, settings: Settings) -> None:
         self.scheduler.update_settings(settings)
 
     def _on_media(self, msg: FrameNotice | AudioNotice) -> None:
@@ -311,12 +314,6 @@ class AudioSession(Session):
 
 SESSIONS: dict[str, type[Session]] = {KIND_VIDEO: VideoSession, KIND_AUDIO: AudioSession}
 """The session each client kind opens (the login has checked the kind)."""
-
-
-def _check_delay(delay_s: float) -> float:
-    if not 0.0 < delay_s <= MAX_DELAY_S:
-        raise ProtocolError(f"delay_s must be in (0, {MAX_DELAY_S}] (got {delay_s})")
-    return delay_s
 
 
 class LiveServer:
@@ -461,7 +458,7 @@ class LiveServer:
             check_nonce(hello.nonce, "client")
             if hello.kind not in CLIENT_KINDS:
                 raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {hello.kind[:20]!r})")
-            _check_delay(hello.delay_s)
+            check_delay(hello.delay_s)
             nonce = new_nonce()
             await ws.send(bytes(Challenge(nonce=nonce, proof=auth_proof(self.token, ROLE_SERVER, hello.nonce, nonce))))
             auth = parse_message(await ws.recv())
@@ -531,7 +528,7 @@ def add_arguments(parser) -> None:
 def _preload(workers: dict[str, DetectWorker]) -> None:
     try:
         for worker in workers.values():
-            worker.load({})
+            worker.load(Settings())  # every target on: each worker loads its models
     except PrivaStreamError as exc:  # sessions will fail closed with the same message
         log.warning("_preload() | models not preloaded: %s", exc)
 
