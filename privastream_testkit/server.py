@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from inference_server.protocol import (ROLE_CLIENT, Auth, Hello, auth_proof, das
                                        parse_message)
 
 from . import REPO
+from .processes import LoggedProcess, wait_until
 
 TARGETS_OFF = {"targets": {"faces": False, "plates": False, "text": False, "speech": False}}
 FAILCLOSED_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*muting undecided audio "
@@ -37,19 +37,28 @@ class ServerProcess:
     def __init__(self, state_file: Path, *extra: str):
         self.state_file = state_file
         self.extra = extra
-        self.proc: subprocess.Popen | None = None
+        self._child: LoggedProcess | None = None
 
     def start(self, timeout: float = 120.0) -> "ServerProcess":
         self.state_file.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inference_server", "serve", "--port", "0", "--state-file", str(self.state_file),
-             *self.extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + timeout
-        while "port" not in self._state():  # a server still warming up has written no port yet
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.proc.stdout.read() if self.proc.poll() else ''}")
-            time.sleep(0.02)
+        # In the caller's session: a Ctrl-C to a benchmark stops its server too.
+        self._child = child = LoggedProcess(
+            "server", [sys.executable, "-m", "inference_server", "serve", "--port", "0", "--state-file",
+                       str(self.state_file), *self.extra], "inference server on http", cwd=REPO, own_session=False)
+        # A server still warming up has written no port yet.
+        try:
+            wait_until(lambda: "port" in self._state() or not child.running(), timeout, interval=0.02,
+                       what="the server's port in its state file")
+        except TimeoutError:
+            raise RuntimeError(f"server did not start within {timeout:g} s:\n{child.stop()}") from None
+        if not child.running():
+            raise RuntimeError(f"server did not start:\n{child.stop()}")
         return self
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        assert self._child is not None, "start() first"
+        return self._child.proc
 
     def _state(self) -> dict:
         try:
@@ -78,16 +87,7 @@ class ServerProcess:
 
     def stop(self) -> str:
         """SIGINT (clean stop); returns what the server printed."""
-        if self.proc is None:
-            return ""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.stdout.read()
+        return "" if self._child is None else self._child.stop(timeout=10, sig=signal.SIGINT)
 
 
 async def login(ws, token: str, settings: dict | None = None, kind: str = "video") -> dict:

@@ -414,30 +414,24 @@ def udp_datagrams_in() -> int:
     return fields["InDatagrams"] + fields["RcvbufErrors"]
 
 
-def start_publisher(sfu: SfuProcess, room: str, size: str = "1280x720", bitrate: int = 2_500_000) -> subprocess.Popen:
+def start_publisher(sfu: SfuProcess, room: str, size: str = "1280x720", bitrate: int = 2_500_000) -> LoggedProcess:
     """whip_client.py replaying x264 High + Opus into `room`, returned once it publishes.
 
     It gets a process of its own: in the measuring one it would share the GIL with the
     measurement.
     """
-    publisher = subprocess.Popen([sys.executable, str(REPO / "scripts" / "whip_client.py"),
-                                  f"{sfu.base_url}/whip/{room}", f"--token={sfu.publish_token}",
-                                  "--seconds", "86400", "--size", size, "--bitrate", str(bitrate), "--loop"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
-    for line in publisher.stdout:  # type: ignore[union-attr]
-        output.append(line)
-        if line.startswith("publishing"):
-            return publisher
-    publisher.wait()
-    raise RuntimeError("publisher failed:\n" + "".join(output))
+    publisher = LoggedProcess("publisher", [sys.executable, str(REPO / "scripts" / "whip_client.py"),
+                                            f"{sfu.base_url}/whip/{room}", f"--token={sfu.publish_token}",
+                                            "--seconds", "86400", "--size", size, "--bitrate", str(bitrate), "--loop"],
+                              r"^publishing")
+    publisher.wait_ready(120)
+    return publisher
 
 
-def stop_publisher(publisher: subprocess.Popen) -> None:
-    if publisher.poll() is not None:
-        print(f"publisher exited early ({publisher.returncode}):\n{publisher.stdout.read()}")  # type: ignore[union-attr]
-    publisher.terminate()
-    publisher.wait(10)
+def stop_publisher(publisher: LoggedProcess) -> None:
+    if not publisher.running():
+        print(f"publisher exited early ({publisher.proc.returncode}):\n" + "\n".join(publisher.lines))
+    publisher.stop()
 
 
 @contextlib.contextmanager
