@@ -17,8 +17,8 @@ from websockets.asyncio.client import connect
 from inference_server.client import LiveClient
 from inference_server.models import CACHE_ENV
 from inference_server.protocol import CONTROL_PATH, PROTOCOL_VERSION
-
-from live_helpers import TARGETS_OFF, ServerProcess, login, wait_for
+from privastream_testkit.processes import wait_until
+from privastream_testkit.server import TARGETS_OFF, ServerProcess, login
 
 SPEECH_ON = {"targets": {"faces": False, "plates": False, "text": False, "speech": True}}
 
@@ -44,7 +44,7 @@ def speechless_server(tmp_path, monkeypatch):
 def client_for(server, **kw) -> LiveClient:
     kw.setdefault("settings", TARGETS_OFF)
     client = LiveClient(state_file=server.state_file, **kw)
-    wait_for(lambda: client.status.state == "connected", 5.0)
+    wait_until(lambda: client.status.state == "connected", 5.0)
     return client
 
 
@@ -60,7 +60,7 @@ def stream(client, first_id: int, count: int, size=(360, 640), fps: float = 30.0
 def test_every_frame_gets_its_decision_before_the_deadline(server):
     with client_for(server, source="cam", delay_s=0.5) as client:
         assert all(stream(client, 0, 45))
-        wait_for(lambda: client.frame_decision(44) is not None, 1.0)
+        wait_until(lambda: client.frame_decision(44) is not None, 1.0)
         decisions = [client.frame_decision(i) for i in range(45)]
         assert all(d is not None and not d.fail_closed and d.regions == [] for d in decisions), \
             [(i, d and d.reason) for i, d in enumerate(decisions) if d is None or d.fail_closed]
@@ -74,7 +74,7 @@ def test_frame_size_change_mid_stream(server):
         assert all(stream(client, 0, 5, size=(180, 320)))
         assert all(stream(client, 5, 5, size=(1080, 1920)))
         assert all(stream(client, 10, 5, size=(90, 160)))
-        wait_for(lambda: client.frame_decision(14) is not None, 1.0)
+        wait_until(lambda: client.frame_decision(14) is not None, 1.0)
         assert all(not client.frame_decision(i).fail_closed for i in range(15)), \
             [(i, client.frame_decision(i).reason) for i in range(15)]
 
@@ -87,7 +87,7 @@ def test_two_clients_at_once(server):
         for t in threads:
             t.join()
         for c in (a, b):
-            wait_for(lambda: c.frame_decision(29) is not None, 1.0)
+            wait_until(lambda: c.frame_decision(29) is not None, 1.0)
             assert all(not c.frame_decision(i).fail_closed for i in range(30))
         stats = server.stats()
         assert sorted(s["source"] for s in stats["sessions"]) == ["a", "b"]
@@ -100,22 +100,23 @@ def test_kill9_fails_closed_within_200ms_and_restart_recovers(server, tmp_path):
     client = client_for(server, source="cam", delay_s=2.0)
     frame = np.zeros((360, 640, 4), np.uint8)
     assert all(stream(client, 0, 10))
-    wait_for(lambda: client.frame_decision(9) is not None, 1.0)
+    wait_until(lambda: client.frame_decision(9) is not None, 1.0)
     # Frames in flight when the server dies: their deadline is 2 s away, yet they must fail closed at once.
     for i in range(10, 13):
         client.submit_frame(i, i / 30, frame)
     server.kill9()
-    took = wait_for(lambda: client.status.state == "failclosed", 1.0, step=0.001)
-    assert took < 0.2
+    killed = time.monotonic()
+    wait_until(lambda: client.status.state == "failclosed", 1.0, interval=0.001)
+    assert time.monotonic() - killed < 0.2
     assert all(client.frame_decision(i) is not None and client.frame_decision(i).fail_closed for i in range(10, 13))
     assert "covering everything" in client.status.message
     # While the server is down frames are refused and fail-closed, never left undecided.
     assert client.submit_frame(13, 13 / 30, frame) is False
     assert client.frame_decision(13).fail_closed
     server.start()
-    wait_for(lambda: client.status.state == "connected", 5.0)
+    wait_until(lambda: client.status.state == "connected", 5.0)
     assert all(stream(client, 20, 10))
-    wait_for(lambda: client.frame_decision(29) is not None, 1.0)
+    wait_until(lambda: client.frame_decision(29) is not None, 1.0)
     assert not client.frame_decision(29).fail_closed
     client.close()
     client.close()
@@ -127,10 +128,10 @@ def test_audio_speech_off_is_decided_and_outage_mutes(server):
         for i in range(20):
             assert mic.submit_audio(i * 1024 / 48000, packet)
         end = 20 * 1024 / 48000
-        wait_for(lambda: mic.audio_decision(0, end)[1] >= end - 1e-6, 1.0)
+        wait_until(lambda: mic.audio_decision(0, end)[1] >= end - 1e-6, 1.0)
         assert mic.audio_decision(0, end)[0] == []
         server.kill9()
-        wait_for(lambda: mic.status.state == "failclosed", 0.5)
+        wait_until(lambda: mic.status.state == "failclosed", 0.5)
         mutes, decided = mic.audio_decision(end, end + 1.0)
         assert decided == pytest.approx(end) and len(mutes) == 1
         assert mutes[0][0] == pytest.approx(end) and mutes[0][1:] == (end + 1.0, "failclosed")
@@ -140,7 +141,7 @@ def test_speech_on_without_a_recogniser_mutes_everything(speechless_server):
     """Speech redaction requested but not available must mute, never pass speech through."""
     with client_for(speechless_server, source="mic", kind="audio", settings=SPEECH_ON) as mic:
         assert mic.submit_audio(1.0, np.zeros((1, 4800), np.float32))
-        wait_for(lambda: mic.audio_decision(1.0, 1.1)[1] >= 1.1 - 1e-6, 20.0)
+        wait_until(lambda: mic.audio_decision(1.0, 1.1)[1] >= 1.1 - 1e-6, 20.0)
         assert mic.audio_decision(1.0, 1.1)[0] == [(1.0, 1.1, "failclosed")]
 
 
@@ -171,12 +172,12 @@ def test_audio_after_a_clock_reset_is_muted_until_the_server_decides_it(speechle
     the new clock's 5.0-5.9 s, which the server never heard)."""
     with client_for(speechless_server, source="mic", kind="audio", settings=SPEECH_ON) as mic:
         first = feed_audio(mic, 100.0, 40)
-        wait_for(lambda: mic.audio_decision(100.0, first)[1] >= first - 1e-6, 20.0)
+        wait_until(lambda: mic.audio_decision(100.0, first)[1] >= first - 1e-6, 20.0)
         second = feed_audio(mic, 5.0, 40)
         time.sleep(0.5)
         assert exposed(mic, 5.0, second) == 0.0, mic.audio_decision(5.0, second)
         # The mark follows the new clock: the server decides (here: mutes) it.
-        wait_for(lambda: mic.audio_decision(5.0, second)[1] >= second - 1e-6, 5.0)
+        wait_until(lambda: mic.audio_decision(5.0, second)[1] >= second - 1e-6, 5.0)
         assert exposed(mic, 5.0, second) == 0.0 and exposed(mic, 100.0, first) == 0.0
 
 
@@ -184,12 +185,12 @@ def test_one_timestamp_far_ahead_does_not_vouch_for_the_audio_after_it(speechles
     """One packet stamped far in the future, then the clock carries on: the mark must come back with it."""
     with client_for(speechless_server, source="mic", kind="audio", settings=SPEECH_ON) as mic:
         first = feed_audio(mic, 100.0, 40)
-        wait_for(lambda: mic.audio_decision(100.0, first)[1] >= first - 1e-6, 20.0)
+        wait_until(lambda: mic.audio_decision(100.0, first)[1] >= first - 1e-6, 20.0)
         feed_audio(mic, 100_000.0, 1)
         second = feed_audio(mic, first + PACKET_S, 40)
         time.sleep(0.5)
         assert exposed(mic, first, second) == 0.0, mic.audio_decision(first, second)
-        wait_for(lambda: mic.audio_decision(first + PACKET_S, second)[1] >= second - 1e-6, 5.0)
+        wait_until(lambda: mic.audio_decision(first + PACKET_S, second)[1] >= second - 1e-6, 5.0)
         assert exposed(mic, 100.0, second) == 0.0
 
 
@@ -200,7 +201,7 @@ def test_a_long_outage_keeps_the_audio_callback_fast(server):
     try:
         feed_audio(mic, 0.0, 10)
         server.kill9()
-        wait_for(lambda: mic.status.state == "failclosed", 1.0)
+        wait_until(lambda: mic.status.state == "failclosed", 1.0)
         packet = np.zeros((2, 1024), np.float32)
         hour = int(3600 / PACKET_S)
         for i in range(10, 10 + hour):
@@ -266,7 +267,7 @@ def test_wrong_token_is_refused(server):
     (it cannot tell a stale token from an impostor), and the server refuses a wrong proof."""
     client = LiveClient(source="intruder", port=server.port, token="not-the-token", settings=TARGETS_OFF)
     try:
-        wait_for(lambda: "cannot prove that it knows the token" in client.status.message, 3.0)
+        wait_until(lambda: "cannot prove that it knows the token" in client.status.message, 3.0)
         assert client.status.state != "connected"
         assert client.submit_frame(0, 0.0, np.zeros((8, 8, 4), np.uint8)) is False
         assert client.frame_decision(0).fail_closed
@@ -306,7 +307,7 @@ def test_fuzzed_control_messages_get_error_replies_and_the_server_stays_up(serve
     # The server is still serving real clients.
     with client_for(server, source="after-fuzz") as client:
         assert all(stream(client, 0, 5))
-        wait_for(lambda: client.frame_decision(4) is not None, 1.0)
+        wait_until(lambda: client.frame_decision(4) is not None, 1.0)
 
 
 def test_out_of_order_frames_are_refused():

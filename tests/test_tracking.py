@@ -10,21 +10,11 @@ import pytest
 from inference_server.history import FrameHistory, cell_boxes, unexplained_cells
 from inference_server.scheduler import LIVE_POLICIES
 from inference_server.vision import VisionEngine
-from scripts.synthclip import Clip, background, faces, paste_face
+from privastream_testkit.boxes import covered_share
+from privastream_testkit.scenes import FRAME_SIZE, Clip, background, faces, paste_face
 
 FACES_ONLY = {"targets": {"faces": True, "text": False, "plates": False}}
 FPS = 30
-
-
-def covered_share(box, regions, size=(1280, 720)) -> float:
-    """The share of ``box`` under the union of the regions' boxes."""
-    w, h = size
-    mask = np.zeros((h, w), bool)
-    for r in regions:
-        x0, y0, x1, y1 = (int(round(v)) for v in r.box)
-        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    return float(mask[y0:y1, x0:x1].mean())
 
 
 def live_engine() -> VisionEngine:
@@ -52,7 +42,7 @@ def test_faces_are_covered_from_their_measured_position_between_runs(moving_face
         origins |= {r.origin for r in decision.regions if r.kind == "face"}
         for truth in truths:
             if truth.kind == "face" and truth.box[2] - truth.box[0] >= 24:
-                assert covered_share(truth.box, decision.regions) == 1.0, f"{truth.label} uncovered in frame {i}"
+                assert covered_share(truth.box, decision.regions, FRAME_SIZE) == 1.0, f"{truth.label} uncovered in frame {i}"
     assert origins == {"tracked"}
 
 
@@ -67,7 +57,7 @@ def test_a_face_that_appears_after_the_run_is_covered_before_any_run_sees_it():
     engine.observe(0.5, later)
     decision = engine.decide(0.5, final=False)
     assert not decision.fail_closed
-    assert covered_share(truth.box, decision.regions) == 1.0
+    assert covered_share(truth.box, decision.regions, FRAME_SIZE) == 1.0
     assert {r.kind for r in decision.regions} == {"change"}
 
 
@@ -135,7 +125,7 @@ def test_one_face_moving_does_not_explain_the_change_where_another_jumped():
         engine.observe(i / FPS, picture)
         decision = engine.decide(i / FPS, final=False)
         assert not decision.fail_closed, decision.reason
-    assert covered_share(jumped.box, decision.regions) == 1.0
+    assert covered_share(jumped.box, decision.regions, FRAME_SIZE) == 1.0
 
 
 def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
@@ -150,8 +140,8 @@ def test_a_wrong_measurement_only_adds_cover_to_a_settled_answer():
     (track_id, *_), = coverage.followable("face", 0.2)
     coverage.add_measurement(track_id, "face", 0.2, (600, 400, 660, 460))  # far off
     settled = coverage.decide(0.2, final=True)
-    assert covered_share((125, 105, 175, 155), settled.regions) == 1.0
-    assert covered_share((605, 405, 655, 455), settled.regions) == 1.0
+    assert covered_share((125, 105, 175, 155), settled.regions, FRAME_SIZE) == 1.0
+    assert covered_share((605, 405, 655, 455), settled.regions, FRAME_SIZE) == 1.0
 
 
 
