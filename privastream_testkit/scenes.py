@@ -52,18 +52,20 @@ def as_rgb8(image: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def photo(name: str) -> np.ndarray:
-    """A photo by name (one of PHOTOS, or any scikit-image sample) as RGB uint8 at its own size.
-    The same array is handed to every caller: copy it before drawing on it."""
+    """A photo by name (one of PHOTOS, or any scikit-image sample) as RGB uint8 at its own size,
+    read-only: every caller gets the same array."""
     if name == "grace_hopper":
         import matplotlib.cbook
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
-            return np.asarray(Image.open(fh).convert("RGB"))
-    import skimage.data
+            image = np.asarray(Image.open(fh).convert("RGB"))
+    else:
+        import skimage.data
 
-    if name == "motorcycle":
-        return as_rgb8(skimage.data.stereo_motorcycle()[0])
-    return as_rgb8(getattr(skimage.data, name)())
+        image = as_rgb8(skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)())
+    image = image.copy()
+    image.flags.writeable = False
+    return image
 
 
 @lru_cache(maxsize=1)
@@ -77,11 +79,15 @@ def lfw_patches() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=8)
 def background(name: str, size: tuple[int, int] = FRAME_SIZE) -> np.ndarray:
-    """A photo resized to ``size`` (width, height), or a plain "black" or "grey" frame."""
+    """A photo resized to ``size`` (width, height), or a plain "black" or "grey" frame; read-only,
+    like `photo`: copy it to draw on it."""
     width, height = size
     if name in ("black", "grey"):
-        return np.full((height, width, 3), 0 if name == "black" else 128, np.uint8)
-    return np.asarray(Image.fromarray(photo(name)).resize(size, Image.BILINEAR))
+        image = np.full((height, width, 3), 0 if name == "black" else 128, np.uint8)
+    else:
+        image = np.asarray(Image.fromarray(photo(name)).resize(size, Image.BILINEAR)).copy()
+    image.flags.writeable = False
+    return image
 
 
 @dataclass(frozen=True)
