@@ -415,7 +415,7 @@ def udp_datagrams_in() -> int:
 
 
 def start_publisher(sfu: SfuProcess, room: str, size: str = "1280x720", bitrate: int = 2_500_000) -> LoggedProcess:
-    """whip_client.py replaying x264 High + Opus into `room`, returned once it publishes.
+    """scripts/whip_client.py replaying x264 High + Opus into `room`, returned once it publishes.
 
     It gets a process of its own: in the measuring one it would share the GIL with the
     measurement.

@@ -54,7 +54,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, VIDEO_TIME_BASE
 
-logger = logging.getLogger("privastream.whip_client")
+logger = logging.getLogger("privastream.whip")
 
 OBS_VIDEO_PT = 96
 OBS_AUDIO_PT = 111
@@ -231,7 +231,7 @@ class BackgroundPublisher:
     """`publish()` on an asyncio loop thread of its own, for synchronous callers.
 
     The loop thread is created by the constructor: in a network namespace entered
-    by the calling thread (see sfu_netns.py), its sockets live in that namespace.
+    by the calling thread (see sfu.Netns), its sockets live in that namespace.
     Tracks must be created on the loop (aiortc tracks bind to it): pass factories.
     """
 
