@@ -58,6 +58,8 @@ class LiveClient:
     def __init__(self, source: str = "source", kind: str = KIND_VIDEO, delay_s: float = 1.0,
                  settings: dict | None = None, host: str = "127.0.0.1", port: int | None = None,
                  token: str | None = None, stream: str = "default", state_file: Path | None = None):
+        if CLIENTS.get(kind) is not type(self):
+            raise ValueError(f"a {type(self).__name__} is not for kind {kind!r}")
         self.source, self.kind, self.stream = source, kind, stream
         self._connection = ServerConnection(source, kind, stream, delay_s, settings or {}, host=host, port=port,
                                             token=token, state_file=state_file, on_message=self._on_message,
