@@ -26,6 +26,7 @@ from .mute_ledger import FAILCLOSED, MuteLedger
 from .protocol import (FORMAT_F32_PLANAR, FORMAT_RGBA8, KIND_AUDIO, KIND_VIDEO, MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES,
                        MAX_FRAME_SIDE, AudioNotice, Decision, FrameNotice, Message, MuteUpdate, decision_from_message)
 from .regions import FrameDecision
+from .settings import Settings
 from .shm import slot_size_for_video
 
 AUDIO_SLOT_SIZE = 8 * 4096 * 4
@@ -56,7 +57,7 @@ class LiveClient:
         return super().__new__(cls)
 
     def __init__(self, source: str = "source", kind: str = KIND_VIDEO, delay_s: float = 1.0,
-                 settings: dict | None = None, host: str = "127.0.0.1", port: int | None = None,
+                 settings: Settings | dict | None = None, host: str = "127.0.0.1", port: int | None = None,
                  token: str | None = None, stream: str = "default", state_file: Path | None = None):
         if CLIENTS.get(kind) is not type(self):
             raise ValueError(f"a {type(self).__name__} is not for kind {kind!r}")

@@ -24,6 +24,7 @@ from .protocol import (CONTROL_PATH, FORMAT_RGBA8, HEARTBEAT_TIMEOUT_S, LOGIN_TI
                        ROLE_CLIENT, ROLE_SERVER, Auth, Bye, Challenge, ErrorReply, Heartbeat, Hello, Message,
                        RingAnnounce, SettingsUpdate, Welcome, auth_proof, check_nonce, new_nonce, parse_message,
                        proof_matches, read_state_file)
+from .settings import Settings, as_settings
 from .shm import RingWriter, reclaim_stale_segments
 
 log = logging.getLogger("privastream.client")
@@ -53,13 +54,14 @@ def _expect(msg, cls):
 class ServerConnection:
     """One source's connection, dialled again whenever it drops, until ``close``."""
 
-    def __init__(self, source: str, kind: str, stream: str, delay_s: float, settings: dict | None, *,
+    def __init__(self, source: str, kind: str, stream: str, delay_s: float, settings: Settings | dict | None, *,
                  host: str, port: int | None, token: str | None, state_file: Path | None,
                  on_message: Callable[[Message], None], on_lost: Callable[[], None],
                  on_tick: Callable[[float], None]):
         self.source, self.kind, self.stream = source, kind, stream
         self.delay_s = float(delay_s)
-        self.settings = dict(settings or {})
+        self.settings = as_settings(settings)
+        """Checked here: a setting the server would refuse is the caller's error, said at once."""
         self._host, self._port, self._token, self._state_file = host, port, token, state_file
         self._on_message, self._on_lost, self._on_tick = on_message, on_lost, on_tick
         self._lock = threading.Lock()
@@ -113,11 +115,11 @@ class ServerConnection:
         return None
 
     def update_settings(self, changes: dict) -> None:
-        """The settings with ``changes`` replaced, sent whole."""
-        self.settings.update(changes)
+        """The settings with ``changes`` (wire keys) replaced, sent whole; ProtocolError names a bad one."""
+        self.settings = self.settings.updated(changes)
         if "delay_s" in changes:
             self.delay_s = float(changes["delay_s"])
-        self.post(SettingsUpdate(settings=dict(self.settings), delay_s=self.delay_s))
+        self.post(SettingsUpdate(settings=self.settings, delay_s=self.delay_s))
 
     def close(self) -> None:
         """Say bye, stop the thread and unlink the shared memory.  Safe to call twice."""
