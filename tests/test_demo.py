@@ -29,7 +29,7 @@ GRAB = """() => { const v = document.getElementById('video');
 
 def _detail(frame: np.ndarray) -> float:
     """Mean horizontal gradient: 1.8-9 for the redacted picture after the encoder and the browser,
-    under 0.15 for the fail-closed cover (dark 80-px blocks)."""
+    about 0 for the fail-closed cover (solid fill)."""
     return float(np.abs(np.diff(frame.astype(float), axis=1)).mean())
 
 
