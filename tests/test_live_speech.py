@@ -19,8 +19,9 @@ from privastream_testkit.server import ServerProcess
 from privastream_testkit.speech import RATE, muted_seconds, synthesize
 
 ASTRONAUT_FACE = (175, 70, 272, 188)
-D = 4.0
-"""Generous: the recogniser shares 2 cores with the face detector (and, in CI, with other tests)."""
+D = 3.0
+"""The longest D there is (settings.DELAY_RANGE_S): the recogniser shares 2 cores with the face detector
+(and, in CI, with other tests)."""
 SPEECH_ON = {"targets": {"faces": False, "plates": False, "text": False, "speech": True}}
 FACES_MOUTHS = {"targets": {"faces": True, "plates": False, "text": False, "speech": True}, "mouth_blur": True}
 PACKET = 1024
