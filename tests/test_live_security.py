@@ -99,7 +99,7 @@ class Impostor:
                          ids=["welcome-at-once", "made-up-proof"])
 def test_a_process_on_the_crashed_servers_port_gets_no_secret_and_no_trust(tmp_path, challenge, refusal):
     impostor = Impostor(tmp_path / "server.json", challenge)
-    settings = {**TARGETS_OFF, "custom_words": [PRIVATE_WORD]}
+    settings = {**TARGETS_OFF, "custom_terms": [PRIVATE_WORD]}
     client = LiveClient(source="cam", delay_s=0.3, settings=settings, state_file=tmp_path / "server.json")
     try:
         frame = np.full((36, 64, 4), 200, np.uint8)
