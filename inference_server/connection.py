@@ -24,7 +24,7 @@ from .protocol import (CONTROL_PATH, FORMAT_RGBA8, HEARTBEAT_TIMEOUT_S, LOGIN_TI
                        ROLE_CLIENT, ROLE_SERVER, Auth, Bye, Challenge, ErrorReply, Heartbeat, Hello, Message,
                        RingAnnounce, SettingsUpdate, Welcome, auth_proof, check_nonce, new_nonce, parse_message,
                        proof_matches, read_state_file)
-from .settings import Settings, as_settings
+from .settings import Settings, as_settings, check_delay
 from .shm import RingWriter, reclaim_stale_segments
 
 log = logging.getLogger("privastream.client")
@@ -59,9 +59,10 @@ class ServerConnection:
                  on_message: Callable[[Message], None], on_lost: Callable[[], None],
                  on_tick: Callable[[float], None]):
         self.source, self.kind, self.stream = source, kind, stream
-        self.delay_s = float(delay_s)
+        self.delay_s = check_delay(float(delay_s))
         self.settings = as_settings(settings)
-        """Checked here: a setting the server would refuse is the caller's error, said at once."""
+        """Both checked here: a D or a setting the server would refuse is the caller's error, said at once
+        (refused at each login instead, the client would dial again and again)."""
         self._host, self._port, self._token, self._state_file = host, port, token, state_file
         self._on_message, self._on_lost, self._on_tick = on_message, on_lost, on_tick
         self._lock = threading.Lock()
@@ -118,7 +119,7 @@ class ServerConnection:
         """The settings with ``changes`` (wire keys) replaced, sent whole; ProtocolError names a bad one."""
         self.settings = self.settings.updated(changes)
         if "delay_s" in changes:
-            self.delay_s = float(changes["delay_s"])
+            self.delay_s = self.settings.delay_s
         self.post(SettingsUpdate(settings=self.settings, delay_s=self.delay_s))
 
     def close(self) -> None:

@@ -121,6 +121,8 @@ def test_the_client_refuses_bad_settings_once_and_keeps_its_own(tmp_path):
     break them raises and changes nothing."""
     with pytest.raises(ProtocolError, match=r"^settings field 'custom_terms' must be a list"):
         LiveClient(source="cam", settings={"custom_terms": "Jane"}, state_file=tmp_path / "none.json")
+    with pytest.raises(ProtocolError, match=r"^settings field 'delay_s' must be between 0.2 and 3"):
+        LiveClient(source="cam", delay_s=4.0, state_file=tmp_path / "none.json")
     client = LiveClient(source="cam", settings=TARGETS_OFF, state_file=tmp_path / "none.json")
     try:
         with pytest.raises(ProtocolError, match=r"^settings field 'fail_policy'"):
@@ -205,3 +207,19 @@ def test_an_obs_filter_drops_its_client_on_a_broken_pattern_and_takes_a_new_one_
         assert link.client is not None and link.problem == ""
     finally:
         close_client(link.client)
+
+
+def test_redact_takes_its_choices_and_settings_from_the_contract():
+    import argparse
+
+    from inference_server.redact import RedactOptions, add_arguments
+    from inference_server.settings import BLEEP_MODES, MODEL_CHOICES, STYLES
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    actions = {a.dest: a for a in parser._actions}
+    assert actions["style_face"].choices == actions["style_text"].choices == STYLES
+    assert (actions["style_face"].default, actions["style_text"].default) == (Settings().style_face, Settings().style_text)
+    assert actions["bleep"].choices == BLEEP_MODES and actions["speech_model"].choices == MODEL_CHOICES
+    assert RedactOptions(targets=("faces",), strength=0.4).settings() == Settings(
+        targets=Targets(plates=False, text=False), strength_face=0.4, strength_text=0.4, strength_plate=0.4)
