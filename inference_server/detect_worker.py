@@ -128,10 +128,12 @@ class DetectWorker:
         """Load this group's models that the settings enable, in the worker."""
         self._call(("load", _group_settings(self.group, settings)), LOAD_TIMEOUT_S)
 
-    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: Settings, text_areas=None):
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], settings: Settings, text_areas=None,
+               face_scale: float | None = None):
         """Regions of ``kinds`` in the frame at ``ref`` (text only in ``text_areas``, frame pixels,
-        when given), or None if the slot no longer holds it."""
-        return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds, text_areas),
+        when given; faces on an input scaled by ``face_scale``, when given), or None if the slot no
+        longer holds it."""
+        return self._call(("detect", _group_settings(self.group, settings), ref, t, kinds, text_areas, face_scale),
                           CALL_TIMEOUT_S)
 
     def close(self) -> None:
@@ -173,12 +175,12 @@ class WorkerDetector:
     def load(self, group: str) -> None:
         self.workers[group].load(self.settings)
 
-    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], text_areas=None):
+    def detect(self, ref: FrameRef, t: float, kinds: tuple[str, ...], text_areas=None, face_scale=None):
         from .vision import DETECTOR_OF_KIND
 
         if text_areas == []:
             return []  # nothing changed where text was read: the earlier answers stand (read_memory.py)
-        return self.workers[DETECTOR_OF_KIND[kinds[0]]].detect(ref, t, kinds, self.settings, text_areas)
+        return self.workers[DETECTOR_OF_KIND[kinds[0]]].detect(ref, t, kinds, self.settings, text_areas, face_scale)
 
 
 # ---------------------------------------------------------------- the child process
@@ -212,7 +214,7 @@ class _Models:
         self.rings.move_to_end(name)
         return self.rings[name]
 
-    def detect(self, settings: Settings, ref: FrameRef, t: float, kinds, text_areas):
+    def detect(self, settings: Settings, ref: FrameRef, t: float, kinds, text_areas, face_scale):
         from .shm import SlotOverwritten
 
         try:
@@ -220,7 +222,7 @@ class _Models:
             _, rgba = self.ring(ref.ring).read(ref.slot, ref.seq)
         except SlotOverwritten:
             return None
-        return [r for _, found in self.detectors(settings).detect(rgba, kinds, text_areas) for r in found]
+        return [r for _, found in self.detectors(settings).detect(rgba, kinds, text_areas, face_scale) for r in found]
 
 
 def _worker_main(conn, threads: int, provider: str) -> None:

@@ -1,4 +1,5 @@
-"""How often each detector group runs on one live video session, from what its runs cost here.
+"""How often each detector group runs on one live video session, and how large a face run's input
+is, from what its runs cost here.
 
 Pure bookkeeping, no threads and no clock of its own: the scheduler tells it of frames, scene cuts
 and finished runs, and asks whether a group is due on the newest frame.  Faces aim to keep their
@@ -11,6 +12,7 @@ write it, the detection threads read it.
 
 from __future__ import annotations
 
+import math
 import threading
 
 GROUP_KINDS = {"faces": ("face",), "text": ("text", "plate")}
@@ -24,6 +26,28 @@ INITIAL_DURATION_S = {"faces": 0.1, "text": 0.8}
 """First guesses of a run's duration, replaced by measurements after the first run."""
 SLOW_RUN_WEIGHT = 3.0
 """One slow run (a model loading, the machine busy) counts as at most this many typical ones."""
+MIN_FACE_PX = 24
+"""The smallest face (frame pixels across) every face run must be able to find (docs/privacy.md)."""
+DETECTABLE_FACE_PX = 24
+RELIABLE_FACE_PX = 48
+"""CenterFace finds about two faces in three that are DETECTABLE_FACE_PX across in its input, and
+nine in ten at RELIABLE_FACE_PX, also when the frame was enlarged to get there (720p faces of 24 px:
+21 of 30 at the frame's own size, 27 of 30 enlarged twice; scripts/bench_vision.py --face-sizes).
+So the face input is never smaller than the frame scaled by DETECTABLE / MIN, and is enlarged up
+to RELIABLE / MIN where the measured cost leaves room before the deadlines."""
+DEADLINE_SHARE = 0.5
+"""Face inputs are sized for runs that take at most this share of the time a frame could wait for
+one: a run's cost varies with the machine's other load (OBS, speech, OCR) by as much again."""
+FACE_SCALE_STEP = 0.25
+"""The face input grows or shrinks by this much of the frame's size at a time."""
+GROWTH_COST = 2.0
+"""A larger input costs up to this many times its share of pixels more (CenterFace on a CPU: 2.25
+times the pixels took 3 to 5 times as long), so a step up is taken only when a run that much
+dearer still fits."""
+SCALE_SETTLE_RUNS = 5
+"""Runs at one input size before the next step: the measured duration has caught up with it."""
+MAX_FACE_INPUT_MPX = 8.3
+"""No face input beyond 4K's pixel count: memory, and a run too long to ever fit a deadline."""
 
 
 class Governor:
@@ -31,6 +55,8 @@ class Governor:
         self._lock = threading.Lock()
         self.duration = dict(INITIAL_DURATION_S)
         """Seconds a run of each group takes here (smoothed)."""
+        self._face_scale = DETECTABLE_FACE_PX / MIN_FACE_PX
+        self._runs_at_scale = 0
         self._frame_interval = 1 / 30
         self._last_t: float | None = None
         self._last_cut = float("-inf")
@@ -51,6 +77,17 @@ class Governor:
             took = min(took_s, SLOW_RUN_WEIGHT * self.duration[group])
             self.duration[group] = 0.7 * self.duration[group] + 0.3 * took
             self._last_run[group] = t
+            self._runs_at_scale += group == "faces"
+
+    def face_scale(self, frame_size: tuple[int, int], deadline_s: float, sessions: int) -> float:
+        """The scale of the next face run's input: ``face_input_scale`` from the current one, once
+        SCALE_SETTLE_RUNS runs have measured it."""
+        with self._lock:
+            if self._runs_at_scale >= SCALE_SETTLE_RUNS:
+                scale = face_input_scale(frame_size, deadline_s, sessions, self._face_scale, self.duration["faces"])
+                if scale != self._face_scale:
+                    self._face_scale, self._runs_at_scale = scale, 0
+            return self._face_scale
 
     def interval(self, group: str, sessions: int, groups: tuple[str, ...]) -> float:
         """Seconds between runs of ``group`` when ``groups`` are enabled and ``sessions`` share the workers."""
@@ -71,3 +108,31 @@ class Governor:
         # A group that has not run in the newest frame's scene (or ran at a later t: the clock went
         # back) is due at once: until it runs there, that scene's frames cannot be vouched for.
         return last is None or newest_t < last or last < cut <= newest_t or newest_t - last >= interval
+
+
+def face_input_scale(frame_size: tuple[int, int], deadline_s: float, sessions: int, scale: float,
+                     run_s: float) -> float:
+    """The face detector's input scale after ``scale``, whose runs take ``run_s`` seconds, for frames
+    of ``frame_size`` (width, height).
+
+    Never less than what finds a MIN_FACE_PX face (DETECTABLE_FACE_PX in the input), never more than
+    what finds it reliably (RELIABLE_FACE_PX).  Between the two, a step up when a run at the larger
+    input (GROWTH_COST times dearer than its pixels) still lets every frame be decided finally
+    within DEADLINE_SHARE of ``deadline_s`` after its capture, and a step down when the runs at this
+    one no longer do.  A frame waits up to one interval for the next run to start and then one run;
+    the interval is a run stretched by the sessions sharing the worker and the share of it the
+    cadence fills (``Governor.interval``).  When even the smallest input takes longer, the smallest
+    it stays: the cadence slows, frames get estimates at their deadlines, and no face that size goes
+    unlooked for.
+    """
+    floor = DETECTABLE_FACE_PX / MIN_FACE_PX
+    top = max(floor, min(RELIABLE_FACE_PX / MIN_FACE_PX,
+                         math.sqrt(MAX_FACE_INPUT_MPX * 1e6 / max(frame_size[0] * frame_size[1], 1))))
+    longest_run_s = DEADLINE_SHARE * deadline_s / (1 + max(1, sessions) / GATE_UTILISATION["faces"])
+    if run_s > longest_run_s:
+        return max(floor, scale - FACE_SCALE_STEP)
+    up = scale + FACE_SCALE_STEP
+    if up <= top + 1e-9 and run_s * GROWTH_COST * (up / scale) ** 2 <= longest_run_s:
+        return up
+    return min(max(scale, floor), top)
+

@@ -38,7 +38,7 @@ import numpy as np
 from .coverage import DEFAULT_POLICIES
 from .errors import PrivaStreamError, StateError
 from .governor import GROUP_KINDS, Governor
-from .publisher import FramePublisher, PendingFrame
+from .publisher import PUBLISH_MARGIN_S, FramePublisher, PendingFrame
 from .regions import FrameDecision, clip_box
 from .session_stats import SessionStats
 from .settings import Settings, as_settings
@@ -107,9 +107,9 @@ class VideoScheduler(_SessionWorker):
     The decision thread decides from ``engine`` (whose coverage the detections feed and
     ``add_frame`` tells of scene cuts) and never waits for a detector.  One detection thread
     per detector group runs it through ``detector`` (``load(group)``, ``update_settings(Settings)``,
-    ``detect(ref, t, kinds, text_areas) -> list[Region] | None``; detect_worker.WorkerDetector in the
-    server) and hands the regions to ``engine``'s coverage under a short lock.  So an OCR run
-    longer than D never delays a decision, nor a face run.
+    ``detect(ref, t, kinds, text_areas, face_scale) -> list[Region] | None``;
+    detect_worker.WorkerDetector in the server) and hands the regions to ``engine``'s coverage under
+    a short lock.  So an OCR run longer than D never delays a decision, nor a face run.
     """
 
     def __init__(self, engine, detector, delay_s: float, gate: DetectionGate,
@@ -307,7 +307,10 @@ class VideoScheduler(_SessionWorker):
         start = time.monotonic()
         with self._engine_lock:
             areas = self.engine.text_areas(GROUP_KINDS[group], newest.t)
-        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group], areas)
+            size = self.engine.frame_size
+        scale = (self.governor.face_scale(size, self.delay_s - PUBLISH_MARGIN_S, self.gate.sessions)
+                 if group == "faces" and size else None)
+        regions = self.detector.detect(newest.ref, newest.t, GROUP_KINDS[group], areas, scale)
         if regions is None:
             return  # the ring wrapped before the worker read the slot: no run; a newer frame is next
         with self._engine_lock:

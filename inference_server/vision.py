@@ -76,13 +76,15 @@ class Detectors:
         """Load every enabled detector now rather than on the first frame."""
         self._for(self.kinds)
 
-    def detect(self, frame: np.ndarray, kinds, text_areas=None) -> list[tuple[tuple[str, ...], list[Region]]]:
+    def detect(self, frame: np.ndarray, kinds, text_areas=None,
+               face_scale: float | None = None) -> list[tuple[tuple[str, ...], list[Region]]]:
         """For each detector ``kinds`` needs: the enabled kinds it looked for in ``frame``, and what it
         found.  ``text_areas`` (frame pixels): the text detector reads only these rectangles of the
-        frame (read_memory.py); None, all of it."""
+        frame (read_memory.py); None, all of it.  ``face_scale``: the face detector's input is the
+        frame scaled by it (governor.face_input_scale); None, its own default size."""
         return [(tuple(k for k in detector.kinds if k in self.kinds),
                  _read_areas(detector, frame, text_areas) if DETECTOR_OF_KIND[detector.kinds[0]] == "text"
-                 else detector.detect(frame))
+                 else detector.detect(frame, face_scale))
                 for detector in self._for(kinds)]
 
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_vision.py [--seconds 4] [--repeat 5] [--threads 0] [--provider auto]
     .venv/bin/python scripts/bench_vision.py --static-screen [--seconds 20] [--threads 0]
+    .venv/bin/python scripts/bench_vision.py --face-sizes [--threads 0]
 
 Prints, per detector, the median pre-processing / inference / post-processing
 times on 720p and 1080p frames of the generated clip; then the throughput of
@@ -13,6 +14,10 @@ Target on a 2-core CPU: >= 15 fps at 720p with every frame covered.
 chat panel that gains a line every 3 s, a clock that ticks every second), text read every
 STATIC_READ_EVERY frames, reading the whole frame every run against reading only what changed
 since it was read (read_memory.py); medians over one-second windows.
+
+--face-sizes: how many faces of 20-40 px CenterFace finds in a 720p frame with its input at the
+frame's own size and enlarged (the sizes governor.face_input_scale chooses between), and what a run
+costs at each.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import numpy as np
 
 from inference_server.masking import MaskOptions, apply_masks
 from inference_server.redact import LookaheadPipeline, RedactOptions, add_engine_arguments
+from inference_server.settings import as_settings
 from inference_server.vision import Detectors, VisionEngine, _face_detector, _text_detector
-from privastream_testkit.scenes import TEXT_LINES, Clip, background, render_text
+from privastream_testkit.scenes import TEXT_LINES, Clip, background, faces, paste_face, render_text
 
 STATIC_READ_EVERY = 8
 """Frames between text runs on the static screen: about the live server's text cadence at 30 fps."""
@@ -85,7 +91,7 @@ def static_screen(i: int, fps: int = 30, cache: dict = {}) -> np.ndarray:  # noq
 def static_screen_ocr_cpu(seconds: float, threads: int, provider: str) -> None:
     """Print the OCR's CPU seconds per second of stream, whole-frame reads against changed-part reads."""
     runs = range(0, int(seconds * 30), STATIC_READ_EVERY)
-    whole = Detectors({"targets": {"faces": False}}, threads, provider)
+    whole = Detectors(as_settings({"targets": {"faces": False}}), threads, provider)
     whole.load()
     engine = VisionEngine({"targets": {"faces": False}}, threads=threads, provider=provider, follow=True)
     for name, read in (("whole frame every run", lambda i: whole.detect(static_screen(i), TEXT_KINDS)),
@@ -102,14 +108,41 @@ def static_screen_ocr_cpu(seconds: float, threads: int, provider: str) -> None:
               f"median {statistics.median(cpu):.3f} CPU s per stream s (max {max(cpu):.3f}, {len(cpu)} s)")
 
 
+def face_sizes(threads: int, provider: str) -> None:
+    """Print the share of 30 faces of each size found, and a run's time, at each input scale."""
+    detector = _face_detector(threads, provider)
+    photos = [background(name, (1280, 720)) for name in ("coffee", "rocket", "astronaut")]
+    for scale in (1.0, 1.25, 1.5, 2.0):
+        found, took = [], []
+        for size in (20, 24, 28, 32, 40):
+            hits = 0
+            for k, photo in enumerate(photos):
+                frame = photo.copy()
+                truths = [paste_face(frame, faces()[(j + k) % len(faces())], (80 + 120 * j, 150 + 200 * (j % 3)), size,
+                                     context=0.3) for j in range(10)]
+                start = time.perf_counter()
+                regions = detector.detect(frame, scale)
+                took.append(time.perf_counter() - start)
+                hits += sum(any(r.box[0] <= (t.box[0] + t.box[2]) / 2 <= r.box[2]
+                                and r.box[1] <= (t.box[1] + t.box[3]) / 2 <= r.box[3] for r in regions)
+                            for t in truths if t is not None)
+            found.append(f"{size}px {hits}/30")
+        print(f"720p faces, input x{scale:.2f}: " + "  ".join(found) + f"   run {statistics.median(took) * 1000:.0f} ms")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=4.0, help="length of the 720p30 clip for throughput (default: 4)")
     p.add_argument("--repeat", type=int, default=5, help="runs per latency figure; medians are printed (default: 5)")
+    p.add_argument("--face-sizes", action="store_true",
+                   help="only the faces of 20-40 px found at the frame's own input size and enlarged")
     p.add_argument("--static-screen", action="store_true",
                    help="only the OCR's CPU on a mostly static screen, whole-frame against changed-part reads")
     add_engine_arguments(p)
     args = p.parse_args()
+    if args.face_sizes:
+        face_sizes(args.threads, args.provider)
+        return 0
     if args.static_screen:
         static_screen_ocr_cpu(args.seconds, args.threads, args.provider)
         return 0

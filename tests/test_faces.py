@@ -131,6 +131,19 @@ def test_smaller_detection_input_maps_boxes_back_to_frame_pixels(photos, scene):
     assert iou(full[0].box, small[0].box) > 0.8
 
 
+def test_an_enlarged_input_finds_small_faces_the_frame_size_misses(detector, lfw, scene):
+    """40 real faces of 20-24 px: the governor enlarges the input when runs are cheap enough
+    (governor.face_input_scale), and the boxes still land on the faces in frame pixels."""
+    faces, _ = lfw
+    s = scene("coffee")
+    for i in range(40):
+        s.paste_face(faces[i], 20 + (i % 20) * 62, 200 + (i // 20) * 200, 20 + i % 5)
+    own, false_own = matched(detector.detect(s.frame), s.faces)
+    enlarged, false_enlarged = matched(detector.detect(s.frame, scale=2.0), s.faces)
+    assert not false_own and not false_enlarged
+    assert enlarged >= own + 8 and enlarged >= 30
+
+
 def test_black_frame_has_no_faces_and_timing_is_reported(detector):
     assert detector.detect(np.zeros((720, 1280, 3), np.uint8)) == []
     assert set(detector.last_timing) == {"pre_ms", "infer_ms", "post_ms"}

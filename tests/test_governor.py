@@ -1,6 +1,19 @@
-"""The detection cadence (governor.py): pure bookkeeping, tested without threads or clocks."""
+"""The detection cadence and the face input size (governor.py): pure bookkeeping, tested without
+threads or clocks."""
 
-from inference_server.governor import GATE_UTILISATION, TEXT_CADENCE_RATIO, Governor
+from inference_server.governor import (
+    DEADLINE_SHARE,
+    DETECTABLE_FACE_PX,
+    FACE_SCALE_STEP,
+    GATE_UTILISATION,
+    MIN_FACE_PX,
+    GROWTH_COST,
+    RELIABLE_FACE_PX,
+    SCALE_SETTLE_RUNS,
+    TEXT_CADENCE_RATIO,
+    Governor,
+    face_input_scale,
+)
 
 BOTH = ("faces", "text")
 
@@ -37,3 +50,33 @@ def test_a_group_is_due_at_once_in_a_new_scene_and_after_a_clock_reset():
     assert not g.due("faces", 0.3, g.interval("faces", 1, BOTH))
     assert g.due("faces", 0.05, g.interval("faces", 1, BOTH)), "the clock went back"
     assert g.due("faces", 0.2 + g.interval("faces", 1, BOTH), g.interval("faces", 1, BOTH))
+
+
+def test_the_face_input_grows_while_runs_leave_room_before_the_deadlines_and_shrinks_when_not():
+    """The face input never shrinks below what finds a MIN_FACE_PX face nor grows past what finds it
+    reliably; it steps up only while a run at the larger input, dearer than its pixels, still fits."""
+    floor, top = DETECTABLE_FACE_PX / MIN_FACE_PX, RELIABLE_FACE_PX / MIN_FACE_PX
+    hd, deadline = (1280, 720), 1.85
+    longest = DEADLINE_SHARE * deadline / (1 + 1 / GATE_UTILISATION["faces"])
+    assert face_input_scale(hd, deadline, 1, floor, 0.01) == floor + FACE_SCALE_STEP, "a GPU: grow"
+    assert face_input_scale(hd, deadline, 1, top, 0.01) == top, "no further than helps"
+    step_up_cost = GROWTH_COST * ((floor + FACE_SCALE_STEP) / floor) ** 2
+    assert face_input_scale(hd, deadline, 1, floor, 0.99 * longest / step_up_cost) > floor
+    assert face_input_scale(hd, deadline, 1, floor, 1.01 * longest / step_up_cost) == floor, "it would not fit"
+    assert face_input_scale(hd, deadline, 1, 1.5, 0.9 * longest) == 1.5, "fits, and a step up would not"
+    assert face_input_scale(hd, deadline, 1, 1.5, 1.1 * longest) == 1.25, "no longer fits: a step down"
+    assert face_input_scale(hd, deadline, 3, 1.5, 0.5 * longest) == 1.25, "sessions sharing the worker"
+    assert face_input_scale(hd, 0.5, 1, 1.5, 0.5 * longest) == 1.25, "a shorter delay"
+    assert face_input_scale(hd, deadline, 1, floor, 5.0) == floor, "however slow, no face that size goes unlooked for"
+    assert face_input_scale((3840, 2160), deadline, 1, floor, 0.001) == floor, "4K is as large as inputs get"
+
+
+def test_the_governor_steps_the_face_input_once_runs_have_measured_it():
+    g = Governor()
+    floor = DETECTABLE_FACE_PX / MIN_FACE_PX
+    assert g.face_scale((1280, 720), 1.85, 1) == floor, "not measured yet: the smallest"
+    for k in range(SCALE_SETTLE_RUNS):
+        g.ran("faces", k / 10, 0.02)
+        assert g.face_scale((1280, 720), 1.85, 1) == (floor if k < SCALE_SETTLE_RUNS - 1 else floor + FACE_SCALE_STEP)
+    g.ran("faces", 1.0, 0.02)
+    assert g.face_scale((1280, 720), 1.85, 1) == floor + FACE_SCALE_STEP, "the new size is measured first"

@@ -64,7 +64,7 @@ class SquareFinder:
     def update_settings(self, settings: dict) -> None:
         pass
 
-    def detect(self, ref: FrameRef, t: float, kinds, text_areas=None):
+    def detect(self, ref: FrameRef, t: float, kinds, text_areas=None, face_scale=None):
         try:
             _, rgba = self.reader.read(ref.slot, ref.seq)
         except SlotOverwritten:

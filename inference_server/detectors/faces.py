@@ -17,7 +17,7 @@ import numpy as np
 from ..models import model_path
 from ..regions import Region
 from ..runtime import create_session
-from .frame_input import detection_size, ms_since, nms, rgb_view
+from .frame_input import detection_size, ms_since, nms, rgb_view, scaled_size
 
 log = logging.getLogger("privastream.detectors.faces")
 
@@ -83,11 +83,13 @@ class FaceDetector:
         """Milliseconds of the last detect(): pre (resize, layout), infer (onnxruntime), post (decode, NMS)."""
         log.info("__init__() | loaded [threshold:%s max_side:%s]", self.threshold, self.max_side)
 
-    def detect(self, frame: np.ndarray) -> list[Region]:
+    def detect(self, frame: np.ndarray, scale: float | None = None) -> list[Region]:
+        """Faces in the frame; ``scale``: the input is the frame scaled by it (enlarged too: CenterFace
+        finds a small face more often enlarged), instead of shrunk to ``max_side``."""
         t0 = time.perf_counter()
         rgb = rgb_view(frame)
         height, width = rgb.shape[:2]
-        h, w = detection_size(height, width, self.max_side)
+        h, w = detection_size(height, width, self.max_side) if scale is None else scaled_size(height, width, scale)
         resized = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != (height, width) else rgb
         blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
         t1 = time.perf_counter()

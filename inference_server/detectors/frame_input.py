@@ -40,6 +40,12 @@ def detection_size(height: int, width: int, max_side: int, multiple: int = 32) -
     return h, w
 
 
+def scaled_size(height: int, width: int, scale: float, multiple: int = 32) -> tuple[int, int]:
+    """(h, w) for a detector input of the frame scaled by ``scale``, both multiples of ``multiple``."""
+    return (max(multiple, round(height * scale / multiple) * multiple),
+            max(multiple, round(width * scale / multiple) * multiple))
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
     order = np.argsort(-scores)
@@ -61,4 +67,4 @@ def ms_since(start: float, now: float) -> float:
     return round((now - start) * 1000.0, 2)
 
 
-__all__ = ["detection_size", "ms_since", "nms", "rgb_view"]
+__all__ = ["detection_size", "ms_since", "nms", "rgb_view", "scaled_size"]
