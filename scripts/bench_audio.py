@@ -87,7 +87,8 @@ def main() -> int:
               f"{fast['cpu'] / duration:.2f} CPU-s per audio s (window decode median "
               f"{fast['decode_median'] * 1e3:.0f} ms, slowest {fast['decode_max'] * 1e3:.0f} ms, x {fast['decodes']}); live: decision latency p50 "
               f"{live['p50']:.2f} s, p95 {live['p95']:.2f} s, failed closed {live['failclosed']:.2f} s "
-              f"of {duration:.0f} s ({live['failclosed'] / duration:.1%})")
+              f"of {duration:.0f} s ({live['failclosed'] / duration:.1%}), {live['cpu'] / duration:.2f} CPU-s per "
+              f"audio s, {live['decodes']} decodes")
     return 0
 
 

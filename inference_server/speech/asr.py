@@ -59,10 +59,10 @@ class AsrOptions:
     """Words to bias recognition towards (the streamer's custom terms: tiny.en hears
     "Grimsby" as "Princely" without them)."""
     encoder_s: int = 10
-    """Seconds of mel the encoder sees.  Whisper pads every input to 30 s, but a streaming
-    window is ~8 s: encoding 10 s instead costs 0.26 CPU-s per decode instead of 0.72 for
-    tiny.en on this CPU, with the same words and word times on our espeak corpus (the trick
-    whisper.cpp exposes as --audio-ctx)."""
+    """The longest window the encoder is given.  Whisper pads every input to 30 s; a window is
+    encoded padded to whole seconds instead (encoder_frames), so its cost follows its length:
+    for tiny.en on this CPU a 4 s window costs about half a 9 s one (the trick whisper.cpp
+    exposes as --audio-ctx)."""
 
 
 def _device(choice: str) -> tuple[str, str]:
@@ -105,7 +105,7 @@ _DECODE_LOCK = threading.Lock()
 
 
 @contextmanager
-def _encoder_frames(frames: int):
+def _encoder_length(frames: int):
     import faster_whisper.transcribe as fw_transcribe
     from faster_whisper.audio import pad_or_trim
 
@@ -127,9 +127,10 @@ class Recognizer:
         """Words of ``samples`` (16 kHz mono float32) with times ``t0 + offset`` in seconds.
 
         Silero VAD runs first (inside faster-whisper) so silence is neither
-        decoded nor hallucinated into words.  Decoding is greedy, without the
-        previous text as prompt: each window is decoded on its own, and the
-        commit policy in the redactor compares consecutive windows.
+        decoded nor hallucinated into words.  Decoding is greedy, without the previous text as
+        prompt: each window is decoded on its own, and the commit policy in the redactor compares
+        consecutive windows.  (With the committed words as prompt, scripts/eval_audio.py altered
+        6.5 % of the plain speech instead of 5.1 %: tiny.en loops on a prompt it misheard.)
 
         A reading Whisper itself would distrust (a loop, improbable tokens) is decoded once more
         from the quietest tenth of a second near the window's head, instead of with Whisper's
@@ -140,10 +141,9 @@ class Recognizer:
         """
         if len(samples) < TARGET_RATE // 10:
             return []
-        frames = max(self.options.encoder_s, int(np.ceil(len(samples) / TARGET_RATE))) * 100  # 100 mel frames a second
-        with _DECODE_LOCK, _encoder_frames(frames):
+        with _DECODE_LOCK, _encoder_length(encoder_frames(len(samples))):
             words, distrusted = self._decode(samples, t0)
-            cut = _quiet_start(samples) if distrusted else 0
+            cut = quietest(samples) if distrusted else 0
             if cut:  # (a window that already starts at its quietest point would read the same)
                 words, _ = self._decode(samples[cut:], t0 + cut / TARGET_RATE)
             return words
@@ -168,9 +168,15 @@ class Recognizer:
                 for seg in segments for w in (seg.words or ())], distrusted
 
 
-def _quiet_start(samples: np.ndarray) -> int:
-    """Index of the quietest QUIET_FRAME_S in the first HEAD_SEARCH_S of ``samples``."""
+def encoder_frames(n_samples: int) -> int:
+    """Mel frames (100 a second) a window of ``n_samples`` is encoded with: its length in whole seconds."""
+    return max(1, int(np.ceil(n_samples / TARGET_RATE))) * 100
+
+
+def quietest(samples: np.ndarray, search_s: float = HEAD_SEARCH_S) -> int:
+    """Index of the quietest QUIET_FRAME_S in the first ``search_s`` of ``samples``: where a window
+    can start without cutting a word in two."""
     frame = int(QUIET_FRAME_S * TARGET_RATE)
-    head = samples[:int(HEAD_SEARCH_S * TARGET_RATE)]
+    head = samples[:int(search_s * TARGET_RATE)]
     frames = head[:head.size // frame * frame].reshape(-1, frame)
     return int(np.argmin((frames ** 2).mean(axis=1))) * frame if frames.size else 0

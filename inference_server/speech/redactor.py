@@ -1,10 +1,11 @@
 """SpeechRedactor: streaming spoken-PII detection with a bounded decision latency.
 
 Audio arrives in chunks stamped with the caller's clock.  It is resampled into
-a 16 kHz mono ring; every ``step_s`` seconds the last ``window_s`` seconds are
-decoded with word timestamps.  Words behind the watermark are committed and
-stay as context for the PII rules, so "my password is" said in one window
-still covers the next one.
+a 16 kHz mono ring; every ``step_s`` seconds the audio from ``lookback_s`` before the
+watermark to the newest sample is decoded with word timestamps: only what is still
+undecided, plus enough already decided audio to compare readings across the watermark.
+Words behind the watermark are committed and stay as context for the PII rules, so "my
+password is" said in one window still covers the next one.
 
 Every sample is heard by several overlapping windows before it is due, so the
 words being decided are read by the newest three hypotheses (LocalAgreement's
@@ -51,7 +52,7 @@ import numpy as np
 
 from ..errors import MediaError, StateError
 from ..pii.classifier import phrase_words
-from .asr import AsrOptions, Recognizer, Word
+from .asr import AsrOptions, Recognizer, Word, quietest
 from .intervals import FAILCLOSED, MuteInterval, merge_intervals
 from .render import render
 from .resample import TARGET_RATE, StreamResampler, check_rate, sanitize
@@ -89,6 +90,16 @@ is busy (OBS and x264 on the same two cores).  scripts/eval_live_speech.py with 
 failed 0-1.4 s of 84 s closed without it, 0.1-0.2 s with it (four decoder threads)."""
 MIN_HOLD_S = 1.2
 """The right context the evaluation validates (L = 2 s offline: 2 - 0.5 step - 0.3 margin)."""
+MIN_STEP_S = 0.2
+"""Live decodes are at least this far apart, so a decoder that cannot meet L does not take a whole core
+from OBS and the detectors trying (what it has not decided by L is muted)."""
+AGREEMENT_ZONE_S = 1.0
+"""Readings are compared on their words from this far before the watermark to the new one: a word
+that straddles the watermark was read by the earlier decodes too."""
+HEAD_S = 0.3
+SNAP_S = 0.5
+"""A window starts at the quietest moment of this much audio before its lookback: in a pause when there is one."""
+"""Words starting this close to a window's head may be cut in two there; earlier windows heard them whole."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,12 @@ class SpeechOptions:
     step_s: float = 0.5
     """How often the window is decoded (compute grows as this shrinks)."""
     window_s: float = 9.0
-    """Audio per decode: context for Whisper; must exceed L and fit the encoder input.  Decoding
-    cost grows with it (tokens), but a 6 s window recognised fewer PII words on the evaluation
-    corpus (0.934 instead of 0.976 covered)."""
+    """The longest window decoded, when the watermark lags far behind the newest audio; must exceed
+    L and fit the encoder input."""
+    lookback_s: float = 3.0
+    """Decided audio each decode hears again before the watermark: the readings are compared from
+    1 s before it (AGREEMENT_ZONE_S), a word cut at the window's head is dropped (HEAD_S), and the
+    rest lets Whisper hear the word before.  Decoding cost follows the window's length."""
     pad_before_s: float = 0.25
     """Added before an entity's first word: Whisper tends to start a word late, by up to ~0.2 s
     for the first digit after "is" on our espeak corpus."""
@@ -130,6 +144,8 @@ class SpeechOptions:
             raise StateError(f"latency_s must be 0.3..8 seconds (got {self.latency_s})")
         if not 0.1 <= self.step_s < self.latency_s:
             raise StateError(f"step_s must be at least 0.1 s and below latency_s={self.latency_s} (got {self.step_s})")
+        if not AGREEMENT_ZONE_S + HEAD_S <= self.lookback_s < self.window_s:
+            raise StateError(f"lookback_s must be {AGREEMENT_ZONE_S + HEAD_S}..window_s seconds (got {self.lookback_s})")
         if not self.latency_s < self.window_s <= self.asr.encoder_s:
             raise StateError(f"window_s ({self.window_s}) must exceed latency_s ({self.latency_s}) and fit "
                              f"the encoder's {self.asr.encoder_s} s")
@@ -211,6 +227,7 @@ class SpeechRedactor:
     """
 
     def __init__(self, *, latency_s: float = 2.0, step_s: float | None = None, window_s: float = 9.0,
+                 lookback_s: float = SpeechOptions.lookback_s,
                  pad_before_s: float = SpeechOptions.pad_before_s, pad_after_s: float = SpeechOptions.pad_after_s,
                  merge_gap_s: float = SpeechOptions.merge_gap_s, custom_terms: Sequence[str] = (),
                  use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
@@ -220,7 +237,8 @@ class SpeechRedactor:
             step_s = min(0.5, max(0.1, latency_s / 3))
         asr = AsrOptions(model=model, threads=threads, device=device,
                          hotwords=", ".join(" ".join(w) for w in map(phrase_words, custom_terms) if w))
-        self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, pad_before_s=pad_before_s, pad_after_s=pad_after_s,
+        self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, lookback_s=lookback_s,
+                                     pad_before_s=pad_before_s, pad_after_s=pad_after_s,
                                      merge_gap_s=merge_gap_s, custom_terms=tuple(custom_terms), use_ner=use_ner,
                                      asr=asr).check()
         self._recognizer = recognizer or Recognizer(asr)
@@ -326,7 +344,7 @@ class SpeechRedactor:
         while True:
             with self._lock:
                 while not self._closed and (self._ring_t0 is None
-                                            or self._ring_end() - self._last_step < self.options.step_s):
+                                            or self._ring_end() - self._last_step < self._step_due()):
                     self._wake.wait(timeout=0.5)
                 if self._closed:
                     return
@@ -337,8 +355,11 @@ class SpeechRedactor:
         o = self.options
         with self._lock:
             now = self._ring_end()
-            start = max(self._ring_t0, now - o.window_s)
-            window = self._ring[int(round((start - self._ring_t0) * TARGET_RATE)):]
+            start = max(self._ring_t0, now - o.window_s, self._decided - o.lookback_s - SNAP_S)
+            first = int(round((start - self._ring_t0) * TARGET_RATE))
+            first += quietest(self._ring[first:], SNAP_S)
+            start = self._ring_t0 + first / TARGET_RATE
+            window = self._ring[first:]
             self._last_step = now
             generation = self._generation
         began = time.perf_counter()
@@ -357,23 +378,34 @@ class SpeechRedactor:
             self._decide(words, now, start, final)
 
     def _hold(self) -> float:
-        """Offline, the configured margin (results must not depend on CPU speed); live, what the
-        recent decodes took, so the next decode still lands before L when the CPU is busy, but
-        never less right context than MIN_HOLD_S: a shorter one decides words Whisper has not
-        heard yet (it drops a trailing partial word), and that leaks; undecided audio is muted."""
-        hold = self.options.hold
-        if self._worker is not None and self._decode_s:
-            # Audio just past the watermark is decided by the next decode, which starts a step
-            # later, or when this one ends if decodes take longer than a step.
-            decode = MARGIN_SAFETY * max(self._decode_s)
-            measured = self.options.hold_for(max(decode - self.options.step_s, 0.0) + decode + WAKE_JITTER_S)
-            hold = min(hold, max(measured, MIN_HOLD_S))
-        return hold
+        """How far the watermark trails the newest audio when it moves (see _live_timing)."""
+        return self._live_timing()[1]
+
+    def _step_due(self) -> float:
+        """New audio that makes the next decode due (see _live_timing)."""
+        return self._live_timing()[0]
+
+    def _live_timing(self) -> tuple[float, float]:
+        """(step, hold).  Offline, the configured ones: results must not depend on CPU speed.  Live,
+        from what the recent decodes took, so a decode still lands before L when the CPU is busy:
+        audio just past the watermark is decided by the next decode, which starts a step later (or
+        when this one ends, if decodes take longer than a step).  A short L (D = 2 s in OBS gives
+        L = 1.8 s) is met by stepping more often, down to MIN_STEP_S, rather than by holding less
+        right context than MIN_HOLD_S: a shorter hold decides words Whisper has not heard yet (it
+        drops a trailing partial word), and that leaks.  Audio undecided at L is muted."""
+        o = self.options
+        if self._worker is None or not self._decode_s:
+            return o.step_s, o.hold
+        decode = MARGIN_SAFETY * max(self._decode_s)
+        least_hold = min(MIN_HOLD_S, o.hold)
+        step = min(o.step_s, max(MIN_STEP_S, o.latency_s - least_hold - decode - WAKE_JITTER_S))
+        measured = o.latency_s - step - max(decode - step, 0.0) - decode - WAKE_JITTER_S
+        return step, min(o.hold, max(measured, least_hold))
 
     def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
         o = self.options
         # A word at the head of the window may be cut in two; the previous windows heard it whole.
-        head = window_start + 0.3 if window_start > self._ring_t0 + 1e-6 else -np.inf
+        head = window_start + HEAD_S if window_start > self._ring_t0 + 1e-6 else -np.inf
         current = [w for w in words if w.start >= head]
 
         target = max(now if final else now - self._hold(), self._decided)
@@ -381,7 +413,7 @@ class SpeechRedactor:
         # LocalAgreement over the newest readings (see the module doc).
         decoded = [now] + [at for at, _ in self._recent]
         hypotheses = [current] + [words for _, words in self._recent]
-        zone = (self._decided - 1.0, target)
+        zone = (self._decided - AGREEMENT_ZONE_S, target)
         in_zone = [[w for w in h if _in(w, zone)] for h in hypotheses]
         placed = [i for i, z in enumerate(in_zone) if not hallucinated(z)] or list(range(len(in_zone)))
         keys = [[_key(w) for w in in_zone[i]] for i in placed]
