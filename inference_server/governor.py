@@ -136,3 +136,45 @@ def face_input_scale(frame_size: tuple[int, int], deadline_s: float, sessions: i
         return up
     return min(max(scale, floor), top)
 
+
+
+SPEECH_COST_RATIO = 2.5
+"""whisper-base takes up to this many times tiny.en's time for a window (5 s windows on this
+2-core CPU: 0.49-0.54 CPU-s against 0.20-0.26)."""
+SPEECH_HEADROOM = 2.0
+"""A richer model is chosen only when its decodes would take at most this share of the budget: a
+live decode slows by as much again when OBS and the detectors take the cores."""
+
+
+class SpeechCosts:
+    """The slowest recent live decode of each speech model here.  Process-wide, like the models
+    themselves: every audio session shares the machine."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._slowest: dict[str, float] = {}
+
+    def record(self, model: str, seconds: float) -> None:
+        with self._lock:
+            self._slowest[model] = seconds
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._slowest)
+
+
+def speech_model(models: tuple[str, ...], slowest: dict[str, float], budget_s: float) -> str:
+    """The richest of ``models`` (cheapest first) whose decodes fit ``budget_s`` with SPEECH_HEADROOM:
+    as measured here (``slowest``), or, before a model has run, estimated from the one before it by
+    SPEECH_COST_RATIO.  Nothing measured yet: the cheapest, so the first session is decided in time.
+    Chosen when an audio session builds its recogniser; the recogniser's own timing then steps
+    as often as L needs (speech.redactor)."""
+    choice = models[0]
+    for cheaper, richer in zip(models, models[1:]):
+        if cheaper not in slowest and richer not in slowest:
+            break
+        estimate = slowest.get(richer, slowest.get(cheaper, math.inf) * SPEECH_COST_RATIO)
+        if estimate * SPEECH_HEADROOM > budget_s:
+            break
+        choice = richer
+    return choice

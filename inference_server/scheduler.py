@@ -37,11 +37,11 @@ import numpy as np
 
 from .coverage import DEFAULT_POLICIES
 from .errors import PrivaStreamError, StateError
-from .governor import GROUP_KINDS, Governor
+from .governor import GROUP_KINDS, Governor, SpeechCosts, speech_model
 from .publisher import PUBLISH_MARGIN_S, FramePublisher, PendingFrame
 from .regions import FrameDecision, clip_box
 from .session_stats import SessionStats
-from .settings import Settings, as_settings
+from .settings import MODEL_CHOICES, Settings, as_settings
 
 log = logging.getLogger("privastream.scheduler")
 
@@ -339,15 +339,20 @@ def preload_speech() -> None:
         log.warning("preload_speech() | speech redaction unavailable: %s", exc)
 
 
+SPEECH_COSTS = SpeechCosts()
+
+
 def _speech_redactor(settings: Settings, delay_s: float):
-    """The speech package's live redactor, or None when it is not installed (then speech fails closed)."""
+    """The speech package's live redactor, with the richest model this machine decodes in time, or None
+    when it is not installed (then speech fails closed)."""
     try:
-        from .speech import SpeechRedactor
+        from .speech.redactor import SpeechRedactor, decode_budget_s
     except ImportError:
         return None
-    # Its latency must leave room for the trip back before the audio plays at +D.
-    return SpeechRedactor(latency_s=max(0.3, delay_s - 0.2), custom_terms=settings.custom_terms,
-                          background=True)
+    latency_s = max(0.3, delay_s - 0.2)  # leaves room for the trip back before the audio plays at +D
+    model = speech_model(MODEL_CHOICES, SPEECH_COSTS.snapshot(), decode_budget_s(latency_s))
+    log.info("_speech_redactor() | [model:%s, latency_s:%.2f]", model, latency_s)
+    return SpeechRedactor(latency_s=latency_s, custom_terms=settings.custom_terms, model=model, background=True)
 
 
 class AudioScheduler(_SessionWorker):
@@ -432,6 +437,9 @@ class AudioScheduler(_SessionWorker):
             if self.speech_enabled and self._redactor is not None and self.error is None:
                 intervals, decided = self._redactor.poll()
                 mutes.extend([m.start, m.end, m.kind] for m in intervals)
+                slowest = self._redactor.slowest_decode_s
+                if slowest is not None:
+                    SPEECH_COSTS.record(self._redactor.options.asr.model, slowest)
             if decided is None:  # nothing decided yet: claim no more than the mutes themselves
                 if not mutes:
                     continue

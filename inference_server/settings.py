@@ -25,7 +25,8 @@ BLEEP_MODES = ("beep", "silence")
 """How spoken PII is replaced: a sound that carries nothing of what it hides, or nothing at all."""
 FAIL_POLICIES = ("closed", "open")
 MODEL_CHOICES = ("whisper-tiny.en", "whisper-base")
-"""Speech recognisers: tiny.en is fast, base more accurate."""
+"""Speech recognisers, cheapest first: tiny.en is fast, base more accurate (the live server takes the richest
+that decodes in time here: governor.speech_model)."""
 DELAY_RANGE_S = (0.2, 3.0)
 """D, the time the server has to decide, for every client and the server alike.  The upper end is
 the OBS filter's: its GPU delay line holds D x fps frames, and 3 s of 1080p60 is already about

@@ -1,5 +1,5 @@
-"""The detection cadence and the face input size (governor.py): pure bookkeeping, tested without
-threads or clocks."""
+"""The detection cadence, the face input size and the speech model (governor.py): pure bookkeeping,
+tested without threads or clocks."""
 
 from inference_server.governor import (
     DEADLINE_SHARE,
@@ -11,9 +11,14 @@ from inference_server.governor import (
     RELIABLE_FACE_PX,
     SCALE_SETTLE_RUNS,
     TEXT_CADENCE_RATIO,
+    SPEECH_COST_RATIO,
+    SPEECH_HEADROOM,
     Governor,
+    SpeechCosts,
     face_input_scale,
+    speech_model,
 )
+from inference_server.speech.redactor import decode_budget_s
 
 BOTH = ("faces", "text")
 
@@ -80,3 +85,29 @@ def test_the_governor_steps_the_face_input_once_runs_have_measured_it():
         assert g.face_scale((1280, 720), 1.85, 1) == (floor if k < SCALE_SETTLE_RUNS - 1 else floor + FACE_SCALE_STEP)
     g.ran("faces", 1.0, 0.02)
     assert g.face_scale((1280, 720), 1.85, 1) == floor + FACE_SCALE_STEP, "the new size is measured first"
+
+
+MODELS = ("whisper-tiny.en", "whisper-base")
+
+
+def test_speech_starts_on_the_cheapest_model_until_one_has_been_timed():
+    assert speech_model(MODELS, {}, budget_s=10.0) == "whisper-tiny.en"
+
+
+def test_speech_takes_the_richer_model_only_when_its_decodes_fit_with_headroom():
+    budget = decode_budget_s(1.8)  # OBS's default D = 2 s
+    fast = budget / SPEECH_HEADROOM / SPEECH_COST_RATIO  # a GPU: tiny.en this fast
+    assert speech_model(MODELS, {"whisper-tiny.en": 0.9 * fast}, budget) == "whisper-base"
+    assert speech_model(MODELS, {"whisper-tiny.en": 1.1 * fast}, budget) == "whisper-tiny.en"
+    # Once base has run, its own times decide: slow there, back to tiny.en for the next session.
+    assert speech_model(MODELS, {"whisper-tiny.en": 0.01, "whisper-base": budget}, budget) == "whisper-tiny.en"
+    # This 2-core CPU: tiny.en's 5 s windows take 0.2-0.3 s, base is never chosen at D = 2 or 3 s.
+    for latency in (1.8, 2.8):
+        assert speech_model(MODELS, {"whisper-tiny.en": 0.2}, decode_budget_s(latency)) == "whisper-tiny.en"
+
+
+def test_speech_costs_keep_the_newest_figure_per_model():
+    costs = SpeechCosts()
+    costs.record("whisper-tiny.en", 0.4)
+    costs.record("whisper-tiny.en", 0.2)
+    assert costs.snapshot() == {"whisper-tiny.en": 0.2}

@@ -233,8 +233,8 @@ class SpeechRedactor:
                  use_ner: bool = True, model: str = "whisper-tiny.en", threads: int = 0, device: str = "auto",
                  background: bool = False, recognizer: Recognizer | None = None,
                  detector: SpokenPiiDetector | None = None):
-        if step_s is None:  # a short L needs frequent decodes; 0.5 s is the CPU-friendly default
-            step_s = min(0.5, max(0.1, latency_s / 3))
+        if step_s is None:
+            step_s = default_step_s(latency_s)
         asr = AsrOptions(model=model, threads=threads, device=device,
                          hotwords=", ".join(" ".join(w) for w in map(phrase_words, custom_terms) if w))
         self.options = SpeechOptions(latency_s=latency_s, step_s=step_s, window_s=window_s, lookback_s=lookback_s,
@@ -384,6 +384,12 @@ class SpeechRedactor:
     def _step_due(self) -> float:
         """New audio that makes the next decode due (see _live_timing)."""
         return self._live_timing()[0]
+
+    @property
+    def slowest_decode_s(self) -> float | None:
+        """The slowest of the recent decodes (None before the first): what the live timing plans for."""
+        with self._lock:
+            return max(self._decode_s, default=None)
 
     def _live_timing(self) -> tuple[float, float]:
         """(step, hold).  Offline, the configured ones: results must not depend on CPU speed.  Live,
@@ -560,6 +566,18 @@ class SpeechRedactor:
             self._wake.notify_all()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=10)
+
+
+def default_step_s(latency_s: float) -> float:
+    """A short L needs frequent decodes; 0.5 s is the CPU-friendly default."""
+    return min(0.5, max(0.1, latency_s / 3))
+
+
+def decode_budget_s(latency_s: float) -> float:
+    """The slowest decode with which live decoding still meets ``latency_s``: decoding back to back,
+    the audio just past the watermark waits for two decodes (see SpeechRedactor._live_timing)."""
+    o = SpeechOptions(latency_s=latency_s, step_s=default_step_s(latency_s))
+    return max(0.0, latency_s - min(MIN_HOLD_S, o.hold) - WAKE_JITTER_S) / (2 * MARGIN_SAFETY)
 
 
 def redact_audio(planar: np.ndarray, sample_rate: int, t0: float = 0.0, mode: str = "beep",
