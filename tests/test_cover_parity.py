@@ -1,6 +1,6 @@
 """One cover, two renderers: the OBS shader and `masking.py` draw the same regions the same way.
 
-Four sources in one real OBS (under Xvfb), each with the filter, and the fake client
+Four sources in one real OBS (under Xvfb; every major in OBS_MAJORS), each with the filter, and the fake client
 (tests/obs_fake_client.py: the regions are fixed, so the check does not depend on detector quality)
 deciding every frame.  Three draw every region kind (face ellipses, one overlapping another and one
 half off the frame, a mouth, text, a plate, unvouched change, a box at fractional pixels), each with
@@ -29,7 +29,7 @@ from inference_server import cover_spec
 from inference_server.masking import MaskOptions, apply_masks, cover_all
 from inference_server.regions import Region
 from privastream_testkit.cover_judge import DETAIL_LEAK, detail_kept
-from privastream_testkit.obs import ObsSession, filter_entry, image_source
+from privastream_testkit.obs import OBS_MAJORS, ObsSession, filter_entry, image_source
 
 pytestmark = pytest.mark.skipif(not (shutil.which("obs") and shutil.which("Xvfb")), reason="needs obs-studio and Xvfb")
 
@@ -98,7 +98,8 @@ def photo(tmp_path, photos):
     return img, path
 
 
-def test_obs_and_masking_draw_the_same_covers(tmp_path, photo):
+@pytest.mark.parametrize("major", OBS_MAJORS)
+def test_obs_and_masking_draw_the_same_covers(tmp_path, photo, major):
     img, png = photo
     # Each filter is named after its source: the fake client is told the filter's name.
     sources = [image_source(name, png, [filter_entry("privastream_filter", name, filter_settings(s, k))])
@@ -107,7 +108,7 @@ def test_obs_and_masking_draw_the_same_covers(tmp_path, photo):
     regions = {name: REGIONS for name, _, _ in LOOKS}
     regions[FAILED] = [{"kind": "text", "box": [float("nan"), 0, 10, 10]}]
     env = {"PRIVASTREAM_OBS_CLIENT": "tests.obs_fake_client:FakeClient", "PRIVASTREAM_FAKE_REGIONS": json.dumps(regions)}
-    with ObsSession(tmp_path, sources, env=env) as obs:
+    with ObsSession(tmp_path, sources, env=env, major=major) as obs:
         shots = screenshots_when_drawn(obs, [name for name, _, _ in LOOKS])
         time.sleep(0.5)
         failed = obs.screenshot(FAILED)
