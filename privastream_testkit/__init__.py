@@ -13,6 +13,7 @@ Chromium viewers, WHIP publisher), and the judges that read a recording back.
     media         the OBS tests' flash-and-tone clip, and reading recordings back
     cover_judge   whether a recorded face kept its detail
     speech_judge  whether recorded speech was bleeped where the clip says
+    vision_eval   how well the vision engine covers a clip's ground truth
 
 Installed with the project (requirements.txt installs it editable, with the `test` extra it
 needs) so that `python scripts/x.py` and `python -m pytest` import it alike.  It drives files
