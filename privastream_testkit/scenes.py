@@ -153,7 +153,7 @@ class Scene:
         """One line of text with its top-left at (x, y), on a dark chat-style panel (or, with
         panel=None, straight over the photo with a dark outline), turned ``angle`` degrees
         counter-clockwise about (x, y).  Returns every whitespace-separated word with its
-        ink box (for a turned line, the bounds of the turned box)."""
+        box (`span_box`; for a turned line, the bounds of the turned box)."""
         f = typeface(size, bold=bold)
         fh, fw = self.frame.shape[:2]
         layer = Image.new("RGBA", (fw, fh), (0, 0, 0, 0))
@@ -170,7 +170,7 @@ class Scene:
         words, pos = [], 0
         for token in text.split():
             pos = text.index(token, pos)
-            x0, y0, x1, y1 = draw.textbbox((x + draw.textlength(text[:pos], font=f), y), token, font=f)
+            x0, y0, x1, y1 = span_box(f, text, pos, pos + len(token), (x, y))
             corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ turn.T
             words.append(Word(token, (*(float(v) for v in corners.min(0)), *(float(v) for v in corners.max(0)))))
             pos += len(token)
@@ -249,6 +249,15 @@ TEXT_LINES = [
 ]
 
 
+def span_box(font: ImageFont.FreeTypeFont, text: str, start: int, end: int,
+             origin: tuple[float, float]) -> tuple[float, float, float, float]:
+    """The box of ``text[start:end]`` in a line drawn at ``origin``: from where the span's first
+    character is placed to where its last one ends, as tall as the line's ink."""
+    x, y = origin
+    _, top, _, bottom = font.getbbox(text)
+    return (x + font.getlength(text[:start]), y + top, x + font.getlength(text[:end]), y + bottom)
+
+
 def render_text(frame: np.ndarray, origin: tuple[int, int], lines=TEXT_LINES, size: int = 24) -> list[Truth]:
     """Draw lines on a dark panel; return one truth per PII span and per non-PII word."""
     font = typeface(size)
@@ -262,16 +271,13 @@ def render_text(frame: np.ndarray, origin: tuple[int, int], lines=TEXT_LINES, si
     for i, (text, spans) in enumerate(lines):
         ty = y + i * step
         draw.text((x, ty), text, font=font, fill=(235, 235, 235))
-        top, bottom = ty + font.getbbox(text)[1], ty + font.getbbox(text)[3]
         for start, end, label in spans:
-            truths.append(Truth("text", (x + font.getlength(text[:start]), top, x + font.getlength(text[:end]), bottom),
-                                True, label))
+            truths.append(Truth("text", span_box(font, text, start, end, (x, ty)), True, label))
         pos = 0
         for word in text.split(" "):
             start, pos = text.index(word, pos), text.index(word, pos) + len(word)
             if word and not any(s <= start and pos <= e for s, e, _ in spans):
-                truths.append(Truth("text", (x + font.getlength(text[:start]), top, x + font.getlength(text[:pos]), bottom),
-                                    False))
+                truths.append(Truth("text", span_box(font, text, start, pos, (x, ty)), False))
     frame[...] = np.asarray(img)
     return truths
 
