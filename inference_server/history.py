@@ -31,6 +31,9 @@ CHANGED_SHARE = 0.03
 far more of it; 3 % of a cell is the size of a couple of noisy pixels' neighbourhood)."""
 KEEP_S = 8.0
 SHIFT_SLACK_PX = 3
+PICTURE_MOTION_SHARE = 0.25
+"""The whole picture's motion explains change only when it explains at least this share of the
+picture's cells away from the followed faces (``_picture_moved``)."""
 _SLACK = np.ones((2 * SHIFT_SLACK_PX + 1, 2 * SHIFT_SLACK_PX + 1), np.uint8)
 
 
@@ -126,9 +129,10 @@ def _cells_inside(box, history: FrameHistory, shape: tuple[int, int]) -> np.ndar
 
 def unexplained_cells(history: FrameHistory, since: float, t: float, explained, motions=()) -> np.ndarray | None:
     """The cells changed from ``since`` to t that lie in no ``explained`` box (frame pixels) and that
-    are not the picture at ``since`` moved by a tracked face's motion near that face; ``motions``:
+    are not the picture at ``since`` moved: by a tracked face's motion near that face (``motions``:
     ((dx, dy), near) in frame pixels, a face's shift and the box within which it carries hair,
-    shoulders and background with it.  None when either frame is no longer kept."""
+    shoulders and background with it), or by the whole picture's motion (``_picture_moved``).
+    None when either frame is no longer kept."""
     a, b = history.at(since), history.at(t)
     if a is None or b is None or a.shape != b.shape:
         return None
@@ -137,30 +141,49 @@ def unexplained_cells(history: FrameHistory, since: float, t: float, explained, 
         # Only cells wholly inside the box: the part of a cell outside it is not covered by it, and a
         # face half in such a cell showed there when the cell counted as explained.
         cells &= ~_cells_inside(box, history, a.shape)
-    if not cells.any() or not motions:
+    if not cells.any():
         return cells
     # Far from a face, its shift explains nothing: another face that jumped by the same distance
     # (too fast to follow) would show there as the old picture moved.
     sx, sy = history.scale
+    near_faces = np.zeros_like(cells)
     near_by_shift: dict[tuple[int, int], np.ndarray] = {}
     for (dx, dy), near in motions:
         shift = (int(round(dx / sx)), int(round(dy / sy)))
-        near_by_shift[shift] = near_by_shift.get(shift, False) | _cells_inside(near, history, a.shape)
+        inside = _cells_inside(near, history, a.shape)
+        near_by_shift[shift] = near_by_shift.get(shift, near_faces) | inside
+        near_faces |= inside
     # The shift is a tracked face's, measured to a pixel or two: each pixel is compared with the range
     # of its old neighbours within SHIFT_SLACK_PX, so that error does not count as change.  The
     # range is taken once, with room for the noise, and moved with each shift.
     lo = cv2.subtract(cv2.erode(a, _SLACK), CHANGED_LEVEL)
     hi = cv2.add(cv2.dilate(a, _SLACK), CHANGED_LEVEL)
     for (dx, dy), near in near_by_shift.items():
-        if not (cells & near).any():
-            continue
-        if abs(dx) >= a.shape[1] or abs(dy) >= a.shape[0]:
-            continue  # (0, 0) stays: a face that moved less than a pixel still carries its surroundings
-        # A cell only counts as moved content when all of it came from inside the old picture.
-        (moved_lo, moved_hi), whole = _shifted(np.stack([lo, hi]), dx, dy)
-        mismatch = (b < moved_lo) | (b > moved_hi)
-        cells &= ~(near & whole & (_cell_share(mismatch) <= CHANGED_SHARE))
+        if (cells & near).any():  # (0, 0) stays: a face that moved less than a pixel carries its surroundings
+            cells &= ~(near & _moved_by(lo, hi, b, dx, dy))
+    if cells.mean() >= PICTURE_MOTION_SHARE:
+        cells &= ~_picture_moved(a, b, lo, hi, cells & ~near_faces)
     return cells
+
+
+def _moved_by(lo: np.ndarray, hi: np.ndarray, b: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The cells of ``b`` that are the old picture (its neighbour range ``lo``..``hi``) moved by
+    (dx, dy) history pixels; only cells that came whole from inside the old picture count."""
+    if abs(dx) >= b.shape[1] or abs(dy) >= b.shape[0]:
+        return np.zeros((-(-b.shape[0] // CELL), -(-b.shape[1] // CELL)), bool)
+    (moved_lo, moved_hi), whole = _shifted(np.stack([lo, hi]), dx, dy)
+    return whole & (_cell_share((b < moved_lo) | (b > moved_hi)) <= CHANGED_SHARE)
+
+
+def _picture_moved(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, away: np.ndarray) -> np.ndarray:
+    """The cells that the whole picture's motion from ``a`` to ``b`` (a camera that pans or shakes, a
+    page that scrolls) explains, or none.  The motion is the strongest shift between the two
+    (phase correlation), and it counts only when it explains PICTURE_MOTION_SHARE of all the cells
+    among the changed cells ``away`` from every followed face: a face that jumped, or two faces
+    moving alike over a plain wall, move too few cells to pass for the picture's motion."""
+    (gx, gy), _ = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32))
+    moved = _moved_by(lo, hi, b, int(round(gx)), int(round(gy)))
+    return moved if (moved & away).sum() >= PICTURE_MOTION_SHARE * moved.size else np.zeros_like(moved)
 
 
 def cell_boxes(history: FrameHistory, cells: np.ndarray) -> list[tuple[float, float, float, float]]:
