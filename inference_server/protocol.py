@@ -31,7 +31,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .errors import ProtocolError, StateError
 from .regions import KINDS, FrameDecision, Region
-from .settings import Settings
+from .settings import Settings, check_delay
 
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 64 * 1024
@@ -287,7 +287,12 @@ class Message:
             elif f.type == "Settings":
                 value = Settings.from_dict(value)  # a malformed setting is refused here, at the edge
             kwargs[f.name] = value
-        return cls(**kwargs)
+        msg = cls(**kwargs)
+        msg.check()
+        return msg
+
+    def check(self) -> None:
+        """Refuse (ProtocolError) a message whose fields are each well-formed but out of range."""
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -352,6 +357,9 @@ class Hello(Message):
     pid: int = 0
     """The client's process id, so the server can reclaim its segments if it dies."""
 
+    def check(self) -> None:
+        check_delay(self.delay_s)
+
 
 @_register
 @dataclass
@@ -411,6 +419,10 @@ class SettingsUpdate(Message):
     settings: Settings
     delay_s: float = -1.0
     """Negative: unchanged."""
+
+    def check(self) -> None:
+        if self.delay_s > 0:
+            check_delay(self.delay_s)
 
 
 @_register

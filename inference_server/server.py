@@ -46,7 +46,7 @@ from .publisher import PendingFrame
 from .scheduler import LIVE_POLICIES, AudioScheduler, DetectionGate, VideoScheduler, preload_speech
 from .shm import RingReader, SlotOverwritten, reclaim_stale_segments
 from .stage_cpu import stage_cpu_seconds
-from .settings import Settings, check_delay
+from .settings import Settings
 from .speech_link import SpeechLinks
 from .vision import VisionEngine  # imported before serving: importing cv2 mid-session would stall the loop
 
@@ -180,9 +180,9 @@ class Session:
         elif isinstance(msg, RingAnnounce):
             self._on_ring(msg)
         elif isinstance(msg, SettingsUpdate):
-            # parse_message has checked the settings; a bad delay is refused before anything changes.
+            # parse_message has checked the settings and the delay: nothing here can refuse them half-applied.
             if msg.delay_s > 0:
-                self.delay_s = check_delay(msg.delay_s)
+                self.delay_s = msg.delay_s
             old = self.settings.to_dict()
             changed = sorted(k for k, v in msg.settings.to_dict().items() if v != old[k])
             self.settings = msg.settings
@@ -458,7 +458,6 @@ class LiveServer:
             check_nonce(hello.nonce, "client")
             if hello.kind not in CLIENT_KINDS:
                 raise ProtocolError(f"kind must be one of {', '.join(CLIENT_KINDS)} (got {hello.kind[:20]!r})")
-            check_delay(hello.delay_s)
             nonce = new_nonce()
             await ws.send(bytes(Challenge(nonce=nonce, proof=auth_proof(self.token, ROLE_SERVER, hello.nonce, nonce))))
             auth = parse_message(await ws.recv())

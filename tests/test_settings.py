@@ -91,6 +91,12 @@ def test_one_delay_range_everywhere():
             check_delay(bad)
         with pytest.raises(ProtocolError, match="delay_s"):
             Settings.from_dict({"delay_s": bad})
+    # The protocol edge: hello's D and a settings message's (negative: unchanged).
+    for message in ({"type": "hello", "nonce": "0" * 32, "source": "cam", "kind": "video", "delay_s": 30.0},
+                    {"type": "settings", "settings": {}, "delay_s": 3.5}):
+        with pytest.raises(ProtocolError, match=r"^settings field 'delay_s' must be between 0.2 and 3"):
+            parse_message(json.dumps({"v": 1, **message}))
+    assert parse_message(json.dumps({"v": 1, "type": "settings", "settings": {}, "delay_s": -1})).delay_s == -1
     # The OBS panel brings a hand-edited value into the same range instead of refusing it.
     assert settings_from_values({"delay_s": 60.0})["delay_s"] == high
     assert settings_from_values({"delay_s": 0.0})["delay_s"] == low
