@@ -55,13 +55,16 @@ def _reads(at: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.floor(at), 0, size - 1).astype(np.intp)
 
 
-def _pixelate_axis(box_lo: float, box_hi: float, lo: int, hi: int, cell: float, size: int, taps: int) -> np.ndarray:
-    """For pixels lo..hi-1 on one axis, the pixels their cell reads: (hi - lo, taps)."""
-    start = box_lo + np.floor((_centres(lo, hi) - box_lo) / cell) * cell
+def _pixelate_axis(box_lo: float, box_hi: float, lo: int, hi: int, cell: float, size: int,
+                   taps: int) -> tuple[np.ndarray, np.ndarray]:
+    """For pixels lo..hi-1 on one axis: the pixels each cell they lie in reads (cells, taps), and
+    each pixel's cell.  Cells are taken once each: every pixel of a cell reads the same pixels."""
+    index = np.floor((_centres(lo, hi) - box_lo) / cell)
+    start = box_lo + np.arange(index[0], index[-1] + 1) * cell  # contiguous pixels: every cell between
     first = np.maximum(start, 0.0)
     last = np.minimum(np.minimum(start + cell, box_hi), size)
     share = (np.arange(taps) + 0.5) / taps
-    return _reads(first[:, None] + share[None, :] * (last - first)[:, None], size)
+    return _reads(first[:, None] + share[None, :] * (last - first)[:, None], size), (index - index[0]).astype(np.intp)
 
 
 def _mean_of_reads(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -73,13 +76,12 @@ def _mean_of_reads(frame: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.
 
 
 def _pixelated(frame: np.ndarray, box, cell: float, area: tuple[int, int, int, int]) -> np.ndarray:
-    """Every pixel of a cell reads the same pixels: the means are taken once per cell."""
     ix0, iy0, ix1, iy1 = area
     height, width = frame.shape[:2]
     taps = cover_spec.PIXELATE_TAPS
-    cols, col_cell = np.unique(_pixelate_axis(box[0], box[2], ix0, ix1, cell, width, taps), axis=0, return_inverse=True)
-    rows, row_cell = np.unique(_pixelate_axis(box[1], box[3], iy0, iy1, cell, height, taps), axis=0, return_inverse=True)
-    return _mean_of_reads(frame, rows, cols)[row_cell.ravel()][:, col_cell.ravel()]
+    cols, col_cell = _pixelate_axis(box[0], box[2], ix0, ix1, cell, width, taps)
+    rows, row_cell = _pixelate_axis(box[1], box[3], iy0, iy1, cell, height, taps)
+    return _mean_of_reads(frame, rows, cols)[row_cell][:, col_cell]
 
 
 def _blurred(frame: np.ndarray, radius: float, area: tuple[int, int, int, int]) -> np.ndarray:
@@ -150,7 +152,7 @@ def apply_masks(frame: np.ndarray, regions: list[Region], options: MaskOptions |
         inside = cover_shape(region.box, cover_spec.ellipse_scale(region.kind, options.ellipse_faces), area)
         cover = _covered(source, region.box, options.style(region.kind), options.strength_of(region.kind), area)
         view = frame[area[1]:area[3], area[0]:area[2]]
-        view[inside] = cover[inside]
+        np.copyto(view, cover, where=inside[:, :, None])
     return frame
 
 
