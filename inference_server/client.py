@@ -49,20 +49,25 @@ class ClientStatus:
 class LiveClient:
     """One source's session with the live server; see the module docstring and docs/protocol.md."""
 
-    def __new__(cls, source: str = "source", kind: str = KIND_VIDEO, *args, **kwargs):
+    kind = ""
+
+    def __new__(cls, source: str = "source", kind: str | None = None, *args, **kwargs):
         if cls is LiveClient:
+            kind = kind or KIND_VIDEO
             if kind not in CLIENTS:
                 raise ValueError(f"kind must be 'video' or 'audio' (got {kind!r})")
             cls = CLIENTS[kind]
         return super().__new__(cls)
 
-    def __init__(self, source: str = "source", kind: str = KIND_VIDEO, delay_s: float = 1.0,
+    def __init__(self, source: str = "source", kind: str | None = None, delay_s: float = 1.0,
                  settings: Settings | dict | None = None, host: str = "127.0.0.1", port: int | None = None,
                  token: str | None = None, stream: str = "default", state_file: Path | None = None):
-        if CLIENTS.get(kind) is not type(self):
+        """``kind``: KIND_VIDEO or KIND_AUDIO; LiveClient's default is video, and a VideoClient or
+        AudioClient knows its own."""
+        if kind is not None and kind != self.kind:
             raise ValueError(f"a {type(self).__name__} is not for kind {kind!r}")
-        self.source, self.kind, self.stream = source, kind, stream
-        self._connection = ServerConnection(source, kind, stream, delay_s, settings or {}, host=host, port=port,
+        self.source, self.stream = source, stream
+        self._connection = ServerConnection(source, self.kind, stream, delay_s, settings or {}, host=host, port=port,
                                             token=token, state_file=state_file, on_message=self._on_message,
                                             on_lost=self._on_lost, on_tick=self._on_tick)
 
@@ -114,6 +119,8 @@ class LiveClient:
 
 
 class VideoClient(LiveClient):
+    kind = KIND_VIDEO
+
     def __init__(self, *args, **kwargs):
         self._frames = FrameLedger()
         super().__init__(*args, **kwargs)
@@ -170,6 +177,8 @@ class VideoClient(LiveClient):
 
 
 class AudioClient(LiveClient):
+    kind = KIND_AUDIO
+
     def __init__(self, *args, **kwargs):
         self._lock = threading.Lock()
         self._mutes = MuteLedger()

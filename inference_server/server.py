@@ -9,7 +9,8 @@ One process, one asyncio loop (websockets) on 127.0.0.1 only:
   the figures only for whoever presents the dashboard key.
 
 Each video session (VideoSession) is scheduled by its decision thread and one detection thread
-per detector group (inference_server/scheduler.py, publisher.py); the detectors themselves run in child processes shared by all sessions, one per detector group
+per detector group (inference_server/scheduler.py, publisher.py); the detectors themselves run
+in child processes shared by all sessions, one per detector group
 (inference_server/detect_worker.py), which read frames straight from the clients' rings,
 so detection never holds this process's GIL and the loop keeps answering heartbeats.  This
 process reads only a thumbnail of each frame, in place.  Nothing here writes a frame or a

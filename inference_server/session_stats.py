@@ -40,8 +40,8 @@ class SessionStats:
     def to_dict(self, now: float) -> dict:
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "settled": self.settled,
                 "tracked": self.tracked, "fail_closed": self.fail_closed,
-                "fail_closed_reasons": dict(self.fail_closed_reasons.most_common(8)), "estimate_misses": self.estimate_misses,
-                "deadline_misses": self.deadline_misses,
+                "fail_closed_reasons": dict(self.fail_closed_reasons.most_common(8)),
+                "estimate_misses": self.estimate_misses, "deadline_misses": self.deadline_misses,
                 "dropped": self.dropped, "latency_hist": list(self.latency_hist),
                 "latency_buckets_ms": list(LATENCY_BUCKETS_MS), "cadence_hz": self.cadence_hz(now),
                 "run_ms": dict(self.run_ms), "interval_s": {g: round(v, 3) for g, v in self.interval_s.items()}}
