@@ -322,6 +322,18 @@ def test_out_of_order_frames_are_refused():
         session.handle(FrameNotice(frame_id=5, generation=1, slot=0, seq=2))
 
 
+def test_a_session_takes_only_its_own_kind_of_media():
+    """Checked on the sessions directly: a video session refuses audio notices, an audio session frames."""
+    from inference_server.errors import StateError
+    from inference_server.protocol import AudioNotice, FrameNotice
+    from inference_server.server import AudioSession, VideoSession
+
+    with pytest.raises(StateError, match="a video session cannot take audio"):
+        VideoSession.__new__(VideoSession).handle(AudioNotice(generation=1, slot=0, seq=2))
+    with pytest.raises(StateError, match="an audio session cannot take frames"):
+        AudioSession.__new__(AudioSession).handle(FrameNotice(frame_id=1, generation=1, slot=0, seq=2))
+
+
 async def _raw_session(port: int, token: str, messages) -> list[dict]:
     """Speak the protocol by hand: log in, then send each message; collect every non-heartbeat reply."""
     async with connect(f"ws://127.0.0.1:{port}{CONTROL_PATH}", max_size=None) as ws:
