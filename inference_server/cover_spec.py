@@ -11,16 +11,16 @@ never keeps a row of cells as tall as its letters.
 
 from __future__ import annotations
 
+import math
+
 FILL_LEVEL = 16
 """Grey level (0-255) of the solid fill and of the fail-closed cover."""
 FILL_RGB = (FILL_LEVEL, FILL_LEVEL, FILL_LEVEL)
 
 ELLIPSE_KINDS = ("face", "mouth")
-"""Region kinds covered by an ellipse (the rest by their box)."""
-ELLIPSE_SCALE = 1.2
-"""The ellipse's half-axes as a share of the box's half-size, clipped to the box: it covers the
-whole face and leaves only the box's corners (hair, background), and never reaches outside the
-box, so a region's cover stays within the box its draw is limited to."""
+"""Region kinds covered by an ellipse: the one through their box's corners (cover_box), so the whole
+box is covered, and the cheek, ear or chin a detector's box cuts off beside it too.  The rest are
+covered by their box."""
 
 SETTING_KIND = {"face": "face", "mouth": "face", "text": "text", "plate": "plate", "change": "text"}
 """Whose style and strength a region kind takes: a mouth is part of a face; unvouched change may be
@@ -39,6 +39,28 @@ BLUR_TAPS = 8
 fine detail between the samples is gone rather than attenuated (nothing to deconvolve)."""
 
 
+def cover_box(box: tuple[float, float, float, float], kind: str,
+              ellipse_faces: bool = True) -> tuple[float, float, float, float]:
+    """The area a region's cover takes: its box, or for an ellipse kind the box of the ellipse through
+    its box's corners (the ellipse is the one inscribed in this area), grown to whole pixels: a pixel
+    the area only partly holds is covered whole, since half of it may still show half a feature."""
+    x0, y0, x1, y1 = box
+    if is_ellipse(kind, ellipse_faces):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        hw, hh = (x1 - x0) / 2 * math.sqrt(2), (y1 - y0) / 2 * math.sqrt(2)
+        x0, y0, x1, y1 = cx - hw, cy - hh, cx + hw, cy + hh
+    return float(math.floor(x0)), float(math.floor(y0)), float(math.ceil(x1)), float(math.ceil(y1))
+
+
+def on_frame(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """A cover box (whole pixels) cut to the frame: the pixels its draw touches."""
+    return max(0, int(box[0])), max(0, int(box[1])), min(width, int(box[2])), min(height, int(box[3]))
+
+
+def is_ellipse(kind: str, ellipse_faces: bool = True) -> bool:
+    return ellipse_faces and kind in ELLIPSE_KINDS
+
+
 def cell_px(box: tuple[float, float, float, float], strength: float) -> float:
     """Side of a pixelation cell, in pixels, for a region's box at a strength (0..1)."""
     lo, hi = CELLS_ACROSS
@@ -49,8 +71,3 @@ def cell_px(box: tuple[float, float, float, float], strength: float) -> float:
 def blur_radius_px(box: tuple[float, float, float, float], strength: float) -> float:
     """Half the side of the blur window, in pixels."""
     return BLUR_RADIUS_CELLS * cell_px(box, strength)
-
-
-def ellipse_scale(kind: str, ellipse_faces: bool = True) -> float:
-    """The ellipse's scale for a region kind; 0 for a box cover."""
-    return ELLIPSE_SCALE if ellipse_faces and kind in ELLIPSE_KINDS else 0.0

@@ -11,7 +11,6 @@ even strongly blurred text can be read back.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,15 +122,15 @@ def _covered(frame: np.ndarray, box, style: str, strength: float, area: tuple[in
     return out
 
 
-def cover_shape(box, scale: float, area: tuple[int, int, int, int]) -> np.ndarray:
-    """Which pixels of ``area`` a region's cover takes: their centres inside the box and, for an
-    ellipse (scale > 0), inside the ellipse of half-axes scale x the box's half-size."""
+def cover_shape(box, ellipse: bool, area: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of ``area`` a region's cover takes: their centres inside its cover box
+    (cover_spec.cover_box) and, for an ellipse, inside the ellipse inscribed in it."""
     ix0, iy0, ix1, iy1 = area
     x0, y0, x1, y1 = box
     xs, ys = _centres(ix0, ix1)[None, :], _centres(iy0, iy1)[:, None]
     inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
-    if scale > 0:
-        hw, hh = max((x1 - x0) / 2 * scale, 1e-6), max((y1 - y0) / 2 * scale, 1e-6)
+    if ellipse:
+        hw, hh = max((x1 - x0) / 2, 1e-6), max((y1 - y0) / 2, 1e-6)
         inside &= ((xs - (x0 + x1) / 2) / hw) ** 2 + ((ys - (y0 + y1) / 2) / hh) ** 2 <= 1.0
     return inside
 
@@ -145,12 +144,12 @@ def apply_masks(frame: np.ndarray, regions: list[Region], options: MaskOptions |
     height, width = frame.shape[:2]
     source = frame.copy() if len(regions) > 1 else frame
     for region in regions:
-        x0, y0, x1, y1 = region.box
-        area = (max(0, math.floor(x0)), max(0, math.floor(y0)), min(width, math.ceil(x1)), min(height, math.ceil(y1)))
+        box = cover_spec.cover_box(region.box, region.kind, options.ellipse_faces)
+        area = cover_spec.on_frame(box, width, height)
         if area[2] <= area[0] or area[3] <= area[1]:
             continue
-        inside = cover_shape(region.box, cover_spec.ellipse_scale(region.kind, options.ellipse_faces), area)
-        cover = _covered(source, region.box, options.style(region.kind), options.strength_of(region.kind), area)
+        inside = cover_shape(box, cover_spec.is_ellipse(region.kind, options.ellipse_faces), area)
+        cover = _covered(source, box, options.style(region.kind), options.strength_of(region.kind), area)
         view = frame[area[1]:area[3], area[0]:area[2]]
         np.copyto(view, cover, where=inside[:, :, None])
     return frame

@@ -60,45 +60,34 @@ def _load_effect(obs: LibObs) -> int:
     return _effect["ptr"]
 
 
-def bounding_box(regions, width: int, height: int) -> tuple[int, int, int, int]:
-    """Whole pixels covering every region's box (a face's ellipse is clipped to its box: cover_spec)."""
-    if not regions:
-        return 0, 0, 0, 0
-    x0 = y0 = float("inf")
-    x1 = y1 = float("-inf")
-    for r in regions:
-        bx0, by0, bx1, by1 = r.box
-        x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
-    return (max(int(math.floor(x0)), 0), max(int(math.floor(y0)), 0),
-            min(int(math.ceil(x1)), width), min(int(math.ceil(y1)), height))
-
-
 def region_plan(regions, settings: dict, width: int, height: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Everything the region passes need, computed before the frame is drawn at all:
-    (the data texture, (index, x0, y0, x1, y1) of each region that lies on the frame).
+    (the data texture, (index, x0, y0, x1, y1) of the pixels each region's cover touches on the frame,
+    for those that lie on it).
 
     ValueError for a box with a non-finite number or an inverted one: drawn, it would leave its
     region uncovered (the protocol refuses such boxes; this guards whatever else feeds the filter).
     """
-    for r in regions[:MAX_REGIONS]:
+    regions = regions[:MAX_REGIONS]
+    for r in regions:
         x0, y0, x1, y1 = r.box
         if not all(math.isfinite(v) for v in r.box) or x1 < x0 or y1 < y0:
             raise ValueError(f"a {r.kind} region has the box {r.box}")
-    texels = region_texels(regions, settings)
-    boxes = [(i, *bounding_box([r], width, height)) for i, r in enumerate(regions[:MAX_REGIONS])]
-    return texels, [b for b in boxes if b[3] > b[1] and b[4] > b[2]]
+    covers = [cover_spec.cover_box(r.box, r.kind) for r in regions]
+    areas = [(i, *cover_spec.on_frame(box, width, height)) for i, box in enumerate(covers)]
+    return region_texels(regions, covers, settings), [a for a in areas if a[3] > a[1] and a[4] > a[2]]
 
 
-def region_texels(regions, settings: dict) -> np.ndarray:
-    """Regions -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads (see its header),
-    every number from cover_spec."""
+def region_texels(regions, covers, settings: dict) -> np.ndarray:
+    """Regions and their cover boxes -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads
+    (see its header), every number from cover_spec."""
     texels = np.zeros((1, 2 * MAX_REGIONS, 4), np.float32)
-    for i, r in enumerate(regions[:MAX_REGIONS]):
+    for i, (r, box) in enumerate(zip(regions[:MAX_REGIONS], covers)):
         kind = cover_spec.SETTING_KIND.get(r.kind, "face")
         strength = settings[f"strength_{kind}"]
-        texels[0, 2 * i] = r.box
-        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], cover_spec.ellipse_scale(r.kind),
-                                cover_spec.cell_px(r.box, strength), cover_spec.blur_radius_px(r.box, strength))
+        texels[0, 2 * i] = box
+        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], float(cover_spec.is_ellipse(r.kind)),
+                                cover_spec.cell_px(box, strength), cover_spec.blur_radius_px(box, strength))
     return texels
 
 

@@ -23,7 +23,7 @@ from inference_server.speech.render import BEEP_LEVEL
 from obs_plugin.audio_filter import AudioFilter
 from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
 from obs_plugin.settings import DEFAULTS, delay_frames, parse_entries, settings_from_values
-from obs_plugin.video_filter import MAX_REGIONS, bounding_box, region_texels
+from obs_plugin.video_filter import MAX_REGIONS, region_plan
 
 RATE = 48000
 
@@ -60,23 +60,25 @@ def test_delay_frames_rounds_to_whole_frames():
     assert delay_frames(1.0, 1 / 30) == 30 and delay_frames(0.5, 1 / 60) == 30 and delay_frames(0.01, 1 / 30) == 1
 
 
-def test_region_texels_and_bounding_box():
+def test_region_plan_takes_every_number_from_the_cover_spec():
     settings = settings_from_values({"style_plate": "blur", "strength_text": 0.25})
-    regions = [Region("face", (64, 36, 128, 108)), Region("text", (0, 0, 320, 18)), Region("plate", (600, 300, 700, 380)),
-               Region("mouth", (80, 80, 100, 90))]
-    t = region_texels(regions, settings)
+    regions = [Region("face", (64, 36, 128, 108)), Region("text", (0.5, 0, 320, 17.2)),
+               Region("plate", (600, 300, 700, 380)), Region("mouth", (80, 80, 100, 90))]
+    t, areas = region_plan(regions, settings, 640, 360)
     assert t.shape == (1, 2 * MAX_REGIONS, 4) and t.dtype == np.float32
-    np.testing.assert_allclose(t[0, 0], (64, 36, 128, 108))  # pixels
-    face = (0.0, cover_spec.ELLIPSE_SCALE, cover_spec.cell_px(regions[0].box, 0.7),
-            cover_spec.blur_radius_px(regions[0].box, 0.7))
-    np.testing.assert_allclose(t[0, 1], face, rtol=1e-6)  # pixelate, ellipse, its numbers from cover_spec
-    np.testing.assert_allclose(t[0, 3][:3], (2.0, 0.0, cover_spec.cell_px(regions[1].box, 0.25)), rtol=1e-6)  # text: fill, box, its own strength
+    face = cover_spec.cover_box(regions[0].box, "face")
+    assert face[0] < 64 and face[2] > 128  # the ellipse through the box's corners reaches past its sides
+    np.testing.assert_allclose(t[0, 0], face)
+    np.testing.assert_allclose(t[0, 1], (0.0, 1.0, cover_spec.cell_px(face, 0.7), cover_spec.blur_radius_px(face, 0.7)),
+                               rtol=1e-6)  # pixelate, ellipse, its numbers from cover_spec
+    np.testing.assert_allclose(t[0, 2], (0, 0, 320, 18))  # text: its box grown to whole pixels
+    np.testing.assert_allclose(t[0, 3][:3], (2.0, 0.0, cover_spec.cell_px((0, 0, 320, 18), 0.25)), rtol=1e-6)
     assert t[0, 5][0] == 1.0  # plate: blur
-    assert tuple(t[0, 7][:2]) == (0.0, np.float32(cover_spec.ELLIPSE_SCALE))  # mouth: drawn like a face
+    assert tuple(t[0, 7][:2]) == (0.0, 1.0)  # mouth: drawn like a face
     assert not t[0, 8:].any()
-    assert bounding_box(regions, 640, 360) == (0, 0, 640, 360)
-    assert bounding_box([Region("face", (10.5, 20.2, 30.7, 40.9))], 640, 360) == (10, 20, 31, 41)
-    assert bounding_box([], 640, 360) == (0, 0, 0, 0)
+    assert areas[0] == (0, *cover_spec.on_frame(face, 640, 360)) and areas[1] == (1, 0, 0, 320, 18)
+    _, off_frame = region_plan([Region("face", (700, 400, 720, 420))], settings, 640, 360)
+    assert off_frame == []
 
 
 class FakeObs(SimpleNamespace):

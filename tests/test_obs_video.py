@@ -71,16 +71,18 @@ def test_mask_effect_draws_each_style_on_fixed_regions(tmp_path, picture, major)
     assert shot is not None, "the frame stayed covered although every frame was decided"
     outside = np.ones(img.shape[:2], bool)
     for r in regions:
-        x0, y0, x1, y1 = r["box"]
-        outside[y0:y1, x0:x1] = False
+        x0, y0, x1, y1 = map(int, cover_spec.cover_box(r["box"], r["kind"]))
+        outside[max(0, y0):y1, max(0, x0):x1] = False
     assert np.array_equal(shot[outside], img[outside]), "pixels outside every region changed"
     # text: solid fill
     assert np.all(np.abs(shot[48:96, 300:500].astype(int) - FILL) <= 1)
-    # face: pixelated inside the ellipse (cells of 160 px / cover_spec.CELLS_ACROSS at strength 0.7), untouched in the box corners
+    # face: pixelated inside the ellipse through its box's corners (cells from cover_spec at strength 0.7),
+    # untouched in the corners of the area that ellipse is inscribed in
     face = shot[70:170, 70:170].astype(int)
     assert np.abs(face - img[70:170, 70:170]).mean() > 30
     assert len(np.unique(face.reshape(-1, 3), axis=0)) < 40, "the face is not pixelated into cells"
-    assert np.array_equal(shot[41:45, 41:45], img[41:45, 41:45]), "the face ellipse should leave box corners"
+    assert not np.array_equal(shot[41:45, 41:45], img[41:45, 41:45]), "the face's box corner is uncovered"
+    assert np.array_equal(shot[8:12, 8:12], img[8:12, 8:12]), "the face ellipse should leave its area's corners"
     overlap = shot[151:155, 151:155].astype(int)
     assert np.abs(overlap - img[151:155, 151:155]).mean() > 30, "a later region's box corner uncovered a face"
     # plate: blurred - the random blocks average out to a narrow spread of values
