@@ -29,7 +29,9 @@ CHANGED_LEVEL = 20
 CHANGED_SHARE = 0.03
 """A cell with more than this share of changed pixels changed (a 24 px face entering a cell changes
 far more of it; 3 % of a cell is the size of a couple of noisy pixels' neighbourhood)."""
-KEEP_S = 8.0
+KEEP_S = 13.0
+"""Seconds of frames kept: the change since the newest run of a kind is measured against that run's
+frame, up to the longest live estimate reach (scheduler.LIVE_POLICIES) plus the longest D."""
 SHIFT_SLACK_PX = 3
 PICTURE_MOTION_SHARE = 0.25
 """The whole picture's motion explains change only when it explains at least this share of the

@@ -56,11 +56,13 @@ PRUNE_EVERY = 64
 MAX_QUEUED_PACKETS = 512
 """Audio packets (~11 s of OBS's 1024-sample packets) queued with their samples for the recogniser."""
 LIVE_POLICIES = {"face": replace(DEFAULT_POLICIES["face"], max_extrapolation=3.0, lead=0.35),
-                 "text": replace(DEFAULT_POLICIES["text"], max_extrapolation=6.0),
-                 "plate": replace(DEFAULT_POLICIES["plate"], max_extrapolation=6.0)}
+                 "text": replace(DEFAULT_POLICIES["text"], max_extrapolation=10.0),
+                 "plate": replace(DEFAULT_POLICIES["plate"], max_extrapolation=10.0)}
 """A live estimate is vouched for by the newest run of each kind for this long: faces are followed
 frame by frame from it and whatever changed since it that no track explains is covered
 (vision.py, history.py), so its age costs cover, not privacy.  Beyond it the frame fails closed.
+Text is given longer: a whole-frame OCR run of a 720p picture takes 1-6 s on two cores busy with
+OBS and speech, and text stands still (history.KEEP_S keeps the frames this needs).
 A new face is covered from 0.35 s before the last run that missed it (default 0.1 s): a face
 sliding in from the edge is found only once ~30 px of it show."""
 class DetectionGate:

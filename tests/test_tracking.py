@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference_server.history import FrameHistory, cell_boxes, unexplained_cells
+from inference_server.history import KEEP_S, FrameHistory, cell_boxes, unexplained_cells
 from inference_server.scheduler import LIVE_POLICIES
+from inference_server.settings import DELAY_RANGE_S
 from inference_server.vision import VisionEngine
 from privastream_testkit.boxes import covered_share
 from privastream_testkit.scenes import FRAME_SIZE, Clip, background, faces, paste_face
@@ -168,3 +169,9 @@ def test_a_frame_before_the_first_run_of_its_scene_is_covered_whole():
     assert coverage.decide(1.1, final=False).fail_closed
     assert coverage.decide(1.1, final=True) is None
     assert not coverage.decide(1.8, final=False).fail_closed
+
+
+def test_the_history_keeps_every_frame_an_estimate_is_measured_against():
+    """The change since a kind's newest run is measured on that run's frame: it must still be kept
+    when the run is as old as a live estimate may reach back, at the longest D."""
+    assert KEEP_S >= max(p.max_extrapolation for p in LIVE_POLICIES.values()) + DELAY_RANGE_S[1]
