@@ -65,7 +65,7 @@ def run(model: str, audio: np.ndarray, latency: float, threads: int, live: bool)
     o = redactor.options
     return {"wall": wall, "cpu": cpu, "decode_median": float(np.median(recognizer.times)),
             "decode_max": max(recognizer.times),
-            "decodes": len(recognizer.times), "setup": f"step {o.step_s} s, window {o.window_s} s",
+            "decodes": len(recognizer.times), "setup": f"step {o.step_s} s (live: less when L needs it), lookback {o.lookback_s} s",
             "p50": p50, "p95": p95, "failclosed": failclosed}
 
 
