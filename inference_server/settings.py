@@ -139,6 +139,11 @@ class Settings:
     def targeted(self, target: str) -> bool:
         return bool(getattr(self.targets, target))
 
+    @property
+    def fails_open(self) -> bool:
+        """The streamer chose to show the raw stream when no decision comes (fail_policy "open")."""
+        return self.fail_policy == "open"
+
 
 def check_delay(delay_s: float) -> float:
     """``delay_s`` if it lies in DELAY_RANGE_S, else ProtocolError."""

@@ -60,7 +60,7 @@ class AudioFilter(LinkedFilter):
         self._reset_ring()
 
     def _reset_ring(self) -> None:
-        k = delay_frames(self.settings["delay_s"], video_frame_time_s(self.obs))
+        k = delay_frames(self.settings.delay_s, video_frame_time_s(self.obs))
         self.delay_samples = round(k * video_frame_time_s(self.obs) * self.rate)
         self.capacity = self.delay_samples + int(HISTORY_S * self.rate)
         self.ring = np.zeros((self.channels, self.capacity), np.float32)
@@ -78,7 +78,7 @@ class AudioFilter(LinkedFilter):
 
     def properties(self) -> int:
         self.status_shown = self.status()
-        return audio_properties(self.obs, self.status_shown, self.settings["fail_policy"])
+        return audio_properties(self.obs, self.status_shown, self.settings.fails_open)
 
     def destroy(self) -> None:
         with self.lock:
@@ -188,7 +188,7 @@ class AudioFilter(LinkedFilter):
         client = self.client  # one read: update() may swap the client
         muted = play_audio(out, out_first, self._clocks(max(out_first, 0), out_first + n - max(out_first, 0)),
                            client.audio_decision if client is not None else None, self.rate,
-                           self.settings["bleep_mode"], self.settings["fail_policy"] == "open")
+                           self.settings.bleep_mode, self.settings.fails_open)
         if muted != self.muted_logged:
             self.muted_logged = muted
             level = logging.WARNING if muted else logging.INFO

@@ -15,6 +15,7 @@ import statistics
 import time
 
 from inference_server.errors import PrivaStreamError
+from inference_server.settings import Settings
 
 log = logging.getLogger("privastream.obs.client")
 
@@ -29,15 +30,19 @@ def _client_class():
     return getattr(importlib.import_module(module), name)
 
 
-def open_client(source_name: str, kind: str, settings: dict):
-    """-> (client or None, problem text).  Never raises: no client means fail closed."""
+def open_client(source_name: str, kind: str, settings: Settings, refused: str = ""):
+    """-> (client or None, problem text).  Never raises: no client means fail closed.  `refused`: why the
+    panel refused some of the settings (settings_from_data), which leaves the filter without a client."""
+    if refused:
+        log.error("open_client() | %s [source:%s, error:%s]", SETTINGS_REFUSED, source_name, refused)
+        return None, f"{SETTINGS_REFUSED}: {refused}"
     try:
         cls = _client_class()
     except Exception as e:
         log.error("open_client() | client library unavailable [source:%s, error:%s]", source_name, e)
         return None, f"client library unavailable: {e}"
     try:
-        client = cls(source=source_name, kind=kind, delay_s=settings["delay_s"], settings=settings)
+        client = cls(source=source_name, kind=kind, delay_s=settings.delay_s, settings=settings)
     except PrivaStreamError as e:  # the message names the field, never a custom word
         log.error("open_client() | %s [source:%s, error:%s]", SETTINGS_REFUSED, source_name, e)
         return None, f"{SETTINGS_REFUSED}: {e}"
@@ -48,10 +53,10 @@ def open_client(source_name: str, kind: str, settings: dict):
     return client, ""
 
 
-def loggable(settings: dict) -> dict:
+def loggable(settings: Settings) -> dict:
     """The settings as OBS's log (a file on disk) may show them: the custom words are the streamer's own
     secrets (a real name, a street), so only their number is shown."""
-    return {**settings, "custom_terms": f"<{len(settings['custom_terms'])} words>"}
+    return {**settings.to_dict(), "custom_terms": f"<{len(settings.custom_terms)} words>"}
 
 
 def close_client(client) -> None:
@@ -63,7 +68,7 @@ def close_client(client) -> None:
         log.warning("close_client() | %s", e)
 
 
-def status_text(client, problem: str, fail_policy: str) -> tuple[str, bool]:
+def status_text(client, problem: str, fails_open: bool) -> tuple[str, bool]:
     """-> (one status line for the properties panel, whether it is a warning)."""
     if client is None:
         return f"Not connected ({problem or 'no client'}): every frame is covered and audio muted.", True
@@ -75,7 +80,7 @@ def status_text(client, problem: str, fail_policy: str) -> tuple[str, bool]:
     line = (f"{st.state}: latency {st.latency_ms:.0f} ms, {st.fps:.1f} fps, last detections: {detections}"
             + (f" ({st.message})" if st.message else ""))
     if st.state != "connected":
-        line += " - passing through (fail open)" if fail_policy == "open" else " - covering everything"
+        line += " - passing through (fail open)" if fails_open else " - covering everything"
     return line, st.state != "connected"
 
 
@@ -111,35 +116,39 @@ class LinkedFilter:
 
     kind = ""
 
-    def _link(self, obs, source: int, settings: dict) -> None:
-        self.obs, self.source, self.settings = obs, source, settings
+    def _link(self, obs, source: int, read: tuple[Settings, str]) -> None:
+        """`read`: (settings, why the panel refused some of them or ""), as settings_from_data gives them."""
+        self.obs, self.source = obs, source
+        self.settings, refused = read
         self.name = (obs.obs_source_get_name(source) or b"?").decode("utf-8", "replace")
-        self.client, self.problem = open_client(self.name, self.kind, settings)
+        self.client, self.problem = open_client(self.name, self.kind, self.settings, refused)
         self.status_shown = ("", False)
 
-    def _apply_settings(self, new: dict) -> bool:
-        """Adopt `new`; a new delay restarts the client (its deadlines follow the delay), and so do new
-        settings after the client refused the old ones. -> delay changed."""
-        old, self.settings = self.settings, new
-        delay_changed = new["delay_s"] != old["delay_s"]
-        if delay_changed or (self.client is None and self.problem.startswith(SETTINGS_REFUSED)):
+    def _apply_settings(self, read: tuple[Settings, str]) -> bool:
+        """Adopt the settings `read` (see _link); a new delay restarts the client (its deadlines follow the
+        delay), and so do settings after refused ones. -> delay changed."""
+        old = self.settings
+        new, refused = read
+        self.settings = new
+        delay_changed = new.delay_s != old.delay_s
+        if refused or delay_changed or (self.client is None and self.problem.startswith(SETTINGS_REFUSED)):
             close_client(self.client)
-            self.client, self.problem = open_client(self.name, self.kind, new)
+            self.client, self.problem = open_client(self.name, self.kind, new, refused)
         elif self.client is not None:
             try:
-                self.client.update_settings(new)
+                self.client.update_settings(new.to_dict())
             except PrivaStreamError as e:  # without a client the filter covers everything, and says why
                 log.error("update() | %s [source:%s, error:%s]", SETTINGS_REFUSED, self.name, e)
                 self._drop_client(f"{SETTINGS_REFUSED}: {e}")
         log.info("update() | applied [source:%s, kind:%s, settings:%s]", self.name, self.kind, loggable(new))
-        if new["custom_terms"] != old["custom_terms"]:
-            log.info("update() | custom words changed [source:%s, count:%d]", self.name, len(new["custom_terms"]))
-        if new["fail_policy"] != old["fail_policy"]:
+        if new.custom_terms != old.custom_terms:
+            log.info("update() | custom words changed [source:%s, count:%d]", self.name, len(new.custom_terms))
+        if new.fail_policy != old.fail_policy:
             self.obs.obs_source_update_properties(self.source)  # show or hide the fail-open warning
         return delay_changed
 
     def status(self) -> tuple[str, bool]:
-        return status_text(self.client, self.problem, self.settings["fail_policy"])
+        return status_text(self.client, self.problem, self.settings.fails_open)
 
     def _drop_client(self, why: str) -> None:
         close_client(self.client)

@@ -61,13 +61,13 @@ class Panel:
         return sub
 
 
-def _common_tail(panel: Panel, fail_policy: str) -> None:
+def _common_tail(panel: Panel, fails_open: bool) -> None:
     panel.slider("delay_s", "Delay (s): time the server has to decide", *DELAY_RANGE_S, 0.1)
     panel.text("custom_terms", "Custom words", True,
                "Words, phrases or patterns to hide, one per line: a comma is part of the entry "
                '("Springfield, IL").  A line starting with "re:" is a regular expression.')
     panel.choice("fail_policy", "When unsure", FAIL_LABELS)
-    if fail_policy == "open":
+    if fails_open:
         panel.info("fail_open_warning", FAIL_OPEN_WARNING, warning=True)
 
 
@@ -77,7 +77,7 @@ def _status_line(panel: Panel, status: tuple[str, bool]) -> None:
     panel.info("status", (note + " " if note else "") + "Server: " + status[0], warning=bool(note) or status[1])
 
 
-def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) -> int:
+def video_properties(obs: LibObs, status: tuple[str, bool], fails_open: bool) -> int:
     panel = Panel(obs)
     _status_line(panel, status)
     targets = panel.group("targets", "Cover")
@@ -93,15 +93,15 @@ def video_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) ->
         style = panel.group(f"style_{kind}_group", f"{KIND_LABELS[kind]}: style")
         style.choice(f"style_{kind}", "Style", STYLE_LABELS)
         style.slider(f"strength_{kind}", "Strength", 0.0, 1.0, 0.05)
-    _common_tail(panel, fail_policy)
+    _common_tail(panel, fails_open)
     return panel.props
 
 
-def audio_properties(obs: LibObs, status: tuple[str, bool], fail_policy: str) -> int:
+def audio_properties(obs: LibObs, status: tuple[str, bool], fails_open: bool) -> int:
     panel = Panel(obs)
     _status_line(panel, status)
     panel.check("target_speech", "Bleep spoken personal data")
     panel.choice("bleep_mode", "Bleep sound", BLEEP_LABELS)
-    _common_tail(panel, fail_policy)
+    _common_tail(panel, fails_open)
     panel.info("sync_hint", "Use the same delay as the PrivaStream Filter on the video source to keep sync.")
     return panel.props

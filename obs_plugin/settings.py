@@ -1,19 +1,21 @@
 """The filters' settings in OBS: its flat keys and their defaults, and reading them back.
 
 OBS stores the settings flat (`target_faces`, ..., one text per list); `settings_from_values`
-turns them into the wire dict of `inference_server.settings.Settings`, which defines every key,
-its default and the values it allows.  A value that a hand-edited scene file or a websocket call
-put out of range is brought back in range or to its default (the safer one) here: the filter
-keeps running.  A custom word that is no valid pattern is passed on as typed, and the client
-refuses it; the filter then covers everything and its status line names the entry.
+turns them into a `inference_server.settings.Settings`, which defines every key, its default and
+the values it allows.  A value that a hand-edited scene file or a websocket call put out of range
+is brought back in range or to its default (the safer one) here: the filter keeps running.  A
+custom word that is no valid pattern has no safer stand-in than the streamer's own word, so it is
+refused instead: the filter then runs without a client, covering everything, and its status line
+names the entry by number.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from inference_server.errors import ProtocolError
 from inference_server.settings import (BLEEP_MODES, DELAY_RANGE_S, FAIL_POLICIES, STYLE_KINDS, STYLES, TARGETS,
-                                       Settings)
+                                       Settings, Targets)
 
 from .libobs import LibObs
 
@@ -48,30 +50,41 @@ def _within(value: float, low: float, high: float) -> float:
     return min(max(float(value), low), high)
 
 
-def parse_entries(text: str) -> list[str]:
+def parse_entries(text: str) -> tuple[str, ...]:
     """One entry per line, blanks dropped, order kept, duplicates removed.  Lines only: a comma may be
     part of an entry ("Springfield, IL", a "re:" pattern such as "re:\\d{2,4}")."""
     entries = (line.strip() for line in (text or "").splitlines())
-    return list(dict.fromkeys(e for e in entries if e))
+    return tuple(dict.fromkeys(e for e in entries if e))
 
 
-def settings_from_values(values: dict) -> dict:
-    """Flat OBS values (missing keys take defaults) -> the wire dict of Settings."""
+def settings_from_values(values: dict) -> Settings:
+    """Flat OBS values (missing keys take defaults) -> Settings.  ProtocolError, naming the entry by its
+    number, for a custom word that is no valid pattern; every other value is brought into range."""
     v = {**DEFAULTS, **values}
-    return {
-        "targets": {t: bool(v[f"target_{t}"]) for t in TARGETS},
+    return Settings(
+        targets=Targets(**{t: bool(v[f"target_{t}"]) for t in TARGETS}),
         **{f"style_{k}": _choice(v[f"style_{k}"], STYLES, _DEFAULT.style(k)) for k in STYLE_KINDS},
         **{f"strength_{k}": _within(v[f"strength_{k}"], 0.0, 1.0) for k in STYLE_KINDS},
-        "delay_s": _within(v["delay_s"], *DELAY_RANGE_S),
-        "mouth_blur": bool(v["mouth_blur"]),
+        delay_s=_within(v["delay_s"], *DELAY_RANGE_S),
+        mouth_blur=bool(v["mouth_blur"]),
         **{key: parse_entries(v[key]) for key in LIST_KEYS},
-        "bleep_mode": _choice(v["bleep_mode"], BLEEP_MODES, _DEFAULT.bleep_mode),
-        "fail_policy": _choice(v["fail_policy"], FAIL_POLICIES, _DEFAULT.fail_policy),
-    }
+        bleep_mode=_choice(v["bleep_mode"], BLEEP_MODES, _DEFAULT.bleep_mode),
+        fail_policy=_choice(v["fail_policy"], FAIL_POLICIES, _DEFAULT.fail_policy),
+    )
 
 
-def settings_from_data(obs: LibObs, data: int) -> dict:
-    """Read an obs_data_t (update/create callbacks) into the wire dict of Settings."""
+def filter_settings(values: dict) -> tuple[Settings, str]:
+    """Flat OBS values -> (the settings a filter runs with, why its lists were refused or "").
+    Refused lists leave the rest of the settings in force (the delay keeps audio and video in step, the
+    fail policy says what is shown) with the lists empty: the filter must then run without a client."""
+    try:
+        return settings_from_values(values), ""
+    except ProtocolError as e:  # the message names the entry's number, never the word
+        return settings_from_values({**values, **dict.fromkeys(LIST_KEYS, "")}), str(e)
+
+
+def settings_from_data(obs: LibObs, data: int) -> tuple[Settings, str]:
+    """Read an obs_data_t (update/create callbacks): filter_settings of its values."""
     values: dict[str, bool | float | str] = {}
     for key, default in DEFAULTS.items():
         k = key.encode()
@@ -81,7 +94,7 @@ def settings_from_data(obs: LibObs, data: int) -> dict:
             values[key] = obs.obs_data_get_double(data, k)
         else:
             values[key] = (obs.obs_data_get_string(data, k) or b"").decode("utf-8", "replace")
-    return settings_from_values(values)
+    return filter_settings(values)
 
 
 def delay_frames(delay_s: float, frame_time_s: float) -> int:

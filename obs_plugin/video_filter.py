@@ -22,6 +22,7 @@ import numpy as np
 
 from inference_server import cover_spec  # standard library only: safe inside OBS
 from inference_server.playout import due_index, frame_cover
+from inference_server.settings import Settings
 
 from .client_link import CallTimer, LinkedFilter
 from .libobs import (GS_BLEND_INVSRCALPHA, GS_BLEND_ONE, GS_BLEND_SRCALPHA, GS_BLEND_ZERO, GS_CLEAR_COLOR, GS_DYNAMIC,
@@ -60,7 +61,7 @@ def _load_effect(obs: LibObs) -> int:
     return _effect["ptr"]
 
 
-def region_plan(regions, settings: dict, width: int, height: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def region_plan(regions, settings: Settings, width: int, height: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Everything the region passes need, computed before the frame is drawn at all:
     (the data texture, (index, x0, y0, x1, y1) of the pixels each region's cover touches on the frame,
     for those that lie on it).
@@ -78,15 +79,15 @@ def region_plan(regions, settings: dict, width: int, height: int) -> tuple[np.nd
     return region_texels(regions, covers, settings), [a for a in areas if a[3] > a[1] and a[4] > a[2]]
 
 
-def region_texels(regions, covers, settings: dict) -> np.ndarray:
+def region_texels(regions, covers, settings: Settings) -> np.ndarray:
     """Regions and their cover boxes -> the (1, 2*MAX_REGIONS, 4) float32 data texture the effect reads
     (see its header), every number from cover_spec."""
     texels = np.zeros((1, 2 * MAX_REGIONS, 4), np.float32)
     for i, (r, box) in enumerate(zip(regions[:MAX_REGIONS], covers)):
         kind = cover_spec.SETTING_KIND.get(r.kind, "face")
-        strength = settings[f"strength_{kind}"]
+        strength = settings.strength(kind)
         texels[0, 2 * i] = box
-        texels[0, 2 * i + 1] = (STYLE_INDEX[settings[f"style_{kind}"]], float(cover_spec.is_ellipse(r.kind)),
+        texels[0, 2 * i + 1] = (STYLE_INDEX[settings.style(kind)], float(cover_spec.is_ellipse(r.kind)),
                                 cover_spec.cell_px(box, strength), cover_spec.blur_radius_px(box, strength))
     return texels
 
@@ -126,11 +127,11 @@ class VideoFilter(LinkedFilter):
         """update() runs on another thread than render: the render thread adopts `wanted_k` itself
         (and rebuilds the ring, covered until full) at the start of its next frame."""
         self.frame_time = video_frame_time_s(self.obs)
-        self.wanted_k = delay_frames(self.settings["delay_s"], self.frame_time)
+        self.wanted_k = delay_frames(self.settings.delay_s, self.frame_time)
 
     def properties(self) -> int:
         self.status_shown = self.status()
-        return video_properties(self.obs, self.status_shown, self.settings["fail_policy"])
+        return video_properties(self.obs, self.status_shown, self.settings.fails_open)
 
     # --- GPU resources (render thread: the graphics context is already entered) ----------
     def _destroy_gpu(self, ring: list[int], stage: list[int], data_tex: int) -> None:
@@ -249,7 +250,7 @@ class VideoFilter(LinkedFilter):
         client = self.client
         decision = client.frame_decision(frame_id) if client is not None else None
         missing = "no final decision at the deadline" if client else f"no server ({self.problem})"
-        return frame_cover(decision, self.settings["fail_policy"] == "open", MAX_REGIONS, missing)
+        return frame_cover(decision, self.settings.fails_open, MAX_REGIONS, missing)
 
     def video_render(self) -> None:
         self.timer.start()

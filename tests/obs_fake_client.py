@@ -23,13 +23,14 @@ import numpy as np
 from inference_server.client import ClientStatus
 from inference_server.mute_ledger import MuteLedger
 from inference_server.regions import FrameDecision, Region
+from inference_server.settings import as_settings
 
 LOUD_RMS = 0.05
 
 
 class FakeClient:
     def __init__(self, source="", kind="video", delay_s=1.0, settings=None, **_):
-        self.kind, self.settings = kind, dict(settings or {})
+        self.kind, self.settings = kind, as_settings(settings)
         spec = json.loads(os.environ.get("PRIVASTREAM_FAKE_REGIONS", "[]"))
         if isinstance(spec, dict):
             spec = spec.get(source, [])
@@ -67,8 +68,8 @@ class FakeClient:
     def status(self):
         return ClientStatus(state="connected", latency_ms=1.0, fps=30.0, detections={"face": 1}, message="fake")
 
-    def update_settings(self, settings):
-        self.settings.update(settings)
+    def update_settings(self, changes):
+        self.settings = self.settings.updated(changes)
 
     def close(self):
         pass

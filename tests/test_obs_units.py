@@ -9,6 +9,7 @@ tests/test_obs_av.py.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 from types import SimpleNamespace
 
@@ -16,10 +17,10 @@ import numpy as np
 import pytest
 
 from inference_server import cover_spec
-from inference_server.playout import Span, fade_samples
-from inference_server.playout import render as bleep_render
 from inference_server.regions import Region
-from inference_server.speech.render import BEEP_LEVEL
+from inference_server.settings import Settings
+from inference_server.speech.render import BEEP_LEVEL, Span, fade_samples
+from inference_server.speech.render import render_samples as bleep_render
 from obs_plugin.audio_filter import AudioFilter
 from obs_plugin.libobs import ObsAudioData, ObsSourceInfo
 from obs_plugin.settings import DEFAULTS, delay_frames, parse_entries, settings_from_values
@@ -36,24 +37,25 @@ def test_struct_layouts_match_libobs_x86_64():
 
 def test_settings_defaults_and_bad_values_fall_back_to_the_safe_side():
     s = settings_from_values({})
-    assert s["fail_policy"] == "closed" and s["targets"] == {"faces": True, "plates": True, "text": True, "speech": True}
-    assert (s["style_face"], s["style_text"], s["style_plate"]) == ("pixelate", "fill", "fill")
-    bad = settings_from_values({"fail_policy": "sometimes", "style_face": "none", "delay_s": 60.0, "strength_face": 7})
-    assert bad["fail_policy"] == "closed" and bad["style_face"] == "pixelate"
-    assert bad["delay_s"] == 3.0 and bad["strength_face"] == 1.0
+    assert s == Settings() and not s.fails_open
+    assert (s.style("face"), s.style("text"), s.style("plate")) == ("pixelate", "fill", "fill")
+    bad = settings_from_values({"fail_policy": "sometimes", "style_face": "none", "delay_s": 60.0, "strength_face": 7,
+                                "target_plates": False})
+    assert bad.fail_policy == "closed" and bad.style("face") == "pixelate"
+    assert bad.delay_s == 3.0 and bad.strength("face") == 1.0 and not bad.targeted("plates")
     assert set(DEFAULTS) >= {"custom_terms", "bleep_mode", "mouth_blur"}
 
 
 def test_custom_terms_one_per_line_and_a_comma_belongs_to_its_entry():
-    assert parse_entries("Jane Doe\n Springfield, IL \nre:\\d{2,4}\n\nJane Doe") == [
-        "Jane Doe", "Springfield, IL", r"re:\d{2,4}"]
+    assert parse_entries("Jane Doe\n Springfield, IL \nre:\\d{2,4}\n\nJane Doe") == (
+        "Jane Doe", "Springfield, IL", r"re:\d{2,4}")
 
 
 def test_mouth_blur_follows_the_audio_sources_named_in_the_panel():
     """Empty (the default): every audio filter of the stream; else the OBS source names listed."""
-    assert settings_from_values({})["mouth_audio_sources"] == []
+    assert settings_from_values({}).mouth_audio_sources == ()
     named = settings_from_values({"mouth_audio_sources": "Mic/Aux\nHeadset Mic"})
-    assert named["mouth_audio_sources"] == ["Mic/Aux", "Headset Mic"]
+    assert named.mouth_audio_sources == ("Mic/Aux", "Headset Mic")
 
 
 def test_delay_frames_rounds_to_whole_frames():
@@ -196,7 +198,7 @@ def test_watermark_is_read_stamp_by_stamp_across_a_smoothed_jump(monkeypatch):
     jump_at = 5.0 + 2048 / RATE
 
     def played(intervals, decided_until, mode="silence"):
-        f.client, f.settings = Decided(intervals, decided_until), {**f.settings, "bleep_mode": mode}
+        f.client, f.settings = Decided(intervals, decided_until), dataclasses.replace(f.settings, bleep_mode=mode)
         out = np.ones((2, 1024), np.float32)
         f._apply_decisions(out, 1536, 1024)
         return out[0]
@@ -242,7 +244,7 @@ def test_decided_span_is_bleeped_exactly_there(monkeypatch, mode):
 def test_no_bleep_sound_gives_the_words_back(monkeypatch):
     """Reversed speech played backwards is the phone number again, so it is no bleep sound.  A scene
     file or a websocket call that still asks for it gets the beep, and the span carries nothing of the input."""
-    assert settings_from_values({"bleep_mode": "reverse"})["bleep_mode"] == "beep"
+    assert settings_from_values({"bleep_mode": "reverse"}).bleep_mode == "beep"
     signal = tone(3.0)
     loud = slice(47 * 1024, 57 * 1024)
     signal[loud] = np.float32(0.5) * np.sign(np.sin(np.arange(10 * 1024) / 7)).astype(np.float32)

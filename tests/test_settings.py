@@ -14,7 +14,7 @@ from inference_server.client import LiveClient
 from inference_server.errors import ProtocolError
 from inference_server.protocol import CONTROL_PATH, Auth, SettingsUpdate, parse_message
 from inference_server.settings import DELAY_RANGE_S, Settings, Targets, check_delay
-from obs_plugin.settings import DEFAULTS, settings_from_values
+from obs_plugin.settings import DEFAULTS, filter_settings, settings_from_values
 from privastream_testkit.processes import wait_until
 from privastream_testkit.server import TARGETS_OFF, ServerProcess, login
 
@@ -77,9 +77,9 @@ def test_a_custom_terms_string_is_refused_not_split_into_characters():
 
 
 def test_a_comma_belongs_to_its_term_in_the_obs_panel():
-    wire = settings_from_values({"custom_terms": "Springfield, IL\n re:\\d{2,4} \n\nJane Doe\nSpringfield, IL"})
-    assert wire["custom_terms"] == ["Springfield, IL", r"re:\d{2,4}", "Jane Doe"]
-    assert Settings.from_dict(wire).custom_terms == ("Springfield, IL", r"re:\d{2,4}", "Jane Doe")
+    settings = settings_from_values({"custom_terms": "Springfield, IL\n re:\\d{2,4} \n\nJane Doe\nSpringfield, IL"})
+    assert settings.custom_terms == ("Springfield, IL", r"re:\d{2,4}", "Jane Doe")
+    assert Settings.from_dict(settings.to_dict()) == settings
 
 
 def test_one_delay_range_everywhere():
@@ -98,14 +98,13 @@ def test_one_delay_range_everywhere():
             parse_message(json.dumps({"v": 1, **message}))
     assert parse_message(json.dumps({"v": 1, "type": "settings", "settings": {}, "delay_s": -1})).delay_s == -1
     # The OBS panel brings a hand-edited value into the same range instead of refusing it.
-    assert settings_from_values({"delay_s": 60.0})["delay_s"] == high
-    assert settings_from_values({"delay_s": 0.0})["delay_s"] == low
+    assert settings_from_values({"delay_s": 60.0}).delay_s == high
+    assert settings_from_values({"delay_s": 0.0}).delay_s == low
 
 
 def test_the_obs_keys_and_defaults_derive_from_settings():
     defaults = Settings()
-    wire = settings_from_values({})
-    assert Settings.from_dict(wire) == defaults
+    assert settings_from_values({}) == defaults
     assert set(DEFAULTS) == ({f"target_{t}" for t in ("faces", "plates", "text", "speech")}
                              | {f.name for f in dataclasses.fields(Settings)} - {"targets"})
     assert DEFAULTS["delay_s"] == defaults.delay_s and DEFAULTS["custom_terms"] == ""
@@ -181,20 +180,23 @@ def test_a_bad_settings_update_gets_an_error_reply_and_the_session_keeps_decidin
         client.close()
 
 
-def test_an_obs_filter_with_a_broken_pattern_covers_everything_and_names_the_entry(tmp_path, monkeypatch):
-    """The panel passes a custom word on as typed; the real client refuses it before it dials, so the
-    filter runs without one (every frame covered, audio muted) and its status line names the entry
-    by number, never by its text."""
+def test_an_obs_filter_with_a_broken_pattern_covers_everything_and_names_the_entry():
+    """No stand-in for a custom word that is no valid pattern is safer than the word itself, so the panel
+    refuses it and keeps the rest of its settings; the filter then opens no client (every frame covered,
+    audio muted) and its status line names the entry by number, never by its text."""
     from obs_plugin.client_link import open_client, status_text
 
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no server: the client would only dial in vain
-    settings = settings_from_values({"custom_terms": "Jane Doe\nre:Elm (Street"})
-    client, problem = open_client("Webcam", "video", settings)
-    assert client is None
-    assert problem.startswith("settings refused: settings field 'custom_terms' entry #2 is not a valid regular "
-                              "expression"), problem
-    line, warning = status_text(client, problem, settings["fail_policy"])
+    values = {"custom_terms": "Jane Doe\nre:Elm (Street", "delay_s": 1.5, "style_face": "blur"}
+    with pytest.raises(ProtocolError, match="custom_terms"):
+        settings_from_values(values)
+    settings, refused = filter_settings(values)
+    assert settings == Settings(delay_s=1.5, style_face="blur")
+    assert refused.startswith("settings field 'custom_terms' entry #2 is not a valid regular expression"), refused
+    client, problem = open_client("Webcam", "video", settings, refused)
+    assert client is None and problem == f"settings refused: {refused}"
+    line, warning = status_text(client, problem, settings.fails_open)
     assert warning and "every frame is covered" in line and "Elm" not in line and "Jane" not in line
+    assert filter_settings({"custom_terms": "Jane Doe"}) == (Settings(custom_terms=("Jane Doe",)), "")
 
 
 def test_an_obs_filter_drops_its_client_on_a_broken_pattern_and_takes_a_new_one_when_it_is_fixed(tmp_path,
@@ -207,9 +209,9 @@ def test_an_obs_filter_drops_its_client_on_a_broken_pattern_and_takes_a_new_one_
     link.client, link.problem = open_client(link.name, link.kind, link.settings)
     try:
         assert link.client is not None
-        link._apply_settings(settings_from_values({"custom_terms": "re:(unclosed"}))
+        link._apply_settings(filter_settings({"custom_terms": "re:(unclosed"}))
         assert link.client is None and link.problem.startswith("settings refused: settings field 'custom_terms'")
-        link._apply_settings(settings_from_values({"custom_terms": "re:\\d{4}"}))
+        link._apply_settings(filter_settings({"custom_terms": "re:\\d{4}"}))
         assert link.client is not None and link.problem == ""
     finally:
         close_client(link.client)
