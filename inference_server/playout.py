@@ -10,9 +10,8 @@ The OBS video filter holds its frames on the GPU and asks `due_index` which to d
 holds them in a `DelayLine`.  The OBS audio filter cuts its packets where OBS's timestamps jump
 and gives each piece to `play_audio`; the demo's audio is one clock, one piece.
 
-Everything audio is indexed by absolute sample number, so a span that crosses packets renders
-exactly as if it were whole: the beep's phase, and the raised-cosine fades that lie *outside* each
-span (not one sample inside keeps any of the original, and the edges do not click).
+Audio is indexed by absolute sample number, and the bleeps are `speech.render`'s, so a span that
+crosses packets renders exactly as if it were whole.
 """
 
 from __future__ import annotations
@@ -20,16 +19,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .regions import FrameDecision, Region
-from .speech.intervals import FAILCLOSED, MuteInterval
-from .speech.render import BEEP_HZ, BEEP_LEVEL, FADE_MS, fade_gain, sound_for
-
-SAMPLE_SLACK = 1e-3
-"""Share of a sample by which a stamp may miss it (OBS rounds stamps to ns: 5e-5 of a sample at 48 kHz)."""
+from .speech.intervals import FAILCLOSED
+from .speech.render import Span, fade_samples, render_samples, sample_index, spans_at
 
 AudioDecide = Callable[[float, float], tuple[list[tuple[float, float, str]], float]]
 """The client's ``audio_decision(start_pts, end_pts)`` -> ([(start, end, kind)], decided_until)."""
@@ -82,65 +77,6 @@ class DelayLine:
 
 
 # --- audio -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Span:
-    first: int
-    """Absolute index of its first sample."""
-    stop: int
-    """Absolute index just after its last sample."""
-    mode: str
-    """beep or silence."""
-
-
-def fade_samples(sample_rate: int) -> int:
-    return max(1, round(FADE_MS * sample_rate / 1000))
-
-
-def beep(first_index: int, n: int, sample_rate: int) -> np.ndarray:
-    idx = np.arange(first_index, first_index + n, dtype=np.float64)
-    return (BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * idx / sample_rate)).astype(np.float32)
-
-
-def render(out: np.ndarray, out_first: int, spans: list[Span], sample_rate: int) -> None:
-    """Bleep `out` ((channels, n), first sample at absolute index `out_first`) in place."""
-    if not spans:
-        return  # the common case, on OBS's audio thread: nothing to allocate
-    n = out.shape[1]
-    f = fade_samples(sample_rate)
-    keep = np.ones(n, np.float32)  # share of the original in each output sample
-    fill = np.zeros_like(out)
-    cores = []
-    for s in spans:
-        lo, hi = max(s.first - f - out_first, 0), min(s.stop + f - out_first, n)
-        if hi <= lo:
-            continue
-        times = (np.arange(lo, hi) + out_first) / sample_rate
-        gain = fade_gain(times, MuteInterval(s.first / sample_rate, s.stop / sample_rate, s.mode), f / sample_rate)
-        keep[lo:hi] = np.minimum(keep[lo:hi], gain.astype(np.float32))
-        if s.mode == "beep":
-            fill[:, lo:hi] = beep(out_first + lo, hi - lo, sample_rate)
-        cores.append((s, max(s.first - out_first, 0), min(s.stop - out_first, n)))
-    # Cores last, so a neighbour's beep fade never reaches into a silenced span.
-    for s, lo, hi in cores:
-        if hi > lo and s.mode != "beep":
-            fill[:, lo:hi] = 0.0
-    out *= keep
-    out += fill * (1.0 - keep)
-
-
-def sample_index(t: float, lo: int, pts: float, rate: int, rounding: Callable[[float], int],
-                 bounds: tuple[int, int]) -> int:
-    """Absolute index of the sample at stamp t, on the clock where index ``lo`` is stamped ``pts``,
-    within ``bounds``.  ``rounding`` picks the sample a stamp between two samples goes to; a stamp
-    within OBS's ns rounding of a sample is that sample."""
-    if math.isfinite(t):
-        x = (t - pts) * rate
-        index = lo + rounding(x + (SAMPLE_SLACK if rounding is math.floor else -SAMPLE_SLACK))
-    else:
-        index = bounds[1] if t > 0 else bounds[0]
-    return min(max(index, bounds[0]), bounds[1])
-
-
 def play_audio(out: np.ndarray, out_first: int, pieces: list[tuple[int, int, float]], decide: AudioDecide | None,
                rate: int, mode: str, fail_open: bool) -> bool:
     """Bleep and mute ``out`` ((channels, n), first sample at absolute index ``out_first``) in place
@@ -152,8 +88,8 @@ def play_audio(out: np.ndarray, out_first: int, pieces: list[tuple[int, int, flo
     another clock; past ``out``'s ends only a span's fade matters.  ``decide`` None: no decisions
     can come (no server).  A "failclosed" span is silence (speech.render.sound_for); fail open, by
     the user's explicit choice, skips them and plays what is undecided."""
-    n = out.shape[1]
-    fade_s = fade_samples(rate) / rate  # a span's fade may start in this packet
+    f = fade_samples(rate)
+    fade_s = f / rate  # a span's fade may start in this packet
     spans: list[Span] = []
     undecided: list[tuple[int, int]] = []
     for k, (lo, hi, pts) in enumerate(pieces):
@@ -162,17 +98,11 @@ def play_audio(out: np.ndarray, out_first: int, pieces: list[tuple[int, int, flo
             intervals, decided_until = [], (math.inf if fail_open else -math.inf)
         else:
             intervals, decided_until = decide(pts - fade_s, pts + (hi - lo) / rate + fade_s)
-        near = (lo if k else lo - n, hi if k + 1 < len(pieces) else hi + n)
-        for s, e, kind in intervals:
-            if fail_open and kind == FAILCLOSED:
-                continue
-            span = Span(sample_index(s, lo, pts, rate, math.floor, near), sample_index(e, lo, pts, rate, math.ceil, near),
-                        sound_for(kind, mode))
-            if span.first < span.stop:
-                spans.append(span)
+        near = (lo if k else lo - f, hi if k + 1 < len(pieces) else hi + f)
+        spans += spans_at([iv for iv in intervals if not (fail_open and iv[2] == FAILCLOSED)], lo, pts, rate, mode, near)
         if not fail_open:
             undecided.append((sample_index(decided_until, lo, pts, rate, math.ceil, (lo, hi)), hi))
-    render(out, out_first, spans, rate)
+    render_samples(out, out_first, spans, rate)
     for lo, hi in undecided:
         out[:, lo - out_first:hi - out_first] = 0.0
     return any(lo < hi for lo, hi in undecided)
