@@ -67,3 +67,20 @@ def test_a_failclosed_span_is_silence_live_and_offline():
         beep = out[0, int(0.6 * RATE):int(0.7 * RATE)]
         assert np.abs(beep).max() > 0.2 and not np.isclose(beep, 0.5).all()
         assert (out[0, :int(0.2 * RATE) - f] == 0.5).all() and (out[0, int(0.4 * RATE) + f:int(0.6 * RATE) - f] == 0.5).all()
+
+
+def test_live_and_offline_bleep_the_same_samples_alike():
+    """One renderer: the same spans on the same samples come out the same, packet by packet live
+    and in one piece offline, spans off the sample grid and one reaching past a packet's end included."""
+    rng = np.random.default_rng(7)
+    signal = (0.3 * rng.standard_normal((2, RATE))).astype(np.float32)
+    t0, first = 2.5, int(2.5 * RATE)
+    spans = [(2.60013, 2.7, "phone"), (2.7003, 2.75, "failclosed"), (2.9, 3.4, "email")]
+    for mode in ("beep", "silence"):
+        offline = render_offline(signal, RATE, t0, [MuteInterval(*s) for s in spans], mode)
+        live = signal.copy()
+        for a in range(0, RATE, 1024):
+            piece = live[:, a:a + 1024]
+            play_audio(piece, first + a, [(first + a, first + a + piece.shape[1], t0 + a / RATE)],
+                       decided(spans, 4.0), RATE, mode, False)
+        np.testing.assert_allclose(live, offline, atol=1e-6)
