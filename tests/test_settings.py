@@ -213,6 +213,10 @@ def test_an_obs_filter_drops_its_client_on_a_broken_pattern_and_takes_a_new_one_
         assert link.client is None and link.problem.startswith("settings refused: settings field 'custom_terms'")
         link._apply_settings(filter_settings({"custom_terms": "re:\\d{4}"}))
         assert link.client is not None and link.problem == ""
+        client = link.client  # a change that keeps the delay reaches the same client as its wire dict
+        link._apply_settings(filter_settings({"custom_terms": "re:\\d{4}", "style_face": "fill"}))
+        assert link.client is client and client._connection.settings == link.settings
+        assert link.settings.style("face") == "fill"
     finally:
         close_client(link.client)
 
