@@ -139,9 +139,9 @@ def test_other_speech_is_never_bleeped(speech):
 
 
 @pytest.mark.xfail(strict=False, reason="at the default D = 2 s the decoder must decide within L = 1.8 s; on two "
-                   "cores with OBS rendering 1280x720 in software its 9 s re-decodes take 0.5-1.7 s and it falls "
-                   "behind, so plain speech is silenced (fails closed) for part of the time: "
-                   "scripts/bench_obs_load.py prints how much")
+                   "cores with OBS rendering 1280x720 in software some decodes still come late, and the plain "
+                   "speech they had not decided is silenced (fails closed) for a moment: "
+                   "scripts/bench_obs_load.py prints how often")
 def test_other_speech_intact(recording, speech):
     """The sentence without PII comes through intact.  This is the figure that CPU starvation on two
     cores threatens (docs/obs.md), so a failure says which way it went: silence where the server
