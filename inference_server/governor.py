@@ -166,7 +166,7 @@ class SpeechCosts:
 def speech_model(models: tuple[str, ...], slowest: dict[str, float], budget_s: float) -> str:
     """The richest of ``models`` (cheapest first) whose decodes fit ``budget_s`` with SPEECH_HEADROOM:
     as measured here (``slowest``), or, before a model has run, estimated from the one before it by
-    SPEECH_COST_RATIO.  Nothing measured yet: the cheapest, so the first session is decided in time.
+    SPEECH_COST_RATIO.  Nothing measured yet: the cheapest, so the first audio session is decided in time.
     Chosen when an audio session builds its recogniser; the recogniser's own timing then steps
     as often as L needs (speech.redactor)."""
     choice = models[0]
