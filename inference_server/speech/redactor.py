@@ -134,10 +134,12 @@ class SpeechOptions:
     @property
     def hold(self) -> float:
         """How far the watermark trails the newest audio: right context for the rules."""
-        return self.hold_for(self.compute_margin_s)
+        return max(0.0, self.latency_s - self.step_s - self.compute_margin_s)
 
-    def hold_for(self, margin_s: float) -> float:
-        return max(0.0, self.latency_s - self.step_s - margin_s)
+    @property
+    def least_hold(self) -> float:
+        """The right context the live decoder never goes below (MIN_HOLD_S, or less when L is short)."""
+        return min(MIN_HOLD_S, self.hold)
 
     def check(self) -> "SpeechOptions":
         if not 0.3 <= self.latency_s <= 8:
@@ -403,10 +405,9 @@ class SpeechRedactor:
         if self._worker is None or not self._decode_s:
             return o.step_s, o.hold
         decode = MARGIN_SAFETY * max(self._decode_s)
-        least_hold = min(MIN_HOLD_S, o.hold)
-        step = min(o.step_s, max(MIN_STEP_S, o.latency_s - least_hold - decode - WAKE_JITTER_S))
+        step = min(o.step_s, max(MIN_STEP_S, o.latency_s - o.least_hold - decode - WAKE_JITTER_S))
         measured = o.latency_s - step - max(decode - step, 0.0) - decode - WAKE_JITTER_S
-        return step, min(o.hold, max(measured, least_hold))
+        return step, min(o.hold, max(measured, o.least_hold))
 
     def _decide(self, words: list[Word], now: float, window_start: float, final: bool) -> None:
         o = self.options
@@ -577,7 +578,7 @@ def decode_budget_s(latency_s: float) -> float:
     """The slowest decode with which live decoding still meets ``latency_s``: decoding back to back,
     the audio just past the watermark waits for two decodes (see SpeechRedactor._live_timing)."""
     o = SpeechOptions(latency_s=latency_s, step_s=default_step_s(latency_s))
-    return max(0.0, latency_s - min(MIN_HOLD_S, o.hold) - WAKE_JITTER_S) / (2 * MARGIN_SAFETY)
+    return max(0.0, latency_s - o.least_hold - WAKE_JITTER_S) / (2 * MARGIN_SAFETY)
 
 
 def redact_audio(planar: np.ndarray, sample_rate: int, t0: float = 0.0, mode: str = "beep",
